@@ -1,0 +1,190 @@
+"""The audit trail: an append-only hash chain in the `audit` table.
+
+Each entry's hash covers its own fields and the previous entry's hash, so changing,
+deleting, inserting or reordering any entry breaks the chain at that entry. The newest
+entry's id and hash are also kept as the chain head (state key "audit_head"), written in
+the same transaction as the entry, so that cutting entries off the end is found too.
+
+Without a secret, someone with write access who recomputes every hash after an edit is
+not caught here; copies of the head kept elsewhere (backups) catch that.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+from appliance.model import AuditEntry
+
+GENESIS_HASH = "0" * 64
+HEAD_KEY = "audit_head"
+
+_COLUMNS = "id, at, actor, action, detail, clock_synced, prev_hash, hash"
+
+
+@dataclass(frozen=True)
+class Tail:
+    """The newest entry of the chain: what the next entry links to."""
+
+    id: int = 0
+    hash: str = GENESIS_HASH
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int  # entries read
+    first_bad_id: int | None
+    reason: str
+
+
+def canonical_json(value: object) -> str:
+    """One text per value: sorted keys, no spaces, no NaN; what gets hashed and stored."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def entry_hash(id: int, at: str, actor: str, action: str, detail: object,
+               clock_synced: bool, prev_hash: str) -> str:
+    payload = {"id": id, "at": at, "actor": actor, "action": action, "detail": detail,
+               "clock_synced": bool(clock_synced), "prev_hash": prev_hash}
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+def _conn(db) -> sqlite3.Connection:
+    """Accept a sqlite-utils Database or a plain sqlite3 connection."""
+    return getattr(db, "conn", db)
+
+
+def read_tail(db) -> Tail:
+    row = _conn(db).execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    return Tail(*row) if row else Tail()
+
+
+def append(db, actor: str, action: str, detail: dict, at: datetime, clock_synced: bool,
+           *, tail: Tail | None = None) -> AuditEntry:
+    """Add one entry after `tail` (read from the table when not given).
+
+    Runs inside the caller's transaction when there is one; the caller keeps the
+    returned entry's id and hash as its new tail, which makes appends O(1).
+    """
+    if at.tzinfo is None:
+        raise ValueError("audit time must be an aware datetime (with its UTC offset)")
+    if not isinstance(detail, dict):
+        raise TypeError(f"audit detail must be a dict, not {type(detail).__name__}")
+    conn = _conn(db)
+    tail = tail if tail is not None else read_tail(conn)
+    detail_json = canonical_json(detail)
+    detail = json.loads(detail_json)  # hash exactly what is stored (tuples become lists)
+    entry_id, at_text = tail.id + 1, at.isoformat()
+    digest = entry_hash(entry_id, at_text, actor, action, detail, clock_synced, tail.hash)
+    conn.execute(
+        f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (entry_id, at_text, actor, action, detail_json, int(bool(clock_synced)), tail.hash,
+         digest),
+    )
+    conn.execute(
+        "INSERT INTO state (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (HEAD_KEY, canonical_json({"id": entry_id, "hash": digest})),
+    )
+    return AuditEntry(id=entry_id, at=at, actor=actor, action=action, detail=detail,
+                      clock_synced=bool(clock_synced), prev_hash=tail.hash, hash=digest)
+
+
+def _row_problem(row: tuple, expected_prev: str) -> str | None:
+    """Why this stored entry does not hold, or None when it does."""
+    entry_id, at, actor, action, detail_json, clock_synced, prev_hash, stored_hash = row
+    if prev_hash != expected_prev:
+        return ("its prev_hash does not match the hash of the entry before it: an entry "
+                "was inserted, deleted or moved here")
+    if clock_synced not in (0, 1):
+        return "its contents were changed (clock_synced is not 0 or 1)"
+    try:
+        detail = json.loads(detail_json)
+    except (TypeError, ValueError):
+        return "its contents were changed (detail is not valid JSON)"
+    try:
+        digest = entry_hash(entry_id, at, actor, action, detail, bool(clock_synced), prev_hash)
+    except (TypeError, ValueError):
+        return "its contents were changed (a field has the wrong type)"
+    if digest != stored_hash:
+        return "its contents were changed (the hash does not match the entry)"
+    return None
+
+
+def _head_problem(conn: sqlite3.Connection, last: Tail) -> tuple[int, str] | None:
+    row = conn.execute("SELECT value FROM state WHERE key = ?", (HEAD_KEY,)).fetchone()
+    if row is None:
+        if last.id == 0:
+            return None
+        return last.id, ("the recorded chain head is missing, so entries at the end may "
+                         "have been deleted or added")
+    try:
+        head = json.loads(row[0])
+        head_id, head_hash = int(head["id"]), str(head["hash"])
+    except (TypeError, ValueError, KeyError):
+        return max(last.id, 1), "the recorded chain head is unreadable"
+    if head_id > last.id:
+        missing = (f"entry {last.id + 1}" if head_id == last.id + 1
+                   else f"entries {last.id + 1} to {head_id}")
+        return last.id + 1, f"{missing} missing: deleted from the end of the trail"
+    if head_id < last.id:
+        return head_id + 1, (f"entry {head_id + 1} was added after the recorded chain head "
+                             f"{head_id}: not written by the dock")
+    if head_hash != last.hash:
+        return last.id, "the newest entry does not match the recorded chain head"
+    return None
+
+
+def verify(db) -> VerifyResult:
+    """Walk the whole chain in id order and name the first entry that does not hold."""
+    conn = _conn(db)
+    expected_prev, expected_id, checked = GENESIS_HASH, 1, 0
+    for row in conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY id"):
+        entry_id = row[0]
+        checked += 1
+        if entry_id != expected_id:
+            missing = (f"entry {expected_id} is" if entry_id == expected_id + 1
+                       else f"entries {expected_id} to {entry_id - 1} are")
+            return VerifyResult(False, checked, expected_id,
+                                f"{missing} missing: deleted (entry {entry_id} follows "
+                                f"entry {expected_id - 1})")
+        problem = _row_problem(row, expected_prev)
+        if problem:
+            return VerifyResult(False, checked, entry_id, f"entry {entry_id}: {problem}")
+        expected_prev, expected_id = row[7], entry_id + 1
+    head_problem = _head_problem(conn, Tail(expected_id - 1, expected_prev))
+    if head_problem:
+        bad_id, reason = head_problem
+        return VerifyResult(False, checked, bad_id, reason)
+    return VerifyResult(True, checked, None, f"{checked} entries, chain intact")
+
+
+def _entry(row: tuple) -> AuditEntry:
+    entry_id, at, actor, action, detail_json, clock_synced, prev_hash, digest = row
+    try:
+        detail = json.loads(detail_json)
+    except (TypeError, ValueError):
+        detail = {"unreadable": str(detail_json)}
+    try:
+        when = datetime.fromisoformat(at)
+    except (TypeError, ValueError):
+        when = datetime.min
+    return AuditEntry(id=entry_id, at=when, actor=actor, action=action,
+                      detail=detail, clock_synced=bool(clock_synced), prev_hash=prev_hash,
+                      hash=digest)
+
+
+def entries(db, limit: int = 50, before_id: int | None = None) -> list[AuditEntry]:
+    """Newest first, for display; page back with `before_id` (the oldest id shown)."""
+    conn = _conn(db)
+    if before_id is None:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+    else:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
+            (before_id, limit))
+    return [_entry(row) for row in rows]

@@ -1,0 +1,374 @@
+"""`pendock`: the therapist's and technician's command line.
+
+One verb per line of the contract. Most verbs ask the running daemon over its control
+socket (it owns the pins and the record). Plain text for a person, `--json` for a
+script. Exit status: 0 done, 1 refused by a rule (reason printed), 2 bad usage or input.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import getpass
+import hashlib
+import io
+import json
+import os
+import secrets
+import sys
+
+from appliance import paths
+from appliance.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Refused
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+CSV_COLUMNS = (
+    "id", "started_at", "ended_at", "client_ref", "area", "pen_serial", "cartridge_serial",
+    "needling_seconds", "strokes", "max_depth_mm", "outcome", "warnings", "overrides",
+    "next_eligible_date", "recommended_date",
+)
+
+
+class UsageError(Exception):
+    """Bad input on the command line (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own exit code is 2 too; keep its message short
+        self.print_usage(sys.stderr)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="config file (default: PENDOCK_CONFIG or /etc/pendock/pendock.toml)")
+    common.add_argument("--data", help="data folder (default: PENDOCK_DATA or /var/lib/pendock)")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    parser = _Parser(prog="pendock", description="Pen dock: the pen stays held until it is safe to use.")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    sub.required = True
+
+    demo = sub.add_parser("demo", parents=[common], help="simulated dock with its page, on 127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080)
+    sub.add_parser("daemon", parents=[common], help="the dock daemon (systemd runs it)")
+    web = sub.add_parser("web", parents=[common], help="the page, behind waitress (systemd runs it)")
+    web.add_argument("--port", type=int)
+    web.add_argument("--host")
+
+    sim = sub.add_parser("sim", parents=[common], help="drive the simulated pen of a running demo")
+    simsub = sim.add_subparsers(dest="sim_verb", metavar="SIM_VERB", parser_class=_Parser)
+    simsub.required = True
+    d = simsub.add_parser("dock", parents=[common], help="seat the pen")
+    d.add_argument("--bounce", action="store_true", help="with switch chatter")
+    u = simsub.add_parser("undock", parents=[common], help="lift the pen (refused while held)")
+    u.add_argument("--force", action="store_true", help="the technician's key: recorded as a forced removal")
+    c = simsub.add_parser("cartridge", parents=[common], help="fit (or --remove) a cartridge")
+    c.add_argument("--serial")
+    c.add_argument("--strokes")
+    c.add_argument("--remove", action="store_true")
+    n = simsub.add_parser("needle", parents=[common], help="use the lifted pen")
+    n.add_argument("--minutes", required=True)
+    n.add_argument("--depth")
+    n.add_argument("--strokes")
+    f = simsub.add_parser("fault", parents=[common], help="crc, stall, overtemp, battery-low, chip, or clear")
+    f.add_argument("name")
+    k = simsub.add_parser("clock", parents=[common], help="move the simulated wall clock")
+    k.add_argument("--advance", help="e.g. 90m, 21d")
+    k.add_argument("--jump", help="wall clock only, e.g. -1d, 365d")
+    k.add_argument("--unsync", action="store_true")
+    k.add_argument("--sync", action="store_true")
+
+    sub.add_parser("status", parents=[common], help="live state: held or free, and why")
+    nc = sub.add_parser("next-client", parents=[common], help="name the next client")
+    nc.add_argument("ref", help="booking reference (never a name)")
+    nc.add_argument("--area")
+    nc.add_argument("--checklist", default="", help="screened,test-area")
+    ov = sub.add_parser("override", parents=[common], help="manager override of an overridable lock")
+    ov.add_argument("code")
+    ov.add_argument("--reason", required=True)
+    lg = sub.add_parser("log", parents=[common], help="a day's sessions (today by default)")
+    lg.add_argument("--date")
+    lg.add_argument("--csv", action="store_true")
+    for verb, text in (("selftest", "cycle light, buzzer, latch; read seat and pen"),
+                       ("readout", "raw pen frame, decoded, CRC verdict"),
+                       ("pins", "every pin of the map with its level")):
+        sub.add_parser(verb, parents=[common], help=text)
+    for verb in ("service-reset", "rebaseline"):
+        p = sub.add_parser(verb, parents=[common], help="technician-only clear")
+        p.add_argument("--reason", required=True)
+    au = sub.add_parser("audit", parents=[common], help="audit trail")
+    au.add_argument("action", choices=["verify"])
+    us = sub.add_parser("user", parents=[common], help="page users")
+    us.add_argument("action", choices=["add"])
+    us.add_argument("name")
+    us.add_argument("--role", required=True, choices=["therapist", "manager"])
+    tk = sub.add_parser("token", parents=[common], help="read-only API tokens")
+    tk.add_argument("action", choices=["create"])
+    tk.add_argument("--name", default="api")
+    bk = sub.add_parser("backup", parents=[common], help="online copy of the record")
+    bk.add_argument("path")
+    return parser
+
+
+# -- talking to the daemon ----------------------------------------------------------------
+
+def _via() -> str:
+    ssh = os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_CLIENT")
+    return f"ssh from {ssh.split()[0]}" if ssh else ""
+
+
+def client_for(args) -> ControlClient:
+    return ControlClient(paths.socket_path(args.data), via=_via())
+
+
+def _emit(args, result, text: str) -> None:
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(text)
+
+
+def password_hash(password: str, *, n: int = 2**14, r: int = 8, p: int = 1) -> str:
+    """A slow salted hash (scrypt, from the standard library)."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32)
+    except (ValueError, TypeError):
+        return False
+    return secrets.compare_digest(got.hex(), digest)
+
+
+# -- plain words ----------------------------------------------------------------------------
+
+def format_status(status: dict) -> str:
+    lines = []
+    held = status["held"]
+    if not status["docked"]:
+        head = "No pen in the cradle"
+        if status.get("session"):
+            s = status["session"]
+            head += f" - session {s['id']} in progress for {s['client_ref'] or 'no client'} ({s['area']}), out {s['out_seconds'] // 60} min"
+    else:
+        head = "Pen HELD" if held else "Pen FREE to lift"
+    lines.append(head)
+    for reason in status.get("reasons", []):
+        mark = "x" if reason["kind"] == "lock" else "!"
+        lines.append(f"  [{mark}] {reason['words']} {reason['action']}  ({reason['code']})")
+    for code in status.get("overridden", []):
+        lines.append(f"  [o] {code} overridden by a manager for this session")
+    pen = status.get("pen")
+    if pen:
+        lines.append(
+            f"Pen: serial {pen['serial']}, firmware {pen['firmware']}, {pen['strokes']} strokes, "
+            f"{pen['motor_seconds'] / 3600:.1f} motor hours, battery {pen['battery_mv']} mV, "
+            f"{pen['temperature_c']:.1f} C" + (f", faults: {', '.join(pen['faults'])}" if pen['faults'] else "")
+        )
+    cartridge = status.get("cartridge")
+    lines.append(f"Cartridge: {cartridge['serial']} ({cartridge['strokes']} strokes)" if cartridge else "Cartridge: none")
+    nc = status.get("next_client")
+    if nc:
+        checklist = ", ".join(nc.get("checklist") or []) or "checklist not ticked"
+        lines.append(f"Next client: {nc['ref']}, {nc['area']} ({checklist})")
+    else:
+        lines.append("Next client: none named (pendock next-client REF)")
+    lines.append(
+        f"Clock: {status['now'][:16].replace('T', ' ')} {status.get('timezone', '')}"
+        + ("" if status["clock_synced"] else " - NOT known to be right")
+    )
+    return "\n".join(lines)
+
+
+def format_log(sessions: list[dict], day: str) -> str:
+    if not sessions:
+        return f"No sessions on {day}."
+    lines = [f"Sessions on {day}, newest first:"]
+    for s in sessions:
+        start = (s.get("started_at") or "")[11:16]
+        end = (s.get("ended_at") or "")[11:16] or "--:--"
+        minutes = (s.get("needling_seconds") or 0) / 60
+        extra = ", ".join(s.get("warnings") or [])
+        lines.append(
+            f"  #{s['id']} {start}-{end} {s.get('client_ref') or '-'} {s.get('area')} "
+            f"cartridge {s.get('cartridge_serial')} {minutes:.0f} min {s.get('strokes') or 0} strokes "
+            f"{s.get('max_depth_mm') or 0:.2f} mm {s.get('outcome')}"
+            + (f" [{extra}]" if extra else "")
+            + f" next {s.get('next_eligible_date') or '-'} / rec. {s.get('recommended_date') or '-'}"
+        )
+    return "\n".join(lines)
+
+
+def sessions_csv(sessions: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for s in sessions:
+        row = []
+        for column in CSV_COLUMNS:
+            value = s.get(column)
+            if isinstance(value, list):
+                value = " ".join(value)
+            text = "" if value is None else str(value)
+            if text[:1] in ("=", "+", "-", "@") and column in ("client_ref",):
+                text = "'" + text  # never let a spreadsheet run a cell
+            row.append(text)
+        writer.writerow(row)
+    return out.getvalue()
+
+
+# -- verbs ----------------------------------------------------------------------------------
+
+def _sim_args(args) -> tuple[str, dict]:
+    verb = args.sim_verb
+    if verb == "dock":
+        return "sim.dock", {"bounce": args.bounce}
+    if verb == "undock":
+        return "sim.undock", {"force": args.force}
+    if verb == "cartridge":
+        return "sim.cartridge", {"serial": args.serial, "strokes": args.strokes, "remove": args.remove}
+    if verb == "needle":
+        return "sim.needle", {"minutes": args.minutes, "depth": args.depth, "strokes": args.strokes}
+    if verb == "fault":
+        return "sim.fault", {"name": args.name}
+    if args.unsync or args.sync:
+        return "sim.clock", {"synced": bool(args.sync)}
+    return "sim.clock", {"advance": args.advance, "jump": args.jump}
+
+
+def run_sim(args) -> int:
+    cmd, payload = _sim_args(args)
+    try:
+        result = client_for(args).call(cmd, **payload)
+    except BadRequest as error:
+        if "unknown command" in str(error):
+            raise UsageError("this dock is not simulated: `pendock sim` only drives the pen of `pendock demo`") from None
+        raise
+    _emit(args, result, result.get("done", "done") + "\n" + format_status(result["status"]))
+    return EXIT_OK
+
+
+def run_verb(args) -> int:
+    client = client_for(args)
+    verb = args.verb
+    if verb == "status":
+        status = client.call("status")
+        _emit(args, status, format_status(status))
+        return EXIT_OK
+    if verb == "next-client":
+        status = client.call("next_client", ref=args.ref, area=args.area, checklist=args.checklist)
+        _emit(args, status, format_status(status))
+        return EXIT_REFUSED if status["held"] and status["docked"] else EXIT_OK
+    if verb == "override":
+        status = client.call("override", code=args.code, reason=args.reason)
+        _emit(args, status, f"{args.code} overridden for the next session.\n" + format_status(status))
+        return EXIT_OK
+    if verb == "log":
+        if args.json and args.csv:
+            raise UsageError("choose one of --json and --csv")
+        sessions = client.call("sessions", date=args.date)
+        if args.csv:
+            sys.stdout.write(sessions_csv(sessions))
+        else:
+            day = args.date or client.call("status")["today"]
+            _emit(args, sessions, format_log(sessions, day))
+        return EXIT_OK
+    if verb in ("service-reset", "rebaseline"):
+        status = client.call(verb.replace("-", "_"), reason=args.reason)
+        _emit(args, status, f"{verb} recorded.\n" + format_status(status))
+        return EXIT_OK
+    if verb == "readout":
+        result = client.call("readout")
+        text = [f"Frame ({result['length']} bytes): {result['hex']}", f"CRC: {result['crc']}"]
+        for fv in result["fields"]:
+            text.append(f"  {fv['offset']:>3} {fv['name']:<20} {fv['raw_hex']:<12} {fv['value']} {fv['unit']}")
+        _emit(args, result, "\n".join(text))
+        return EXIT_OK
+    if verb == "pins":
+        rows = client.call("pins")
+        text = [f"{'role':<13} {'BCM':>3}  {'dir':<6} {'active':<6} level  what"]
+        for r in rows:
+            level = "-" if r["level"] is None else str(r["level"])
+            text.append(f"{r['role']:<13} {r['bcm']:>3}  {r['direction']:<6} {r['active']:<6} {level:<5}  {r['what']}")
+        _emit(args, rows, "\n".join(text))
+        return EXIT_OK
+    if verb == "selftest":
+        rows = client.call("selftest")
+        text = [f"{'PASS' if r['ok'] else 'FAIL'}  {r['part']:<9} {r['seen']}" for r in rows]
+        _emit(args, rows, "\n".join(text))
+        return EXIT_OK if all(r["ok"] for r in rows) else EXIT_REFUSED
+    if verb == "audit":
+        result = client.call("audit_verify")
+        if result["ok"]:
+            _emit(args, result, f"Audit trail intact: {result['checked']} entries verified.")
+            return EXIT_OK
+        _emit(args, result, f"Audit trail BROKEN at entry {result['first_bad_id']}: {result['reason']}")
+        return EXIT_REFUSED
+    if verb == "user":
+        password = _read_password()
+        result = client.call("user_add", name=args.name, role=args.role, password_hash=password_hash(password))
+        _emit(args, result, f"User {result['name']} ({result['role']}) added.")
+        return EXIT_OK
+    if verb == "token":
+        token = "pdk_" + secrets.token_urlsafe(32)
+        result = client.call("token_create", name=args.name, token_hash=hashlib.sha256(token.encode()).hexdigest())
+        result["token"] = token
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(f"Read-only API token {result['id']} ({result['name']}); it is shown once, keep it safe:")
+        print(token)
+        return EXIT_OK
+    if verb == "backup":
+        result = client.call("backup", path=os.path.abspath(args.path))
+        _emit(args, result, f"Backup written to {result['path']} ({result['bytes']} bytes), integrity {result['integrity']}.")
+        return EXIT_OK
+    raise UsageError(f"unknown verb {verb}")
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise UsageError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise UsageError("a password needs at least 8 characters (give it on stdin)")
+    return password
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.verb == "demo":
+            from appliance.demo import run_demo
+
+            return run_demo(args)
+        if args.verb in ("daemon", "web"):
+            from appliance import services
+
+            return services.run(args)
+        if args.verb == "sim":
+            return run_sim(args)
+        return run_verb(args)
+    except UsageError as error:
+        print(f"pendock: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except Refused as error:
+        print(f"Refused: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    except DaemonUnavailable as error:
+        print(f"pendock: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ControlError as error:
+        print(f"pendock: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

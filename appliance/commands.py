@@ -1,0 +1,263 @@
+"""The daemon's documented commands, registered on its control socket.
+
+Each is a small function of (args, peer) that checks its input, asks the dock or the
+store, and returns plain JSON-able data. Clinic commands (status, next client, override,
+the day's log) are open to the socket's group (the page, technicians); technician
+commands need root or the technicians' group (see control.Peer).
+"""
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+from appliance import frame, rules
+from appliance.control import BadRequest, ControlServer, Peer, Refused
+from appliance.dock import Dock
+from appliance.model import NextClient
+from appliance.store import StorageError
+
+MIN_REASON = 5
+MAX_REASON = 500
+ROLES = ("therapist", "manager")
+
+
+def parse_day(text, today: date) -> date:
+    if text in (None, ""):
+        return today
+    try:
+        return date.fromisoformat(str(text))
+    except ValueError:
+        raise BadRequest(f"date {text!r} is not a date: use YYYY-MM-DD, e.g. {today.isoformat()}") from None
+
+
+def _reason(args: dict) -> str:
+    reason = str(args.get("reason") or "").strip()
+    if len(reason) < MIN_REASON:
+        raise BadRequest(f"a written reason is needed (at least {MIN_REASON} characters), e.g. --reason \"client's dermatologist approved\"")
+    if len(reason) > MAX_REASON:
+        raise BadRequest(f"the reason is too long ({len(reason)} characters; at most {MAX_REASON})")
+    return reason
+
+
+def register(server: ControlServer, dock: Dock) -> None:
+    store, config, clock = dock.store, dock.config, dock.clock
+
+    def audit(peer: Peer, action: str, detail: dict) -> None:
+        try:
+            store.audit(peer.actor, action, detail, clock.now(), clock.synced())
+        except StorageError as error:
+            raise Refused(f"{action} was not recorded, so it was not done: {error}") from None
+
+    # -- clinic ------------------------------------------------------------------------
+    def status(args, peer):
+        return dock.status()
+
+    def next_client(args, peer):
+        ref = rules.validate_client_ref(str(args.get("ref") or ""))
+        area = rules.validate_area(args.get("area") or None, config)
+        checklist = args.get("checklist") or ""
+        if isinstance(checklist, list):
+            checklist = ",".join(map(str, checklist))
+        items = rules.parse_checklist(str(checklist))
+        with dock.lock:
+            audit(peer, "next_client", {"ref": ref, "area": area, "checklist": sorted(items)})
+            dock.next_client = NextClient(ref, area, items)
+            dock.overrides = {}  # an override was for the client it was given for
+            store.set_state("next_client", {"ref": ref, "area": area, "checklist": sorted(items)})
+        dock.settle()
+        return dock.status()
+
+    def override(args, peer):
+        code = str(args.get("code") or "")
+        reason = _reason(args)
+        if code in rules.NEVER_OVERRIDABLE:
+            raise Refused(f"{code} can never be overridden: {rules.describe(code).action}")
+        if code in rules.TECHNICIAN_ONLY:
+            verb = "service-reset" if code == "service_due" else "rebaseline"
+            raise Refused(f"{code} is cleared by a technician with `pendock {verb} --reason ...`, not by an override")
+        if code not in rules.OVERRIDABLE:
+            known = ", ".join(sorted(rules.OVERRIDABLE))
+            raise BadRequest(f"{code!r} is not an overridable lock; a manager may override: {known}")
+        with dock.lock:
+            if code not in dock.decision.locks:
+                raise Refused(f"{code} is not holding the pen now, so there is nothing to override")
+            audit(peer, "override", {"code": code, "reason": reason,
+                                     "client": dock.next_client.ref if dock.next_client else None})
+            dock.overrides[code] = reason
+        dock.settle()
+        return dock.status()
+
+    def sessions(args, peer):
+        day = parse_day(args.get("date"), clock.now().date())
+        return store.sessions_on(day)
+
+    def login(args, peer):
+        audit(peer, "login" if args.get("ok") else "login_failed",
+              {"user": str(args.get("user", ""))[:64], "remote": str(args.get("remote", ""))[:64]})
+        return {"recorded": True}
+
+    # -- technician --------------------------------------------------------------------
+    def docked_reading():
+        if dock.reading is None:
+            raise Refused("no pen is read in the cradle: dock the pen and check `pendock readout`")
+        return dock.reading
+
+    def service_reset(args, peer):
+        reason = _reason(args)
+        with dock.lock:
+            reading = docked_reading()
+            store.service_reset(reading.pen_serial, reading.motor_seconds, peer.actor, reason,
+                                clock.now(), clock.synced())
+        dock.settle()
+        return dock.status()
+
+    def rebaseline(args, peer):
+        reason = _reason(args)
+        with dock.lock:
+            reading = docked_reading()
+            store.rebaseline(reading.pen_serial, reading.strokes, reading.motor_seconds, peer.actor,
+                             reason, clock.now(), clock.synced())
+        dock.settle()
+        return dock.status()
+
+    def readout(args, peer):
+        with dock.lock:
+            if not dock.seated:
+                raise Refused("no pen in the cradle: dock the pen first")
+            raw = dock.hw.pen.read_raw()
+        verdict, decoded = "ok", None
+        try:
+            reading = frame.decode(raw)
+            decoded = {k: (sorted(v) if isinstance(v, frozenset) else v) for k, v in reading.__dict__.items()}
+        except frame.FrameError as error:
+            verdict = f"{type(error).__name__}: {error}"
+        return {
+            "hex": raw.hex(" "),
+            "length": len(raw),
+            "crc": "ok" if verdict == "ok" else verdict,
+            "fields": [field.__dict__ for field in frame.describe(raw)],
+            "reading": decoded,
+        }
+
+    def pins(args, peer):
+        with dock.lock:
+            return dock.hw.levels()
+
+    def selftest(args, peer):
+        return run_selftest(dock)
+
+    def audit_verify(args, peer):
+        result = store.verify_audit()
+        return result.__dict__ if hasattr(result, "__dict__") else dict(result._asdict())
+
+    def user_add(args, peer):
+        name = str(args.get("name") or "")
+        role = str(args.get("role") or "")
+        if role not in ROLES:
+            raise BadRequest(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        if not name or len(name) > 32 or not all(c.isalnum() or c in "-_." for c in name):
+            raise BadRequest("a user name is 1 to 32 letters, digits, '-', '_' or '.'")
+        password_hash = str(args.get("password_hash") or "")
+        if not password_hash.startswith("scrypt$"):
+            raise BadRequest("password_hash must be made by `pendock user add` (scrypt)")
+        with dock.lock:
+            if store.user(name) is not None:
+                raise Refused(f"user {name!r} exists already: choose another name")
+            store.add_user(name, role, password_hash, clock.now(), actor=peer.actor,
+                           clock_synced=clock.synced())
+        return {"name": name, "role": role}
+
+    def token_create(args, peer):
+        name = str(args.get("name") or "api")[:64]
+        token_hash = str(args.get("token_hash") or "")
+        if len(token_hash) != 64:
+            raise BadRequest("token_hash must be the sha256 hex of the token")
+        with dock.lock:
+            token_id = store.add_token(name, token_hash, clock.now(), actor=peer.actor,
+                                       clock_synced=clock.synced())
+        return {"id": token_id, "name": name}
+
+    def backup(args, peer):
+        target = Path(str(args.get("path") or ""))
+        if not target.is_absolute():
+            raise BadRequest("backup needs an absolute path for the copy")
+        if target.exists():
+            raise Refused(f"{target} exists already: choose a new file name (nothing is overwritten)")
+        with dock.lock:
+            store.backup_to(target)
+        check = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+        try:
+            verdict = check.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            check.close()
+        audit(peer, "backup", {"path": str(target), "integrity": verdict})
+        if verdict != "ok":
+            raise Refused(f"the backup at {target} failed its integrity check: {verdict}")
+        return {"path": str(target), "integrity": verdict, "bytes": target.stat().st_size}
+
+    for name, handler in (("status", status), ("next_client", next_client), ("override", override),
+                          ("sessions", sessions), ("login", login)):
+        server.register(name, handler, errors={StorageError: "refused"})
+    for name, handler in (("service_reset", service_reset), ("rebaseline", rebaseline),
+                          ("readout", readout), ("pins", pins), ("selftest", selftest),
+                          ("audit_verify", audit_verify), ("user_add", user_add),
+                          ("token_create", token_create), ("backup", backup)):
+        server.register(name, handler, technician=True, errors={StorageError: "refused"})
+
+
+def run_selftest(dock: Dock) -> list[dict]:
+    """Each part of the dock, pass or fail, with what was seen."""
+    import time
+
+    results = []
+
+    def check(part: str, fn) -> None:
+        try:
+            ok, seen = fn()
+        except Exception as error:  # a part that throws has failed its test
+            ok, seen = False, repr(error)
+        results.append({"part": part, "ok": bool(ok), "seen": seen})
+
+    hw = dock.hw
+    with dock.lock:
+        colour = hw.light.colour
+
+        def light():
+            for name in ("red", "green", "blue", "off"):
+                hw.light.show(name)
+                time.sleep(0.05)
+            hw.light.show(colour)
+            return True, "cycled red, green, blue"
+
+        def buzzer():
+            hw.buzzer.on()
+            on = hw.buzzer.is_active
+            time.sleep(0.05)
+            hw.buzzer.off()
+            return on and not hw.buzzer.is_active, "beeped once"
+
+        def latch():
+            if dock.seated:
+                return hw.latch.is_held, "pen seated: latch not pulsed, held as it must be"
+            hw.latch.release()
+            released = not hw.latch.is_held
+            time.sleep(0.05)
+            hw.latch.hold()
+            return released and hw.latch.is_held, "pulsed with no pen seated, now held"
+
+        def seat():
+            level = hw.seat.settled()
+            return level is not None, f"seat reads {'pen present' if level else 'empty'}"
+
+        def pen():
+            if not dock.seated:
+                return True, "no pen seated: link not tried"
+            reading = hw.pen.read()
+            return True, f"pen {reading.pen_serial} read, firmware {reading.firmware}"
+
+        for part, fn in (("light", light), ("buzzer", buzzer), ("latch", latch), ("seat", seat), ("pen link", pen)):
+            check(part, fn)
+        if not dock.released:
+            hw.latch.hold()
+    return results

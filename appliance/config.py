@@ -1,0 +1,369 @@
+"""The dock's settings: TOML, every default citing the clinical notes, checked at load.
+
+A bad file is refused whole, with the file, line and key named, because a typo that
+silently fell back to a default could release a pen the clinic meant to hold. The shipped
+`appliance/pendock.toml` is the commented copy of these defaults.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_CONFIG_PATH = Path("/etc/pendock/pendock.toml")
+CONFIG_ENV = "PENDOCK_CONFIG"
+
+# Deepest allowed needle depth per treatment area, mm (brief: published protocols,
+# shallower over bone, as the clinical notes ask for bony areas).
+DEFAULT_MAX_DEPTH_MM: Mapping[str, float] = MappingProxyType(
+    {
+        "face": 1.5,
+        "forehead": 1.0,
+        "eyes": 0.5,
+        "nose": 1.0,
+        "neck": 1.0,
+        "decolletage": 1.0,
+        "hands": 0.5,
+        "scalp": 1.0,
+        "body": 2.0,
+    }
+)
+MAX_DEPTH_LIMIT_MM = 3.0  # no area may be configured deeper than this
+_AREA_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+class ConfigError(ValueError):
+    """The config file cannot be used; the message names the file, line and key."""
+
+
+@dataclass(frozen=True)
+class Rules:
+    min_interval_days: int = 21  # client_interval lock: "less than 3 weeks apart"
+    recommended_interval_days: int = 28  # interval_short warning: "one month apart"
+    course_max_treatments: int = 6  # course_complete: "4-6 treatments"
+    course_window_days: int = 180  # "then twice a year"
+    max_needling_minutes: int = 30  # over_needling: "20-30 minutes of needling"
+    session_overrun_minutes: int = 90  # session_overrun: a session is "about 45mins"
+    service_interval_hours: float = 50  # service_due: motor hours between services
+    battery_min_mv: int = 3600  # battery_low: charge for a 30-minute session
+    checklist_required: bool = False  # true: checklist_missing is a lock
+
+
+@dataclass(frozen=True)
+class Areas:
+    default_area: str = "face"
+    max_depth_mm: Mapping[str, float] = field(default_factory=lambda: DEFAULT_MAX_DEPTH_MM)
+
+
+@dataclass(frozen=True)
+class Dock:
+    timezone: str = "UTC"  # IANA name; "today" and eligible dates are in this zone
+    readout_retries: int = 3  # a bad CRC is retried this many times
+    poll_interval_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class Web:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class Store:
+    retention_days: int = 3650  # 0 keeps records forever
+
+
+@dataclass(frozen=True)
+class Config:
+    rules: Rules = field(default_factory=Rules)
+    areas: Areas = field(default_factory=Areas)
+    dock: Dock = field(default_factory=Dock)
+    web: Web = field(default_factory=Web)
+    store: Store = field(default_factory=Store)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The dock's time zone: what "today" means on the page and in the log."""
+        return ZoneInfo(self.dock.timezone)
+
+
+def resolve_config_path(cli_path: str | None, environ: Mapping[str, str]) -> Path:
+    """--config, else $PENDOCK_CONFIG, else /etc/pendock/pendock.toml (the contract)."""
+    chosen = cli_path or environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
+    return Path(chosen).expanduser()
+
+
+def default_config_text() -> str:
+    """The shipped, commented config file: a starting point for /etc/pendock/pendock.toml."""
+    return (resources.files("appliance") / "pendock.toml").read_text(encoding="utf-8")
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and check the config; None or a missing file means the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path} line {line}: the file is not UTF-8 text") from exc
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Check TOML text as a config; errors name `source`, the line and the key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} line {_syntax_error_line(exc, text)}: TOML syntax error: {exc}") from exc
+    return _Checker(text, source).build(data)
+
+
+# --- checking values --------------------------------------------------------------------
+
+
+class _Bad(Exception):
+    """A value is wrong; the message says what it must be."""
+
+
+Check = Callable[[Any], Any]
+
+
+def _whole(low: int, high: int, unit: str = "") -> Check:
+    what = f"a whole number of {unit} from {low} to {high}" if unit else f"a whole number from {low} to {high}"
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _Bad(f"must be {what}")
+        return value
+
+    return check
+
+
+def _number(above: float, high: float, unit: str) -> Check:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not above < value <= high:
+            raise _Bad(f"must be a number of {unit} above {above:g} and at most {high:g}")
+        return value
+
+    return check
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad("must be true or false")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Bad("must be a non-empty quoted string")
+    return value
+
+
+def _timezone(value: Any) -> str:
+    try:
+        ZoneInfo(_text(value))
+    except (ZoneInfoNotFoundError, ValueError, OSError, _Bad):
+        raise _Bad('must be an IANA time zone name such as "UTC" or "Europe/London"') from None
+    return value
+
+
+def _depth(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_DEPTH_LIMIT_MM:
+        raise _Bad(f"must be a depth in mm above 0 and at most {MAX_DEPTH_LIMIT_MM}")
+    return float(value)
+
+
+_SCHEMA: dict[str, dict[str, Check]] = {
+    "rules": {
+        "min_interval_days": _whole(1, 365, "days"),
+        "recommended_interval_days": _whole(1, 365, "days"),
+        "course_max_treatments": _whole(1, 100),
+        "course_window_days": _whole(1, 3650, "days"),
+        "max_needling_minutes": _whole(1, 240, "minutes"),
+        "session_overrun_minutes": _whole(1, 1440, "minutes"),
+        "service_interval_hours": _number(0, 100_000, "hours"),
+        "battery_min_mv": _whole(2500, 5000, "millivolts"),
+        "checklist_required": _boolean,
+    },
+    "areas": {"default_area": _text, "max_depth_mm": lambda v: v},  # max_depth_mm: see below
+    "dock": {
+        "timezone": _timezone,
+        "readout_retries": _whole(0, 10, "retries"),
+        "poll_interval_s": _number(0, 10, "seconds"),
+    },
+    "web": {"host": _text, "port": _whole(1, 65535)},
+    "store": {"retention_days": _whole(0, 36500, "days")},
+}
+_SECTIONS = {"rules": Rules, "areas": Areas, "dock": Dock, "web": Web, "store": Store}
+assert all({f.name for f in fields(cls)} == set(_SCHEMA[name]) for name, cls in _SECTIONS.items())
+
+
+class _Checker:
+    """Turns parsed TOML into a Config, or a ConfigError that points at the line."""
+
+    def __init__(self, text: str, source: str):
+        self.source = source
+        self.lines = _key_lines(text)
+
+    def fail(self, key: str, message: str, value: Any = None, *, show_value: bool = True) -> ConfigError:
+        got = f", got {_show(value)}" if show_value else ""
+        return ConfigError(f"{self.source} line {self.line_of(key)}: {key} {message}{got}")
+
+    def line_of(self, key: str) -> int:
+        """The line that sets `key`, else the nearest enclosing table or key, else 1."""
+        parts = tuple(key.split("."))
+        for length in range(len(parts), 0, -1):
+            if parts[:length] in self.lines:
+                return self.lines[parts[:length]]
+        return 1
+
+    def build(self, data: dict[str, Any]) -> Config:
+        sections: dict[str, Any] = {}
+        for name, table in data.items():
+            if name not in _SCHEMA:
+                hint = _did_you_mean(name, _SCHEMA)
+                raise self.fail(name, f"is not a config section{hint}; the sections are "
+                                f"{', '.join('[' + s + ']' for s in _SCHEMA)}", show_value=False)
+            if not isinstance(table, dict):
+                raise self.fail(name, f"must be a section [{name}], not a single value", table)
+            sections[name] = self.section(name, table)
+        config = Config(**sections)
+        self.cross_check(config, data)
+        return config
+
+    def section(self, name: str, table: dict[str, Any]) -> Any:
+        schema = _SCHEMA[name]
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            dotted = f"{name}.{key}"
+            if key not in schema:
+                hint = _did_you_mean(key, schema)
+                raise self.fail(dotted, f"is not a known setting{hint}; [{name}] takes "
+                                f"{', '.join(schema)}", show_value=False)
+            if dotted == "areas.max_depth_mm":
+                values[key] = self.depths(value)
+                continue
+            try:
+                values[key] = schema[key](value)
+            except _Bad as bad:
+                raise self.fail(dotted, str(bad), value) from None
+        return _SECTIONS[name](**values)
+
+    def depths(self, table: Any) -> Mapping[str, float]:
+        if not isinstance(table, dict) or not table:
+            raise self.fail("areas.max_depth_mm", "must be a table of area = depth in mm, "
+                            "such as [areas.max_depth_mm] face = 1.5", table)
+        depths: dict[str, float] = {}
+        for area, depth in table.items():
+            key = f"areas.max_depth_mm.{area}"
+            if not _AREA_NAME.fullmatch(area):
+                raise self.fail(key, "is not a usable area name: use lower-case letters, digits, "
+                                "'-' or '_', starting with a letter, at most 32 characters",
+                                show_value=False)
+            try:
+                depths[area] = _depth(depth)
+            except _Bad as bad:
+                raise self.fail(key, str(bad), depth) from None
+        return MappingProxyType(depths)
+
+    def cross_check(self, config: Config, data: dict[str, Any]) -> None:
+        """Settings that only make sense together; blame the one the file actually sets."""
+
+        def blame(*keys: str) -> str:
+            for key in keys:
+                section, _, name = key.partition(".")
+                if name in data.get(section, {}):
+                    return key
+            return keys[0]
+
+        rules, areas, store = config.rules, config.areas, config.store
+        if rules.recommended_interval_days < rules.min_interval_days:
+            key = blame("rules.recommended_interval_days", "rules.min_interval_days")
+            raise self.fail(key, f"is wrong: recommended_interval_days ({rules.recommended_interval_days}) "
+                            f"must be at least min_interval_days ({rules.min_interval_days})", show_value=False)
+        if rules.session_overrun_minutes < rules.max_needling_minutes:
+            key = blame("rules.session_overrun_minutes", "rules.max_needling_minutes")
+            raise self.fail(key, f"is wrong: session_overrun_minutes ({rules.session_overrun_minutes}) "
+                            f"must be at least max_needling_minutes ({rules.max_needling_minutes})",
+                            show_value=False)
+        if areas.default_area not in areas.max_depth_mm:
+            key = blame("areas.default_area", "areas.max_depth_mm")
+            raise self.fail(key, f"is wrong: default_area {_show(areas.default_area)} is not one of the "
+                            f"areas in [areas.max_depth_mm] ({', '.join(areas.max_depth_mm)})", show_value=False)
+        needed = max(rules.course_window_days, rules.recommended_interval_days)
+        if 0 < store.retention_days < needed:
+            raise self.fail("store.retention_days", f"must be 0 (keep forever) or at least {needed} days, "
+                            "or the interval and course rules would lose the treatments they count",
+                            store.retention_days)
+
+
+def _show(value: Any) -> str:
+    """A value as it would be written in TOML, so the user recognises it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "a table"
+    return str(value)
+
+
+def _did_you_mean(word: str, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _syntax_error_line(exc: tomllib.TOMLDecodeError, text: str) -> int:
+    found = re.search(r"at line (\d+)", str(exc))
+    if found:
+        return int(found.group(1))
+    return max(1, text.count("\n") + (0 if text.endswith("\n") else 1))  # "at end of document"
+
+
+_HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+_ASSIGNMENT = re.compile(r"^\s*([A-Za-z0-9_\-\"'. ]+?)\s*=")
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Where each table and key is written: tomllib keeps no line numbers.
+
+    A plain scan is enough for a config file: table headers set the prefix, `key =` lines
+    add to it. Dotted and quoted keys are understood; inline tables point at their key.
+    """
+    found: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            table = _split_key(header.group(1))
+            found.setdefault(table, number)
+            continue
+        assignment = _ASSIGNMENT.match(line)
+        if assignment:
+            found.setdefault(table + _split_key(assignment.group(1)), number)
+    return found
+
+
+def _split_key(key: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in key.split("."))
+
+
+def replace_rules(config: Config, **changes: Any) -> Config:
+    """A copy of `config` with some rule settings changed (handy in tests and the simulator)."""
+    return replace(config, rules=replace(config.rules, **changes))

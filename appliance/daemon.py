@@ -1,0 +1,110 @@
+"""Putting the dock together and running it: the same code on a Pi and in the demo.
+
+`run_daemon` takes whatever pin factory gpiozero has and a clock; the demo passes a mock
+factory with the simulated pen on it and a simulated clock. Nothing below asks which.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpiozero import Device
+
+from appliance import commands
+from appliance.control import ControlServer
+from appliance.devices import DockHardware
+from appliance.dock import Dock
+from appliance.paths import DB_NAME
+from appliance.pinmap import PinMap, load_pinmap
+from appliance.sdnotify import Notifier
+from appliance.store import Store
+
+log = logging.getLogger("pendock.daemon")
+SOCKET_GROUP = "pendock"
+
+
+@dataclass
+class RunningDock:
+    dock: Dock
+    server: ControlServer
+    store: Store
+
+    def close(self) -> None:
+        self.server.close()
+        self.dock.close()
+        self.dock.hw.close()
+        self.store.close()
+
+
+def start_dock(config, data_dir: Path, socket: Path, clock, *, pinmap: PinMap | None = None,
+               pin_factory=None, extensions=()) -> RunningDock:
+    """Build hardware, record, dock and control socket; the latch is held before it returns.
+
+    `extensions` are callables `(server, dock)` that add commands (the simulator's verbs).
+    """
+    pinmap = pinmap or load_pinmap()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    hw = DockHardware.from_pinmap(pinmap, retries=config.dock.readout_retries, pin_factory=pin_factory)
+    try:
+        hw.latch.hold()
+        store = Store(data_dir / DB_NAME)
+    except BaseException:
+        hw.close()
+        raise
+    dock = Dock(hw, store, config, clock)
+    server = ControlServer(socket, group=SOCKET_GROUP)
+    commands.register(server, dock)
+    for extend in extensions:
+        extend(server, dock)
+    try:
+        dock.start()
+        server.start()
+    except BaseException:
+        server.close()
+        hw.close()
+        store.close()
+        raise
+    return RunningDock(dock, server, store)
+
+
+def run_loop(running: RunningDock, stop: threading.Event, notifier: Notifier | None = None) -> None:
+    """Tick the dock until `stop`; feed the systemd watchdog from here, so a hung loop is restarted."""
+    dock = running.dock
+    seat_changed = dock.hw.seat.changed
+    while not stop.is_set():
+        try:
+            dock.tick()
+        except Exception:
+            log.exception("tick failed; pen held, trying again")
+        if notifier is not None:
+            notifier.watchdog()
+        seat_changed.wait(dock.seconds_to_next_tick())
+        seat_changed.clear()
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def handler(signum, _frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def run_daemon(config, data_dir: Path, socket: Path, clock) -> int:
+    """The real daemon under systemd (`pendock daemon`)."""
+    notifier = Notifier()
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    running = start_dock(config, data_dir, socket, clock)
+    factory = type(Device.pin_factory).__name__
+    notifier.ready(f"pen held; pins by {factory}; record at {data_dir}")
+    log.info("pen-dock daemon ready (pins by %s, socket %s)", factory, socket)
+    try:
+        run_loop(running, stop, notifier)
+    finally:
+        notifier.stopping()
+        running.close()
+    return 0

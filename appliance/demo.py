@@ -1,0 +1,139 @@
+"""`pendock demo`: the daemon on gpiozero's mock pins with the simulated pen, and the page.
+
+The composition root for the simulated dock: it puts a MockFactory and the simulated pen
+under the very same daemon code a Pi runs, starts the page as its own process (as systemd
+would), and prints where to look.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket as sockets
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from appliance import paths
+from appliance.cli import password_hash
+from appliance.config import ConfigError
+from appliance.daemon import install_signal_handlers, run_loop, start_dock
+from appliance.pinmap import load_pinmap
+from appliance.services import load
+from appliance.sim import SimClock, Simulator
+
+DEMO_USERS = (("demo", "therapist"), ("manager", "manager"))
+DEMO_PASSWORD = "pendock-demo"
+
+
+def _die_with_parent() -> None:
+    """In the page process: end when the demo ends, even by kill -9 (Linux prctl)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _port_free(port: int) -> bool:
+    with sockets.socket() as probe:
+        probe.setsockopt(sockets.SOL_SOCKET, sockets.SO_REUSEADDR, 1)  # as waitress does
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_healthy(url: str, page: subprocess.Popen, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and page.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def run_demo(args) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = load(args)
+    except ConfigError as error:
+        print(f"pendock: {error}", file=sys.stderr)
+        return 2
+    if not 1 <= args.port <= 65535:
+        print(f"pendock: --port {args.port} is not a TCP port (1-65535)", file=sys.stderr)
+        return 2
+    if not _port_free(args.port):
+        print(f"pendock: port {args.port} on 127.0.0.1 is in use: stop what uses it or pass --port N", file=sys.stderr)
+        return 2
+    data = Path(args.data or os.environ.get("PENDOCK_DATA") or paths.demo_data_dir())
+    data.mkdir(parents=True, exist_ok=True)
+    socket = data / paths.SOCKET_NAME
+
+    factory = MockFactory()
+    Device.pin_factory = factory
+    clock = SimClock(config.tz)
+    pinmap = load_pinmap()
+    simulator = Simulator(pinmap, factory, clock, data / "sim-pen.json")
+    running = start_dock(config, data, socket, clock, pinmap=pinmap, pin_factory=factory,
+                         extensions=[simulator.register])
+    for name, role in DEMO_USERS:
+        if running.store.user(name) is None:
+            running.store.add_user(name, role, password_hash(DEMO_PASSWORD), clock.now())
+
+    link = paths.demo_socket_link()
+    try:
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(socket)
+    except OSError:
+        link = None
+
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    env = dict(os.environ, PENDOCK_SOCKET=str(socket))
+    page = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "web", "--data", str(data), "--host", "127.0.0.1",
+         "--port", str(args.port)] + (["--config", args.config] if args.config else []),
+        env=env,
+        preexec_fn=_die_with_parent,
+    )
+    loop = threading.Thread(target=run_loop, args=(running, stop), name="dock", daemon=True)
+    loop.start()
+    url = f"http://127.0.0.1:{args.port}/"
+    try:
+        if not _wait_healthy(url + "healthz", page):
+            print("pendock: the page did not come up; see the messages above", file=sys.stderr)
+            return 2
+        print(f"Simulated pen dock running. Page: {url}", flush=True)
+        print(f"Log in as demo / {DEMO_PASSWORD} (therapist) or manager / {DEMO_PASSWORD} (manager).")
+        print(f"Record: {data}. Drive the pen from another shell: pendock sim dock | undock | cartridge | needle ...")
+        print("Stop with Ctrl-C.", flush=True)
+        while not stop.is_set():
+            if page.poll() is not None:
+                print("pendock: the page process stopped; stopping the demo", file=sys.stderr)
+                return 2
+            stop.wait(0.5)
+        return 0
+    finally:
+        stop.set()
+        page.terminate()
+        try:
+            page.wait(5)
+        except subprocess.TimeoutExpired:
+            page.kill()
+        loop.join(2)
+        running.close()
+        if link is not None and link.is_symlink():
+            link.unlink()

@@ -1,0 +1,377 @@
+"""The dock: turns seat and pen events into decisions, records and actuator states.
+
+This is the imperative shell around `rules`: it reads the hardware, asks the store for
+history, asks the rules for a decision, commits the decision durably, and only then moves
+the latch. On any doubt (an exception, a write that failed, a pen it cannot read) the
+latch stays de-energised, which holds the pen.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import replace
+from datetime import datetime
+
+from appliance import frame, rules
+from appliance.devices import DockHardware, PenLinkError
+from appliance.model import Decision, DockState, History, NextClient, OpenSession, PenReading
+from appliance.store import StorageError, Store
+
+log = logging.getLogger("pendock.dock")
+
+# Locks that mean "something is wrong with the pen or the dock" light red; the rest amber.
+RED_LOCKS = frozenset({
+    "readout_error", "cartridge_reused", "pen_fault", "counter_rollback", "service_due",
+    "storage_error",
+})
+DOCK_ACTOR = "dock"
+
+
+class Dock:
+    """One docking station: hardware, record, rules and the live state between them."""
+
+    def __init__(self, hw: DockHardware, store: Store, config, clock):
+        self.hw = hw
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.seated = False
+        self.reading: PenReading | None = None
+        self.readout_error: str | None = None
+        self.next_client: NextClient | None = None
+        self.overrides: dict[str, str] = {}  # code -> reason, for the next session only
+        self.session: OpenSession | None = None
+        self.decision = Decision(locks=("no_pen",))
+        self.released = False
+        self.storage_ok = True
+        self.last_session: dict | None = None
+        self.forced_by: str | None = None
+        self._next_poll = 0.0
+        self._live_warnings: tuple[str, ...] = ()
+
+    # -- life cycle ------------------------------------------------------------------
+    def start(self) -> None:
+        """Hold the pen, close what a crash left open, and take the first look."""
+        with self.lock:
+            self.hw.latch.hold()
+            self.hw.light.show("amber")
+            now = self.clock.now()
+            self._write(lambda: self.store.interrupt_open_sessions(now))
+            saved = self._read_state("next_client")
+            if saved:
+                self.next_client = NextClient(saved["ref"], saved["area"], frozenset(saved.get("checklist", ())))
+            self._write(lambda: self.store.audit(
+                DOCK_ACTOR, "daemon_start", {"version": _version()}, now, self.clock.synced()))
+        self.settle()
+
+    def close(self) -> None:
+        with self.lock:
+            self.hw.latch.hold()
+            self.hw.light.show("off")
+
+    # -- the loop --------------------------------------------------------------------
+    def tick(self) -> None:
+        """One look at the dock: call it often; it reads the pen only when due."""
+        with self.lock:
+            try:
+                self._tick()
+            except Exception:
+                self.hw.latch.hold()
+                self.released = False
+                log.exception("dock tick failed; the pen is held")
+                raise
+
+    def settle(self, timeout: float = 2.0) -> None:
+        """Wait for the seat to settle, then read and decide at once (the sim verbs use it)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.hw.seat.settled() is None and time.monotonic() < deadline:
+            time.sleep(max(0.001, self.hw.seat.seconds_to_settle()))
+        with self.lock:
+            self._next_poll = 0.0
+            self._tick()
+
+    def seconds_to_next_tick(self) -> float:
+        poll = self.config.dock.poll_interval_s
+        pending = self.hw.seat.seconds_to_settle()
+        return min(poll, pending) if pending > 0 else poll
+
+    def _tick(self) -> None:
+        level = self.hw.seat.settled()
+        if level is None:
+            return
+        if not self.storage_ok:
+            self._probe_storage()
+        if level and not self.seated:
+            self.seated = True
+            self._read_pen()
+            self._close_session_if_back()
+        elif not level and self.seated:
+            self._on_lifted()
+        elif level and self.clock.monotonic() >= self._next_poll:
+            self._read_pen()
+            self._close_session_if_back()
+        elif not level and self.session is not None:
+            out = self.clock.monotonic() - self.session.started_monotonic
+            self._live_warnings = rules.live_warnings(self.session, out, self.config)
+        self._refresh()
+
+    # -- reading the pen ------------------------------------------------------------
+    def _read_pen(self) -> None:
+        self._next_poll = self.clock.monotonic() + self.config.dock.poll_interval_s
+        try:
+            self.reading, self.readout_error = self.hw.pen.read(), None
+        except (PenLinkError, frame.FrameError) as error:
+            self.reading, self.readout_error = None, str(error)
+
+    # -- sessions -----------------------------------------------------------------------
+    def _on_lifted(self) -> None:
+        """The pen left the cradle: after a release that opens the session."""
+        was_released = self.released
+        self.hw.latch.hold()
+        self.released = False
+        self.seated = False
+        if self.session is None and (was_released or self.reading is not None):
+            self._open_session(forced=not was_released)
+        self.reading, self.readout_error = None, None
+
+    def note_forced_removal(self, actor) -> None:
+        """Who used the technician's key, for the audit entry of the forced removal."""
+        self.forced_by = getattr(actor, "actor", str(actor))
+
+    def _open_session(self, *, forced: bool) -> None:
+        reading = self.reading
+        client = self.next_client
+        now = self.clock.now()
+        session = OpenSession(
+            id=0,
+            started_at=now,
+            client_ref=client.ref if client else "",
+            area=client.area if client else self.config.areas.default_area,
+            pen_serial=reading.pen_serial if reading else 0,
+            cartridge_serial=reading.cartridge_serial if reading else 0,
+            strokes_start=reading.strokes if reading else 0,
+            motor_seconds_start=reading.motor_seconds if reading else 0,
+            started_monotonic=self.clock.monotonic(),
+            warnings=self.decision.warnings,
+            overrides=self.decision.overridden,
+            checklist=client.checklist if client else frozenset(),
+            forced=forced,
+        )
+        actor = self.forced_by or DOCK_ACTOR
+        session_id = self._write(lambda: self.store.open_session(
+            started_at=session.started_at, client_ref=session.client_ref, area=session.area,
+            pen_serial=session.pen_serial, cartridge_serial=session.cartridge_serial,
+            strokes_start=session.strokes_start, motor_seconds_start=session.motor_seconds_start,
+            warnings=session.warnings, overrides=session.overrides, checklist=sorted(session.checklist),
+            forced=forced, actor=actor, clock_synced=self.clock.synced(), tz=self.config.tz,
+        ))
+        if session_id is _FAILED:
+            session_id = 0
+        self.forced_by = None
+        self.session = replace(session, id=session_id)
+        self.next_client = None
+        self.overrides = {}
+        self._write(lambda: self.store.set_state("next_client", None))
+
+    def _close_session_if_back(self) -> None:
+        session, reading = self.session, self.reading
+        if session is None or reading is None or reading.pen_serial != session.pen_serial:
+            return
+        now = self.clock.now()
+        out = self.clock.monotonic() - session.started_monotonic
+        result = rules.session_result(session, reading, self.config, now, out)
+        dates = rules.eligible_dates(session.started_at, self.config)
+        if session.id:
+            done = self._write(lambda: self.store.close_session(
+                session.id, result, "completed", reading.strokes, reading.motor_seconds,
+                dates.next_eligible, dates.recommended,
+            ))
+            if done is _FAILED:
+                return  # keep it open; the pen is held by storage_error until writing works
+            self.last_session = self.store.session(session.id)
+        self.session = None
+        self._live_warnings = ()
+
+    # -- deciding ------------------------------------------------------------------------
+    def dock_state(self) -> DockState:
+        return DockState(
+            docked=self.seated,
+            reading=self.reading,
+            readout_error=self.readout_error,
+            next_client=self.next_client,
+            overrides=frozenset(self.overrides),
+            storage_ok=self.storage_ok,
+            clock_synced=self.clock.synced(),
+        )
+
+    def _history(self, now: datetime) -> History:
+        if self.reading is None:
+            return History()
+        ref = self.next_client.ref if self.next_client else None
+        try:
+            return self.store.history(self.reading, ref, now, self.config.rules.course_window_days)
+        except StorageError as error:
+            self._storage_failed(error)
+            return History()
+
+    def decide(self) -> Decision:
+        now = self.clock.now()
+        history = self._history(now)
+        return rules.decide(self.dock_state(), history, self.config, now)
+
+    def _refresh(self) -> None:
+        """Decide, commit the decision if it changed, then set latch, light and buzzer."""
+        decision = self.decide()
+        release = self.seated and not decision.held
+        changed = (decision != self.decision) or (release != self.released)
+        if changed:
+            if self._write(lambda: self._record_decision(decision, release)) is _FAILED:
+                decision = self.decide()  # now with storage_error
+                release = False
+        self._remember_pen(decision)
+        self._drive(decision, release)
+
+    def _record_decision(self, decision: Decision, release: bool) -> None:
+        reading = self.reading
+        detail = {
+            "locks": list(decision.locks),
+            "warnings": list(decision.warnings),
+            "overridden": list(decision.overridden),
+            "pen": reading.pen_serial if reading else None,
+            "cartridge": reading.cartridge_serial if reading else None,
+            "client": self.next_client.ref if self.next_client else None,
+        }
+        now = self.clock.now()
+        with self.store.transaction():
+            if reading is not None and self.store.pen(reading.pen_serial) is None:
+                self.store.register_pen(reading, now, DOCK_ACTOR, self.clock.synced())
+            self.store.audit(DOCK_ACTOR, "release" if release else "lock", detail, now, self.clock.synced())
+
+    def _remember_pen(self, decision: Decision) -> None:
+        """Keep the pen's high-water counters, unless this reading rolled them back."""
+        reading = self.reading
+        if reading is None or "counter_rollback" in decision.locks or not self.storage_ok:
+            return
+        known = self.store.pen(reading.pen_serial)
+        if known is None:
+            return
+        if (reading.strokes, reading.motor_seconds) != (known.last_strokes, known.last_motor_seconds):
+            self._write(lambda: self.store.record_pen_counters(
+                reading.pen_serial, reading.strokes, reading.motor_seconds))
+
+    def _drive(self, decision: Decision, release: bool) -> None:
+        was_released = self.released
+        if release:
+            self.hw.latch.release()
+        else:
+            self.hw.latch.hold()
+        self.decision, self.released = decision, release
+        if release:
+            self.hw.light.show("green")
+            if not was_released:
+                self.hw.beep(1)
+        elif not self.seated:
+            self.hw.light.show("blue" if self.session is not None else "off")
+        elif RED_LOCKS.intersection(decision.locks):
+            self.hw.light.show("red")
+        else:
+            self.hw.light.show("amber")
+
+    # -- storage ------------------------------------------------------------------------
+    def _write(self, action):
+        """Run a store write; a failure marks storage_error (the pen is held) instead of raising."""
+        try:
+            return action()
+        except StorageError as error:
+            self._storage_failed(error)
+            return _FAILED
+
+    def _storage_failed(self, error: Exception) -> None:
+        if self.storage_ok:
+            log.error("the record cannot be written, holding the pen: %s", error)
+        self.storage_ok = False
+        self.storage_error = str(error)
+        self.hw.latch.hold()
+        self.released = False
+
+    def _probe_storage(self) -> None:
+        try:
+            self.store.audit(DOCK_ACTOR, "storage_recovered", {"error": getattr(self, "storage_error", "")},
+                             self.clock.now(), self.clock.synced())
+        except StorageError:
+            return
+        self.storage_ok = True
+        log.warning("the record can be written again")
+
+    def _read_state(self, key: str):
+        try:
+            return self.store.get_state(key)
+        except StorageError:
+            return None
+
+    # -- what the page and the CLI see ----------------------------------------------------
+    def status(self) -> dict:
+        with self.lock:
+            decision = self.decision
+            reading = self.reading
+            now = self.clock.now()
+            warnings = list(dict.fromkeys(decision.warnings + self._live_warnings))
+            session = None
+            if self.session is not None:
+                s = self.session
+                session = {
+                    "id": s.id, "started_at": s.started_at.isoformat(), "client_ref": s.client_ref,
+                    "area": s.area, "pen_serial": s.pen_serial, "cartridge_serial": s.cartridge_serial,
+                    "out_seconds": round(self.clock.monotonic() - s.started_monotonic),
+                    "forced": s.forced, "warnings": list(s.warnings), "overrides": list(s.overrides),
+                }
+            return {
+                "docked": self.seated,
+                "held": not self.released,
+                "locks": list(decision.locks),
+                "warnings": warnings,
+                "overridden": list(decision.overridden),
+                "reasons": [
+                    {"code": code, **rules.describe(code)._asdict()} for code in decision.locks + tuple(warnings)
+                ],
+                "pen": None if reading is None else {
+                    "serial": reading.pen_serial, "firmware": reading.firmware,
+                    "strokes": reading.strokes, "motor_seconds": reading.motor_seconds,
+                    "battery_mv": reading.battery_mv, "temperature_c": reading.temperature_c,
+                    "max_depth_mm": reading.max_depth_mm, "faults": sorted(reading.faults),
+                },
+                "cartridge": None if reading is None or reading.cartridge_serial == 0 else {
+                    "serial": reading.cartridge_serial, "strokes": reading.cartridge_strokes,
+                },
+                "next_client": None if self.next_client is None else {
+                    "ref": self.next_client.ref, "area": self.next_client.area,
+                    "checklist": sorted(self.next_client.checklist),
+                },
+                "session": session,
+                "last_session": self.last_session,
+                "readout_error": self.readout_error,
+                "clock_synced": self.clock.synced(),
+                "storage_ok": self.storage_ok,
+                "light": self.hw.light.colour,
+                "now": now.isoformat(),
+                "today": now.date().isoformat(),
+                "timezone": str(self.config.tz),
+                "pin_factory": self.hw.factory_name,
+            }
+
+
+class _Failed:
+    def __repr__(self):
+        return "<failed>"
+
+
+_FAILED = _Failed()
+
+
+def _version() -> str:
+    from appliance import __version__
+
+    return __version__

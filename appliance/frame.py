@@ -1,0 +1,451 @@
+"""The pen link frame codec: bytes from the pen's SPI slave <-> `PenReading`.
+
+Pure: the layout is loaded once at import from hw/pen_frame.toml (the one definition of
+the frame), everything else is computation on bytes. The decoder is the dock's guard
+against bad contacts, lifted pens and unknown pens, so it never trusts a byte before the
+CRC holds, and every refusal is a `FrameError` whose message names the field, the offset,
+what was expected and what came.
+"""
+from __future__ import annotations
+
+import math
+import struct
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from appliance.model import FAULTS, PenReading
+from appliance.resources import hw_file
+
+__all__ = [
+    "FRAME_LENGTH", "FRAME_VERSION", "READ_COMMAND", "RESPONSE_OFFSET", "TRANSFER_LENGTH",
+    "FrameError", "CrcError", "FrameFormatError", "UnknownVersionError",
+    "FieldSpec", "FieldView", "Layout", "load_layout",
+    "crc16", "append_crc", "encode", "decode", "describe", "read_request", "frame_from_transfer",
+]
+
+
+class FrameError(ValueError):
+    """The bytes from the pen are not a frame this dock accepts; the pen stays held."""
+
+
+class CrcError(FrameError):
+    """The frame was corrupted on the way (bad contact, pen lifted mid-read): retry."""
+
+
+class FrameFormatError(FrameError):
+    """The frame has the wrong shape: length, magic, length byte, fault or padding bits."""
+
+
+class UnknownVersionError(FrameError):
+    """A valid frame of a layout version this dock software does not know."""
+
+
+# type name in hw/pen_frame.toml -> (struct code, size in bytes)
+_TYPES = {"u8": ("B", 1), "u16": ("H", 2), "i16": ("h", 2), "u32": ("I", 4)}
+_ORDERS = {"big": ">", "little": "<"}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of the frame as hw/pen_frame.toml defines it."""
+
+    name: str
+    offset: int
+    type: str  # u8, u16, i16, u32 or bytes
+    size: int
+    unit: str
+    scale: float | None
+    reading: str | None  # the PenReading attribute it fills, if any
+    description: str
+
+    @property
+    def struct_code(self) -> str:
+        return f"{self.size}s" if self.type == "bytes" else _TYPES[self.type][0]
+
+    @property
+    def raw_range(self) -> range:
+        bits = self.size * 8
+        if self.type.startswith("i"):
+            return range(-(1 << (bits - 1)), 1 << (bits - 1))
+        return range(0, 1 << bits)
+
+    def scaled(self, raw: int) -> int | float:
+        """Raw integer -> human units, rounded to the scale's own decimals (0.05 -> 2)."""
+        if self.scale is None:
+            return raw
+        decimals = max(0, -Decimal(str(self.scale)).as_tuple().exponent)
+        return round(raw * self.scale, decimals)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The whole frame definition: fields, constants, CRC and read transaction."""
+
+    version: int
+    length: int
+    byte_order: str  # struct prefix, ">" or "<"
+    magic: bytes
+    payload_length: int
+    command: int
+    dummy_bytes: int
+    dummy_value: int
+    response_offset: int
+    crc_poly: int
+    crc_init: int
+    crc_check: int
+    fault_bits: dict[str, int]
+    fields: tuple[FieldSpec, ...]
+    source: Path
+
+    def field(self, name: str) -> FieldSpec:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"no field {name!r} in {self.source}")
+
+
+@dataclass(frozen=True)
+class FieldView:
+    """One field of a received frame as the technician's `pendock readout` shows it."""
+
+    name: str
+    offset: int
+    raw_hex: str  # the bytes as received, e.g. "50 44"
+    value: Any  # in human units; None when the bytes are missing
+    unit: str
+    note: str = ""  # what is wrong with it, or what it means ("stall, chip")
+
+
+# --- layout loading (once, at import) --------------------------------------------------
+
+_REQUIRED_FIELDS = (
+    "magic", "version", "payload_length", "firmware_major", "firmware_minor", "faults", "reserved", "crc",
+)
+
+
+def load_layout(path: Path | None = None) -> Layout:
+    """Read and check hw/pen_frame.toml (or `path`); a broken layout is a ValueError naming it."""
+    source = Path(path) if path is not None else hw_file("pen_frame.toml")
+    try:
+        with open(source, "rb") as file:
+            doc = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"{source}: cannot load the pen frame layout: {error}") from None
+    try:
+        return _build_layout(doc, source)
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{source}: frame layout incomplete or mistyped: {error!r}") from None
+
+
+def _build_layout(doc: dict[str, Any], source: Path) -> Layout:
+    def bad(problem: str) -> ValueError:
+        return ValueError(f"{source}: {problem}")
+
+    frame, transaction, crc = doc["frame"], doc["transaction"], doc["crc"]
+    fields = []
+    for entry in doc["field"]:
+        kind = entry["type"]
+        if kind == "bytes":
+            size = entry["size"]
+        elif kind in _TYPES:
+            size = _TYPES[kind][1]
+        else:
+            raise bad(f"field {entry['name']}: unknown type {kind!r}; use u8, u16, i16, u32 or bytes")
+        fields.append(FieldSpec(
+            name=entry["name"], offset=entry["offset"], type=kind, size=size, unit=entry.get("unit", ""),
+            scale=entry.get("scale"), reading=entry.get("reading"), description=entry.get("description", ""),
+        ))
+    position = 0
+    for spec in fields:
+        if spec.offset != position:
+            raise bad(f"field {spec.name} starts at {spec.offset}, expected {position} (fields must not gap or overlap)")
+        position += spec.size
+    if position != frame["length"]:
+        raise bad(f"fields cover {position} bytes, but frame.length is {frame['length']}")
+    names = {spec.name for spec in fields}
+    missing = [name for name in _REQUIRED_FIELDS if name not in names]
+    if missing:
+        raise bad(f"the codec needs fields {', '.join(missing)}")
+    if fields[-1].name != "crc" or fields[-1].type != "u16":
+        raise bad("the last field must be the u16 crc")
+    if sorted(doc["faults"]) != sorted(FAULTS):
+        raise bad(f"[faults] names {sorted(doc['faults'])}, the model knows {sorted(FAULTS)}")
+    if crc.get("reflect_in") or crc.get("reflect_out") or crc.get("xor_out", 0):
+        raise bad("the codec implements CRC-16/CCITT-FALSE only (no reflection, no xor_out)")
+    layout = Layout(
+        version=frame["version"], length=frame["length"], byte_order=_ORDERS[frame["byte_order"]],
+        magic=frame["magic"].encode("ascii"), payload_length=frame["payload_length"],
+        command=transaction["command"], dummy_bytes=transaction["dummy_bytes"],
+        dummy_value=transaction["dummy_value"], response_offset=transaction["response_offset"],
+        crc_poly=crc["poly"], crc_init=crc["init"], crc_check=crc["check"],
+        fault_bits=dict(doc["faults"]), fields=tuple(fields), source=source,
+    )
+    if layout.field("magic").size != len(layout.magic):
+        raise bad(f"frame.magic {frame['magic']!r} does not fill the {layout.field('magic').size}-byte magic field")
+    header_end = layout.field("payload_length").offset + 1
+    if layout.payload_length != layout.field("crc").offset - header_end:
+        raise bad("frame.payload_length must count the bytes between the header and the CRC")
+    if _crc(b"123456789", _crc_table(layout.crc_poly), layout.crc_init) != layout.crc_check:
+        raise bad(f"crc.check 0x{layout.crc_check:04X} does not match the CRC the poly and init give")
+    if layout.response_offset + layout.length > 1 + layout.dummy_bytes:
+        raise bad("transaction: the command byte and dummy bytes must clock in the whole frame after response_offset")
+    return layout
+
+
+def _crc(data: bytes, table: tuple[int, ...], init: int) -> int:
+    crc = init
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ byte]
+    return crc
+
+
+def _crc_table(poly: int) -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ poly) if crc & 0x8000 else (crc << 1)
+        table.append(crc & 0xFFFF)
+    return tuple(table)
+
+
+LAYOUT = load_layout()
+FRAME_LENGTH = LAYOUT.length
+FRAME_VERSION = LAYOUT.version
+READ_COMMAND = LAYOUT.command
+RESPONSE_OFFSET = LAYOUT.response_offset
+TRANSFER_LENGTH = 1 + LAYOUT.dummy_bytes  # command byte + dummy bytes
+
+_CRC_TABLE = _crc_table(LAYOUT.crc_poly)
+_STRUCT = struct.Struct(LAYOUT.byte_order + "".join(spec.struct_code for spec in LAYOUT.fields))
+_CRC_FIELD = LAYOUT.field("crc")
+_BODY_LENGTH = _CRC_FIELD.offset  # bytes the CRC covers
+_KNOWN_FAULT_MASK = sum(1 << bit for bit in LAYOUT.fault_bits.values())
+
+
+# --- CRC and the read transaction -----------------------------------------------------
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no xorout)."""
+    return _crc(data, _CRC_TABLE, LAYOUT.crc_init)
+
+
+def append_crc(body: bytes) -> bytes:
+    """The frame body (all bytes before the CRC) with its CRC appended, as the pen sends it."""
+    if len(body) != _BODY_LENGTH:
+        raise ValueError(f"a frame body is {_BODY_LENGTH} bytes, got {len(body)}")
+    return bytes(body) + crc16(body).to_bytes(2, "big" if LAYOUT.byte_order == ">" else "little")
+
+
+def read_request() -> bytes:
+    """What the dock clocks out: the read command, then dummy bytes while the pen answers."""
+    return bytes([READ_COMMAND]) + bytes([LAYOUT.dummy_value]) * LAYOUT.dummy_bytes
+
+
+def frame_from_transfer(received: bytes) -> bytes:
+    """The frame inside the bytes clocked in during `read_request()` (bytes [1:49])."""
+    return bytes(received[RESPONSE_OFFSET:RESPONSE_OFFSET + FRAME_LENGTH])
+
+
+# --- encode ---------------------------------------------------------------------------
+
+def encode(reading: PenReading) -> bytes:
+    """A valid frame for `reading` (what the pen sends); ValueError if a value does not fit.
+
+    The version byte is `reading.frame_version`, so a test can build a frame of a version
+    the decoder refuses; the layout is always this file's.
+    """
+    raw: dict[str, Any] = {
+        "magic": LAYOUT.magic,
+        "payload_length": LAYOUT.payload_length,
+        "faults": _fault_byte(reading.faults),
+        "reserved": bytes(LAYOUT.field("reserved").size),
+        "crc": 0,
+    }
+    raw["firmware_major"], raw["firmware_minor"] = _firmware_parts(reading.firmware)
+    for spec in LAYOUT.fields:
+        if spec.reading is not None:
+            raw[spec.name] = _to_raw(spec, getattr(reading, spec.reading))
+    for spec in LAYOUT.fields:
+        if spec.type != "bytes" and raw[spec.name] not in spec.raw_range:
+            raise ValueError(f"{spec.name} = {raw[spec.name]} does not fit a {spec.type} (offset {spec.offset})")
+    packed = _STRUCT.pack(*(raw[spec.name] for spec in LAYOUT.fields))
+    return append_crc(packed[:_BODY_LENGTH])
+
+
+def _to_raw(spec: FieldSpec, value: Any) -> int:
+    if spec.scale is None:
+        if type(value) is not int:
+            raise ValueError(f"{spec.reading} must be an integer, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{spec.reading} must be a finite number, got {value!r}")
+    return round(value / spec.scale)
+
+
+def _firmware_parts(firmware: str) -> tuple[int, int]:
+    parts = firmware.split(".") if isinstance(firmware, str) else []
+    if len(parts) != 2 or not all(part.isdigit() and int(part) < 256 for part in parts):
+        raise ValueError(f'firmware must be "major.minor" with both parts 0..255, got {firmware!r}')
+    return int(parts[0]), int(parts[1])
+
+
+def _fault_byte(faults: frozenset[str]) -> int:
+    unknown = set(faults) - set(LAYOUT.fault_bits)
+    if unknown:
+        raise ValueError(f"unknown fault names {sorted(unknown)}; the frame knows {sorted(LAYOUT.fault_bits)}")
+    return sum(1 << LAYOUT.fault_bits[name] for name in faults)
+
+
+# --- decode ---------------------------------------------------------------------------
+
+def decode(data: bytes) -> PenReading:
+    """The reading in a received frame, or a FrameError saying what was wrong and where.
+
+    Order matters: length, then CRC (a corrupted frame is a CRC error, retried), then the
+    magic and version (an unknown pen is refused before its layout is trusted), then the
+    rest of the format.
+    """
+    frame = _as_bytes(data)
+    if len(frame) != FRAME_LENGTH:
+        raise FrameFormatError(
+            f"frame is {len(frame)} bytes, expected {FRAME_LENGTH}; "
+            f"take bytes [{RESPONSE_OFFSET}:{RESPONSE_OFFSET + FRAME_LENGTH}] of the {TRANSFER_LENGTH}-byte transfer"
+        )
+    _check_crc(frame)
+    values = dict(zip((spec.name for spec in LAYOUT.fields), _STRUCT.unpack(frame)))
+    _check_format(values)
+    faults = frozenset(name for name, bit in LAYOUT.fault_bits.items() if values["faults"] >> bit & 1)
+    attributes = {
+        spec.reading: spec.scaled(values[spec.name]) for spec in LAYOUT.fields if spec.reading is not None
+    }
+    return PenReading(
+        firmware=f"{values['firmware_major']}.{values['firmware_minor']}", faults=faults, **attributes,
+    )
+
+
+def _as_bytes(data: Any) -> bytes:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, (list, tuple)):  # gpiozero's SPI transfer returns a list of ints
+        for offset, item in enumerate(data):
+            if type(item) is not int or not 0 <= item <= 255:
+                raise FrameFormatError(f"byte at offset {offset} is {item!r}, not a byte value 0..255")
+        return bytes(data)
+    raise TypeError(f"a frame is bytes or a list of byte values, not {type(data).__name__}")
+
+
+def _check_crc(frame: bytes) -> None:
+    if frame.count(frame[0]) == len(frame) and frame[0] in (0x00, 0xFF):
+        raise CrcError(
+            f"all {len(frame)} bytes are 0x{frame[0]:02X}: the pen did not answer "
+            f"(lifted mid-read, or its contacts not touching); re-seat the pen and read again"
+        )
+    stored = int.from_bytes(frame[_BODY_LENGTH:], "big" if LAYOUT.byte_order == ">" else "little")
+    computed = crc16(frame[:_BODY_LENGTH])
+    if stored != computed:
+        raise CrcError(
+            f"CRC mismatch: crc (offset {_CRC_FIELD.offset}) holds 0x{stored:04X}, "
+            f"bytes 0..{_BODY_LENGTH - 1} give 0x{computed:04X}; {_crc_hint(frame)}"
+        )
+
+
+def _crc_hint(frame: bytes) -> str:
+    """The likeliest cause of a CRC mismatch, for the technician reading the log."""
+    last = frame[-1]
+    start = len(frame)
+    while start > 0 and frame[start - 1] == last:
+        start -= 1
+    # Version-1 padding is zero, so a zero run only counts when it starts before the padding.
+    silent_from = LAYOUT.field("reserved").offset if last == 0x00 else _CRC_FIELD.offset - 1
+    if last in (0x00, 0xFF) and start < silent_from:
+        return (f"bytes {start}..{len(frame) - 1} are all 0x{last:02X}: the pen stopped answering at "
+                f"offset {start} (lifted mid-read?); re-seat the pen and read again")
+    version = frame[LAYOUT.field("version").offset]
+    if frame.startswith(LAYOUT.magic) and version != FRAME_VERSION:
+        return (f"the header claims frame version {version}, which this dock does not know "
+                f"(a newer pen may use another length or check); update the dock software")
+    return "the frame was corrupted on the contacts (read again; if it persists, clean the pogo pins)"
+
+
+def _check_format(values: dict[str, Any]) -> None:
+    magic = LAYOUT.field("magic")
+    if values["magic"] != LAYOUT.magic:
+        raise FrameFormatError(
+            f"magic (offset {magic.offset}) is {values['magic']!r}, expected {LAYOUT.magic!r}: "
+            f"not a pen-dock frame"
+        )
+    if values["version"] != FRAME_VERSION:
+        raise UnknownVersionError(
+            f"frame version {values['version']} (offset {LAYOUT.field('version').offset}) is unknown to this "
+            f"dock, which reads version {FRAME_VERSION}; the pen stays held: update the dock software"
+        )
+    if values["payload_length"] != LAYOUT.payload_length:
+        raise FrameFormatError(
+            f"payload_length (offset {LAYOUT.field('payload_length').offset}) is {values['payload_length']}, "
+            f"expected {LAYOUT.payload_length} for a version {FRAME_VERSION} frame"
+        )
+    stray = values["faults"] & ~_KNOWN_FAULT_MASK
+    if stray:
+        raise FrameFormatError(
+            f"faults (offset {LAYOUT.field('faults').offset}) is 0x{values['faults']:02X}: "
+            f"reserved bits 0x{stray:02X} set, expected only 0x{_KNOWN_FAULT_MASK:02X}"
+        )
+    reserved = LAYOUT.field("reserved")
+    for index, byte in enumerate(values["reserved"]):
+        if byte:
+            raise FrameFormatError(
+                f"reserved padding byte at offset {reserved.offset + index} is 0x{byte:02X}, expected 0x00"
+            )
+
+
+# --- describe (technician's readout) --------------------------------------------------
+
+def describe(data: bytes) -> list[FieldView]:
+    """Every field of whatever came in, checked or not, so a bad frame can be looked at."""
+    frame = _as_bytes(data)
+    views = [_view(spec, frame) for spec in LAYOUT.fields]
+    if len(frame) > FRAME_LENGTH:
+        extra = frame[FRAME_LENGTH:]
+        views.append(FieldView("extra", FRAME_LENGTH, extra.hex(" "), None, "",
+                               f"{len(extra)} bytes beyond the {FRAME_LENGTH}-byte frame"))
+    return views
+
+
+def _view(spec: FieldSpec, frame: bytes) -> FieldView:
+    chunk = frame[spec.offset:spec.offset + spec.size]
+    if len(chunk) < spec.size:
+        return FieldView(spec.name, spec.offset, chunk.hex(" "), None, spec.unit,
+                         f"missing: frame is {len(frame)} bytes, expected {FRAME_LENGTH}")
+    if spec.type == "bytes":
+        raw: Any = chunk
+        value: Any = chunk.decode("ascii", "backslashreplace") if spec.name == "magic" else None
+    else:
+        raw = struct.unpack(LAYOUT.byte_order + spec.struct_code, chunk)[0]
+        value = spec.scaled(raw)
+    return FieldView(spec.name, spec.offset, chunk.hex(" "), value, spec.unit, _note(spec.name, raw, frame))
+
+
+def _note(name: str, raw: Any, frame: bytes) -> str:
+    if name == "magic":
+        return "" if raw == LAYOUT.magic else f"expected {LAYOUT.magic.decode('ascii')!r}"
+    if name == "version":
+        return "" if raw == FRAME_VERSION else f"unknown version; this dock reads {FRAME_VERSION}"
+    if name == "payload_length":
+        return "" if raw == LAYOUT.payload_length else f"expected {LAYOUT.payload_length}"
+    if name == "cartridge_serial":
+        return "no cartridge" if raw == 0 else ""
+    if name == "faults":
+        names = [fault for fault, bit in LAYOUT.fault_bits.items() if raw >> bit & 1]
+        stray = raw & ~_KNOWN_FAULT_MASK
+        parts = names + ([f"reserved bits 0x{stray:02X} set"] if stray else [])
+        return ", ".join(parts) if parts else "none"
+    if name == "reserved":
+        return "all zero" if not any(raw) else "not zero (expected all 0x00)"
+    if name == "crc":
+        computed = crc16(frame[:_BODY_LENGTH])
+        return "ok" if raw == computed else f"mismatch: bytes 0..{_BODY_LENGTH - 1} give 0x{computed:04X}"
+    return ""

@@ -1,0 +1,163 @@
+"""Schema migrations: an ordered list of functions, one per schema version.
+
+`PRAGMA user_version` holds how many have run. Each migration runs in its own
+transaction together with the version bump, so a power cut mid-upgrade leaves the
+database at the previous version, never half-migrated. Never edit a migration that has
+shipped: add a new one at the end.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def initial_schema(db: sqlite_utils.Database) -> None:
+    """1: pens, sessions, the audit chain, dock state, users and API tokens."""
+    db["pens"].create(
+        {
+            "serial": int,
+            "firmware": str,
+            "first_seen": str,
+            "last_strokes": int,
+            "last_motor_seconds": int,
+            "service_motor_seconds": int,
+        },
+        pk="serial",
+        not_null=["first_seen", "last_strokes", "last_motor_seconds", "service_motor_seconds"],
+    )
+    db["sessions"].create(
+        {
+            "id": int,
+            "day": str,  # dock-local date of started_at, YYYY-MM-DD: what the day's log asks for
+            "started_at": str,
+            "ended_at": str,
+            "client_ref": str,
+            "area": str,
+            "pen_serial": int,
+            "cartridge_serial": int,
+            "strokes_start": int,
+            "motor_seconds_start": int,
+            "strokes_end": int,
+            "motor_seconds_end": int,
+            "needling_seconds": int,
+            "strokes": int,
+            "max_depth_mm": float,
+            "outcome": str,
+            "warnings": str,  # JSON list of codes
+            "overrides": str,  # JSON list of codes
+            "next_eligible_date": str,
+            "recommended_date": str,
+        },
+        pk="id",
+        foreign_keys=[("pen_serial", "pens", "serial")],
+        not_null=["day", "started_at", "pen_serial", "cartridge_serial", "outcome",
+                  "warnings", "overrides"],
+        defaults={"outcome": "open", "warnings": "[]", "overrides": "[]"},
+    )
+    # One day's log, the cartridge check and the interval rule each read a handful of
+    # rows through an index, however many years of records sit beside them.
+    db["sessions"].create_index(["day"], index_name="idx_sessions_day")
+    db["sessions"].create_index(["cartridge_serial"], index_name="idx_sessions_cartridge")
+    db["sessions"].create_index(["client_ref", "area", "started_at"],
+                                index_name="idx_sessions_client")
+    db["audit"].create(
+        {
+            "id": int,
+            "at": str,
+            "actor": str,
+            "action": str,
+            "detail": str,  # canonical JSON object
+            "clock_synced": int,
+            "prev_hash": str,
+            "hash": str,
+        },
+        pk="id",
+        not_null=["at", "actor", "action", "detail", "clock_synced", "prev_hash", "hash"],
+    )
+    # Append-only in the software's own hands; a tamperer must drop these first, and
+    # the hash chain still finds what they changed.
+    db.execute(
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit "
+        "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
+        "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+    )
+    db["state"].create({"key": str, "value": str}, pk="key", not_null=["value"])
+    db["users"].create(
+        {"name": str, "role": str, "password_hash": str, "created_at": str},
+        pk="name",
+        not_null=["role", "password_hash", "created_at"],
+    )
+    db["tokens"].create(
+        {"id": int, "name": str, "token_hash": str, "created_at": str},
+        pk="id",
+        not_null=["name", "token_hash", "created_at"],
+    )
+    db["tokens"].create_index(["token_hash"], index_name="idx_tokens_hash", unique=True)
+
+
+def checklist_and_spent_cartridges(db: sqlite_utils.Database) -> None:
+    """2: the pre-session checklist and forced flag on sessions; open sessions found
+    through a partial index; spent cartridges remembered apart from sessions, so that
+    purging old sessions (retention) never makes a used cartridge look new again."""
+    db["sessions"].add_column("checklist", str, not_null_default="[]")
+    db["sessions"].add_column("forced", int, not_null_default=0)
+    db.execute(
+        "CREATE INDEX idx_sessions_open ON sessions(outcome) WHERE outcome = 'open'"
+    )
+    db["spent_cartridges"].create({"serial": int, "first_used": str}, pk="serial",
+                                  not_null=["first_used"])
+    db.execute(
+        "INSERT OR IGNORE INTO spent_cartridges(serial, first_used) "
+        "SELECT cartridge_serial, min(started_at) FROM sessions "
+        "WHERE cartridge_serial != 0 GROUP BY cartridge_serial"
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    initial_schema,
+    checklist_and_spent_cartridges,
+)
+
+# The schema version this software writes and understands.
+CURRENT_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite_utils.Database, target: int = CURRENT_VERSION) -> tuple[int, int]:
+    """Run the migrations from the database's version up to `target`.
+
+    Returns (from_version, to_version). A database newer than `target` is left alone
+    and refused: the caller (the store) turns that into a message a technician can act on.
+    """
+    if not 0 <= target <= CURRENT_VERSION:
+        raise ValueError(f"no schema version {target}: this software knows 0..{CURRENT_VERSION}")
+    conn = db.conn
+    found = schema_version(conn)
+    if found > target:
+        raise RuntimeError(f"database schema {found} is newer than the target {target}")
+    while True:
+        # The version is re-read under the write lock: two processes starting at once
+        # must not both run the same migration.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = schema_version(conn)
+            if version >= target:
+                conn.execute("COMMIT")
+                return found, version
+            MIGRATIONS[version](db)
+            conn.execute(f"PRAGMA user_version = {version + 1:d}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,146 @@
+"""Plain values that flow between the dock's parts.
+
+Everything here is immutable data: the hardware shell produces a `PenReading`, the store
+produces a `History`, the rules turn them into a `Decision`. No I/O, no clock.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+# Fault bit names as the pen reports them (see hw/pen_frame.toml).
+FAULTS = ("stall", "overtemp", "chip")
+
+# The pre-session checklist items of the brief.
+CHECKLIST_ITEMS = ("screened", "test-area")
+
+# Session outcomes, as the contract names them.
+OUTCOMES = ("completed", "interrupted", "open")
+
+
+@dataclass(frozen=True)
+class PenReading:
+    """One valid frame read from the pen, in human units."""
+
+    pen_serial: int
+    firmware: str  # "major.minor"
+    strokes: int  # lifetime stroke counter
+    motor_seconds: int  # lifetime motor seconds
+    cartridge_serial: int  # 0 when no cartridge is fitted
+    cartridge_strokes: int  # the fitted cartridge's own stroke count
+    max_depth_mm: float  # deepest depth set since the last dock
+    battery_mv: int
+    temperature_c: float
+    faults: frozenset[str] = frozenset()  # subset of FAULTS
+    frame_version: int = 1
+
+
+@dataclass(frozen=True)
+class NextClient:
+    """Who the next session is for, as the therapist named them."""
+
+    ref: str  # booking reference, never a name
+    area: str
+    checklist: frozenset[str] = frozenset()  # subset of CHECKLIST_ITEMS
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """An earlier session of one client, as the interval and course rules need it."""
+
+    client_ref: str
+    area: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class PenRecord:
+    """What the store remembers of one pen, by serial."""
+
+    serial: int
+    last_strokes: int  # counters of the last valid reading of this pen
+    last_motor_seconds: int
+    service_motor_seconds: int  # motor seconds at the last service (or first sight)
+
+
+@dataclass(frozen=True)
+class History:
+    """The part of the record the rules need for one decision."""
+
+    pen: PenRecord | None = None  # None: a pen never seen before
+    cartridge_used_before: bool = False  # this cartridge serial is on an earlier session
+    treatments: tuple[Treatment, ...] = ()  # earlier sessions of the named client
+
+
+@dataclass(frozen=True)
+class DockState:
+    """What the dock knows right now, apart from the record."""
+
+    docked: bool
+    reading: PenReading | None = None  # None when not docked or no valid frame
+    readout_error: str | None = None  # why the last read failed, if it did
+    next_client: NextClient | None = None
+    overrides: frozenset[str] = frozenset()  # codes a manager overrode for the next session
+    storage_ok: bool = True
+    clock_synced: bool = True
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The rules' answer: locks keep the pen held, warnings are shown and logged."""
+
+    locks: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    overridden: tuple[str, ...] = ()  # locks that an override lifted for this session
+
+    @property
+    def held(self) -> bool:
+        return bool(self.locks)
+
+
+@dataclass(frozen=True)
+class OpenSession:
+    """A session between the pen leaving the cradle and coming back."""
+
+    id: int
+    started_at: datetime
+    client_ref: str
+    area: str
+    pen_serial: int
+    cartridge_serial: int
+    strokes_start: int
+    motor_seconds_start: int
+    started_monotonic: float  # for durations; never compared across restarts
+    warnings: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()
+    checklist: frozenset[str] = frozenset()
+    forced: bool = False  # the pen left while held (the technician's key)
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """What a closed session adds up to."""
+
+    ended_at: datetime
+    needling_seconds: int
+    strokes: int
+    max_depth_mm: float
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EligibleDates:
+    next_eligible: date
+    recommended: date
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    detail: dict = field(default_factory=dict)
+    clock_synced: bool = True
+    prev_hash: str = ""
+    hash: str = ""

@@ -1,0 +1,344 @@
+"""The treatment rules: may this pen go onto this client now, and how did the session go.
+
+Pure functions of plain values (appliance/model.py) and the config: no I/O, no clock
+reads, no state. The daemon feeds them what it read and what the record says, and acts
+on the answer. Each code is a stable string; DESCRIPTIONS says it in a therapist's words.
+Basis of every default: the product brief's rule table and the clinical notes (see
+appliance/pendock.toml).
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Iterable, NamedTuple
+
+from appliance.config import Config
+from appliance.model import (
+    CHECKLIST_ITEMS,
+    Decision,
+    DockState,
+    EligibleDates,
+    History,
+    NextClient,
+    OpenSession,
+    PenReading,
+    SessionResult,
+)
+
+
+class Describe(NamedTuple):
+    kind: str  # "lock" or "warning"
+    words: str  # what is wrong, in plain words
+    action: str  # what the therapist should do
+
+
+# Every code, in the brief's table order (then the codes the brief names elsewhere).
+# This order is the order codes are reported in.
+DESCRIPTIONS: dict[str, Describe] = {
+    "no_pen": Describe(
+        "lock", "No pen is in the cradle.", "Put the pen in the cradle."),
+    "readout_error": Describe(
+        "lock", "The dock cannot read the pen.",
+        "Lift the pen, wipe its contacts and dock it again; if this keeps happening, call the technician."),
+    "no_cartridge": Describe(
+        "lock", "No needle cartridge is fitted.", "Fit a new sterile cartridge."),
+    "cartridge_reused": Describe(
+        "lock", "This cartridge has been used before.",
+        "Fit a new sterile cartridge; a used cartridge can never be released."),
+    "client_missing": Describe(
+        "lock", "No client is named for the next session.",
+        "Enter the client's booking reference (never a name) and the treatment area."),
+    "client_interval": Describe(
+        "lock", "This client had this area treated too recently: the skin has not had time to heal "
+        "(at least 3 weeks are needed).",
+        "Book the client for the next eligible date, or a manager may override with a written reason."),
+    "interval_short": Describe(
+        "warning", "This area was treated sooner than the recommended interval (about a month).",
+        "The session may go ahead; consider keeping to the recommended date next time."),
+    "course_complete": Describe(
+        "warning", "This client has already had a full course on this area in the last six months.",
+        "Check the treatment plan: after a course, treatments twice a year are usually enough."),
+    "pen_fault": Describe(
+        "lock", "The pen reports a fault (motor stall, overheating or cartridge chip error).",
+        "Let the pen cool and refit the cartridge; if the fault stays, call the technician."),
+    "counter_rollback": Describe(
+        "lock", "The pen's counters went backwards since it was last seen: it may have been "
+        "tampered with or repaired.",
+        "Call the technician: only a technician can check the pen and re-baseline it."),
+    "service_due": Describe(
+        "lock", "The pen is due for its service.",
+        "Call the technician to service the pen and reset its service counter."),
+    "battery_low": Describe(
+        "lock", "The pen's battery is too low for a full session.", "Charge the pen, then dock it again."),
+    "storage_error": Describe(
+        "lock", "The dock cannot write its records, so no session can start.",
+        "Call the technician; the pen stays held until the records can be written."),
+    "clock_unsynced": Describe(
+        "warning", "The dock's clock is not known to be right, so the interval checks may be wrong.",
+        "Check today's date on the page, and connect the dock to the network so it can set its clock."),
+    "checklist_missing": Describe(
+        "warning", "The pre-session checklist (contraindications screened, test area done) is not complete.",
+        "Screen the client for contraindications, do a test area, and tick both before the session."),
+    "over_needling": Describe(
+        "warning", "This session had more needling time than the recommended maximum.",
+        "Note it in the client's record: over-needling can make the skin's collagen response lazy."),
+    "depth_high": Describe(
+        "warning", "The needle was set deeper than the limit for this area.",
+        "Check the depth before the next session: deeper needling does not improve the result."),
+    "cartridge_changed": Describe(
+        "warning", "A different cartridge came back than the one the session started with.",
+        "Check that every cartridge used was new and sterile, and note it in the client's record."),
+    "pen_changed": Describe(
+        "warning", "A different pen came back than the one the session started with.",
+        "Dock the pen that was used; this session's needling time and strokes could not be measured."),
+    "forced_removal": Describe(
+        "warning", "The pen was taken out with the technician's key while it was held.",
+        "The technician should record why; check this session before the next client."),
+    "session_overrun": Describe(
+        "warning", "The pen has been out of the cradle longer than a session should take.",
+        "Finish the session and put the pen back in the cradle."),
+}
+CODES: tuple[str, ...] = tuple(DESCRIPTIONS)
+
+# Locks a manager may lift for one session, with a written reason: code -> role.
+OVERRIDABLE: dict[str, str] = {"client_interval": "manager", "checklist_missing": "manager"}
+# Cleared only by the technician verbs (rebaseline, service-reset), which change the pen record.
+TECHNICIAN_ONLY = frozenset({"counter_rollback", "service_due"})
+NEVER_OVERRIDABLE = frozenset({"cartridge_reused"})
+
+DEPTH_STEP_MM = 0.05  # the pen reports depth in 0.05 mm units
+_CLIENT_REF = re.compile(r"[A-Za-z0-9._-]{1,32}")
+
+
+def describe(code: str) -> Describe:
+    """Plain words for a code; an unknown code is a ValueError naming the known ones."""
+    try:
+        return DESCRIPTIONS[code]
+    except KeyError:
+        raise ValueError(f"unknown rule code {code!r}; known codes: {', '.join(CODES)}") from None
+
+
+# --- before a session: may the pen be released? ------------------------------------------
+
+
+def decide(state: DockState, history: History, config: Config, now: datetime) -> Decision:
+    """Locks keep the pen held, warnings release it; an override moves its lock aside."""
+    _require_aware(now, "now")
+    if not state.docked:
+        return Decision(locks=("no_pen",))  # nothing else can be judged without the pen
+    found = _ordered(_findings(state, history, config, now))
+    locks = [c for c in found if _is_lock(c, config)]
+    warnings = [c for c in found if not _is_lock(c, config)]
+    overridden = [c for c in locks if c in OVERRIDABLE and c in state.overrides]
+    return Decision(
+        locks=tuple(c for c in locks if c not in overridden),
+        warnings=tuple(warnings),
+        overridden=tuple(overridden),
+    )
+
+
+def _findings(state: DockState, history: History, config: Config, now: datetime) -> Iterable[str]:
+    reading = state.reading
+    if reading is None:
+        yield "readout_error"  # the client, record and clock can still be judged
+    else:
+        yield from _cartridge_findings(reading, history)
+        yield from _pen_findings(reading, history, config)
+    yield from _client_findings(state.next_client, history, config, now)
+    if not state.storage_ok:
+        yield "storage_error"
+    if not state.clock_synced:
+        yield "clock_unsynced"
+
+
+def _cartridge_findings(reading: PenReading, history: History) -> Iterable[str]:
+    if reading.cartridge_serial == 0:
+        yield "no_cartridge"
+    elif history.cartridge_used_before or reading.cartridge_strokes > 0:
+        yield "cartridge_reused"  # single-use sterile cartridges
+
+
+def _pen_findings(reading: PenReading, history: History, config: Config) -> Iterable[str]:
+    if reading.faults:
+        yield "pen_fault"
+    if reading.battery_mv < config.rules.battery_min_mv:
+        yield "battery_low"
+    pen = history.pen
+    if pen is None:
+        return  # a pen never seen cannot roll back or be due
+    if pen.serial != reading.pen_serial:
+        raise ValueError(f"history is for pen {pen.serial}, but pen {reading.pen_serial} is docked")
+    if reading.strokes < pen.last_strokes or reading.motor_seconds < pen.last_motor_seconds:
+        yield "counter_rollback"  # tamper or a swapped board
+    if reading.motor_seconds - pen.service_motor_seconds > config.rules.service_interval_hours * 3600:
+        yield "service_due"
+
+
+def _client_findings(client: NextClient | None, history: History, config: Config,
+                     now: datetime) -> Iterable[str]:
+    if client is None:
+        yield "client_missing"
+        return
+    rules = config.rules
+    # Earlier sessions of the same client AND area; a date in the future (the clock went
+    # back) counts as "just now", which holds the pen rather than releasing it.
+    same = [t.started_at for t in history.treatments if t.client_ref == client.ref and t.area == client.area]
+    if same:
+        # Counted in calendar days of the dock's time zone, so the pen frees on the morning
+        # of the "next eligible date" the page shows, not at the hour of the last session.
+        last = max(same)
+        days = (now.astimezone(config.tz).date() - last.astimezone(config.tz).date()).days
+        if last > now or days < rules.min_interval_days:
+            yield "client_interval"
+        elif days < rules.recommended_interval_days:
+            yield "interval_short"
+    window = timedelta(days=rules.course_window_days)
+    if sum(1 for started in same if now - started <= window) >= rules.course_max_treatments:
+        yield "course_complete"  # this session would be one more than a full course
+    if not set(CHECKLIST_ITEMS) <= client.checklist:
+        yield "checklist_missing"
+
+
+def _is_lock(code: str, config: Config) -> bool:
+    if code == "checklist_missing":
+        return config.rules.checklist_required
+    return describe(code).kind == "lock"
+
+
+# --- during and after a session --------------------------------------------------------
+
+
+def live_warnings(session: OpenSession, out_seconds: float, config: Config) -> tuple[str, ...]:
+    """Warnings while the pen is out of the cradle."""
+    if out_seconds > config.rules.session_overrun_minutes * 60:
+        return ("session_overrun",)
+    return ()
+
+
+def close_warnings(session: OpenSession, reading: PenReading | None, config: Config,
+                   out_seconds: float) -> tuple[str, ...]:
+    """Everything to note on the closed session, its start warnings included."""
+    found = list(session.warnings)
+    if reading is not None and reading.pen_serial != session.pen_serial:
+        found.append("pen_changed")  # another pen's counters say nothing about this session
+    elif reading is not None:
+        if _needling_seconds(session, reading) > config.rules.max_needling_minutes * 60:
+            found.append("over_needling")
+        if _depth_steps(reading.max_depth_mm) > _depth_steps(area_depth_limit(session.area, config)):
+            found.append("depth_high")
+        if reading.cartridge_serial != session.cartridge_serial:
+            found.append("cartridge_changed")
+        if reading.strokes < session.strokes_start or reading.motor_seconds < session.motor_seconds_start:
+            found.append("counter_rollback")
+    if session.forced:
+        found.append("forced_removal")
+    found.extend(live_warnings(session, out_seconds, config))
+    return _ordered(found)
+
+
+def session_result(session: OpenSession, reading: PenReading | None, config: Config,
+                   ended_at: datetime, out_seconds: float) -> SessionResult:
+    """What the closed session adds up to: counter deltas, never negative."""
+    same_pen = reading is not None and reading.pen_serial == session.pen_serial
+    return SessionResult(
+        ended_at=ended_at,
+        needling_seconds=_needling_seconds(session, reading) if same_pen else 0,
+        strokes=max(0, reading.strokes - session.strokes_start) if same_pen else 0,
+        max_depth_mm=reading.max_depth_mm if same_pen else 0.0,
+        warnings=close_warnings(session, reading, config, out_seconds),
+    )
+
+
+def _needling_seconds(session: OpenSession, reading: PenReading) -> int:
+    return max(0, reading.motor_seconds - session.motor_seconds_start)
+
+
+def area_depth_limit(area: str, config: Config) -> float:
+    """The area's deepest allowed depth; an area no longer configured gets the shallowest."""
+    depths = config.areas.max_depth_mm
+    return depths.get(area, min(depths.values()))
+
+
+def _depth_steps(depth_mm: float) -> int:
+    """Depth in the pen's own 0.05 mm units, so float noise cannot flip a comparison."""
+    return round(depth_mm / DEPTH_STEP_MM)
+
+
+def eligible_dates(started_at: datetime, config: Config) -> EligibleDates:
+    """The client's next eligible and recommended dates, in the dock's time zone."""
+    _require_aware(started_at, "started_at")
+    day = started_at.astimezone(config.tz).date()
+    return EligibleDates(
+        next_eligible=day + timedelta(days=config.rules.min_interval_days),
+        recommended=day + timedelta(days=config.rules.recommended_interval_days),
+    )
+
+
+# --- what the therapist types ----------------------------------------------------------
+
+
+def validate_client_ref(ref: str) -> str:
+    """A booking reference, never a name: refuse anything that could hold one."""
+    if not _CLIENT_REF.fullmatch(ref or ""):
+        if not ref:
+            why = "it is empty"
+        elif len(ref) > 32:
+            why = f"it is {len(ref)} characters long"
+        elif any(ch.isspace() for ch in ref):
+            why = "it contains a space (client names are never recorded)"
+        else:
+            bad = "".join(sorted({ch for ch in ref if not _CLIENT_REF.fullmatch(ch)}))
+            why = f"it contains {bad!r}"
+        raise ValueError(f"client reference {ref!r} refused: {why}. Use the booking code "
+                         "(never a name): 1 to 32 letters, digits, '-', '_' or '.'")
+    return ref
+
+
+def validate_area(area: str | None, config: Config) -> str:
+    """A configured treatment area; None means the default area."""
+    if area is None:
+        return config.areas.default_area
+    name = area.strip().lower()
+    if name not in config.areas.max_depth_mm:
+        raise ValueError(f"unknown treatment area {area!r}; the areas are: "
+                         f"{', '.join(config.areas.max_depth_mm)}")
+    return name
+
+
+def parse_checklist(text: str) -> frozenset[str]:
+    """'screened,test-area' -> the ticked items; an unknown item is refused."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    unknown = [item for item in items if item not in CHECKLIST_ITEMS]
+    if unknown:
+        raise ValueError(f"unknown checklist item {unknown[0]!r}; the items are: "
+                         f"{', '.join(CHECKLIST_ITEMS)} (comma-separated)")
+    return frozenset(items)
+
+
+def validate_override(code: str) -> str:
+    """The role that may override `code`; a ValueError says why it cannot be overridden."""
+    describe(code)
+    if code in OVERRIDABLE:
+        return OVERRIDABLE[code]
+    if code in NEVER_OVERRIDABLE:
+        raise ValueError(f"{code} can never be overridden: {describe(code).action}")
+    if code in TECHNICIAN_ONLY:
+        verb = "rebaseline" if code == "counter_rollback" else "service-reset"
+        raise ValueError(f"{code} cannot be overridden; a technician clears it with "
+                         f"'pendock {verb} --reason TEXT'")
+    raise ValueError(f"{code} cannot be overridden; the overridable codes are: {', '.join(OVERRIDABLE)}")
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _ordered(codes: Iterable[str]) -> tuple[str, ...]:
+    """No duplicates, in DESCRIPTIONS order (codes from elsewhere keep theirs, at the end)."""
+    unique = list(dict.fromkeys(codes))
+    rank = {code: i for i, code in enumerate(CODES)}
+    return tuple(sorted(unique, key=lambda c: rank.get(c, len(CODES))))
+
+
+def _require_aware(moment: datetime, name: str) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {moment!r}")

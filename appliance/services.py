@@ -1,0 +1,46 @@
+"""`pendock daemon` and `pendock web`: the two long-running processes systemd starts."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from appliance import paths
+from appliance.config import ConfigError, load_config, resolve_config_path
+
+
+def load(args):
+    """The config named by --config / PENDOCK_CONFIG / the default path; refuses a bad file."""
+    return load_config(resolve_config_path(args.config, os.environ))
+
+
+def run(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        config = load(args)
+    except ConfigError as error:
+        print(f"pendock: {error}", file=sys.stderr)
+        return 2
+    data = paths.data_dir(args.data)
+    socket = Path(os.environ.get("PENDOCK_SOCKET") or (data / paths.SOCKET_NAME))
+    if args.verb == "daemon":
+        from gpiozero.exc import BadPinFactory
+
+        from appliance.clock import SystemClock
+        from appliance.daemon import run_daemon
+
+        try:
+            return run_daemon(config, data, socket, SystemClock(config.tz))
+        except BadPinFactory as error:
+            print(
+                f"pendock: no GPIO pin library works here ({error}). On a Raspberry Pi install "
+                "pen-dock with its [pi] extra (lgpio, RPi.GPIO); off the Pi use `pendock demo`.",
+                file=sys.stderr,
+            )
+            return 2
+    from appliance.page import serve
+
+    host = args.host or config.web.host
+    port = args.port or config.web.port
+    return serve(config, data, socket, host, port)

@@ -1,0 +1,337 @@
+"""The simulated pen and clock: the only place where simulation lives.
+
+The pen is a gpiozero `MockSPIDevice` on the pin map's SPI lines that answers the same
+frames a real pen does; the seat is the mock pin under the cradle; the wall clock can be
+moved on. The daemon, the rules and the store cannot tell this from a Pi: they run the
+same code. The pen's state is kept in a small JSON file in the data folder, so a restarted
+simulated dock meets the same pen (as a real dock would).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from gpiozero.pins.mock import MockFactory, MockSPIDevice
+
+from appliance import frame
+from appliance.model import FAULTS, PenReading
+from appliance.pinmap import PinMap
+
+STROKES_PER_SECOND = 120  # a typical pen runs at 120 strokes a second
+FAULT_NAMES = ("crc", "stall", "overtemp", "battery-low", "chip")
+SIM_COMMANDS = ("sim.dock", "sim.undock", "sim.cartridge", "sim.needle", "sim.fault", "sim.clock")
+
+
+class SimRefused(Exception):
+    """The simulated pen cannot do that (the latch is real, even here)."""
+
+
+class SimUsage(ValueError):
+    """A sim verb's arguments are wrong."""
+
+
+def parse_duration(text: str) -> float:
+    """'90m', '21d', '2h', '30s', '-1d' -> seconds."""
+    match = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*([smhd])\s*", str(text))
+    if not match:
+        raise SimUsage(f"duration {text!r} is not understood: use a number and a unit, e.g. 90m, 21d, 2h, 30s")
+    number, unit = float(match.group(1)), match.group(2)
+    return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+class SimClock:
+    """A wall clock and a monotonic clock that can be moved on together (or the wall alone)."""
+
+    def __init__(self, tz: ZoneInfo, *, wall_offset: float = 0.0, mono_offset: float = 0.0, synced: bool = True):
+        self.tz = tz
+        self.wall_offset = wall_offset
+        self.mono_offset = mono_offset
+        self.is_synced = synced
+
+    def now(self) -> datetime:
+        return datetime.now(self.tz) + timedelta(seconds=self.wall_offset)
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.mono_offset
+
+    def synced(self) -> bool:
+        return self.is_synced
+
+    def advance(self, seconds: float) -> None:
+        """Time passes: both clocks move."""
+        if seconds < 0:
+            raise SimUsage("time only moves forward with --advance; use --jump to set the wall clock back")
+        self.wall_offset += seconds
+        self.mono_offset += seconds
+
+    def jump(self, seconds: float) -> None:
+        """Only the wall clock jumps (a bad RTC-less boot, a wrong NTP answer)."""
+        self.wall_offset += seconds
+
+
+@dataclass
+class PenState:
+    """Everything the simulated pen would report, in human units."""
+
+    pen_serial: int = 0x5EED0001
+    firmware: str = "1.4"
+    strokes: int = 250_000
+    motor_seconds: int = 36_000
+    cartridge_serial: int = 0
+    cartridge_strokes: int = 0
+    max_depth_mm: float = 0.0
+    battery_mv: int = 4050
+    temperature_c: float = 24.5
+    faults: list = field(default_factory=list)  # subset of FAULTS
+    crc_fault: str = ""  # "", "persistent" or "intermittent"
+    docked: bool = True
+
+    def reading(self) -> PenReading:
+        return PenReading(
+            pen_serial=self.pen_serial, firmware=self.firmware, strokes=self.strokes,
+            motor_seconds=self.motor_seconds, cartridge_serial=self.cartridge_serial,
+            cartridge_strokes=self.cartridge_strokes, max_depth_mm=self.max_depth_mm,
+            battery_mv=self.battery_mv, temperature_c=self.temperature_c,
+            faults=frozenset(self.faults),
+        )
+
+
+class SimulatedPen(MockSPIDevice):
+    """The pen's SPI slave: after the read command it clocks out one frame."""
+
+    def __init__(self, pinmap: PinMap, state: PenState, *, pin_factory: MockFactory):
+        spi = pinmap.spi
+        super().__init__(
+            spi.clock, spi.mosi, spi.miso, spi.select, pin_factory=pin_factory
+        )
+        self.state = state
+        self.reads = 0
+        self._lock = threading.Lock()
+
+    def frame_bytes(self) -> bytes:
+        data = bytearray(frame.encode(self.state.reading()))
+        corrupt = self.state.crc_fault == "persistent" or (
+            self.state.crc_fault == "intermittent" and self.reads % 2 == 1
+        )
+        if corrupt:
+            data[-1] ^= 0x5A
+        return bytes(data)
+
+    def on_bit(self):
+        if self.rx_bit == 8 and self.rx_word() == frame.READ_COMMAND:
+            with self._lock:
+                reply = self.frame_bytes() if self.state.docked else b""
+                self.reads += 1
+            for byte in reply:
+                self.tx_word(byte)
+
+
+class Simulator:
+    """The simulated pen in its cradle, and the sim verbs of `pendock sim`.
+
+    Build it on a `MockFactory` BEFORE the dock's devices, so the SPI clock pin is the
+    mock SPI kind; then `register(server, dock)` adds the sim verbs to the control socket.
+    """
+
+    def __init__(self, pinmap: PinMap, factory: MockFactory, clock: SimClock, state_file: Path | None = None):
+        self.pinmap = pinmap
+        self.clock = clock
+        self.state_file = state_file
+        self.pen = SimulatedPen(pinmap, self._load_state(), pin_factory=factory)
+        seat = pinmap.pins["seat"]
+        self.seat_pin = factory.pin(seat.bcm)
+        self._seat_active_low = not seat.active_high
+        self._drive_seat(self.pen.state.docked)
+
+    # -- persistence -------------------------------------------------------------
+    def _load_state(self) -> PenState:
+        if self.state_file and self.state_file.exists():
+            try:
+                saved = json.loads(self.state_file.read_text())
+                clock = saved.pop("_clock", {})
+                self.clock.wall_offset = float(clock.get("wall_offset", 0.0))
+                self.clock.is_synced = bool(clock.get("synced", True))
+                return PenState(**saved)
+            except (ValueError, TypeError):
+                pass  # a broken sim file: start a fresh pen, the dock will notice the swap
+        return PenState()
+
+    def save(self) -> None:
+        if not self.state_file:
+            return
+        data = asdict(self.pen.state)
+        data["_clock"] = {"wall_offset": self.clock.wall_offset, "synced": self.clock.is_synced}
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.state_file)
+
+    # -- the physical world --------------------------------------------------------
+    def _drive_seat(self, docked: bool) -> None:
+        # The hall switch pulls its line to its active level while the pen is seated.
+        active = docked
+        level_high = (not active) if self._seat_active_low else active
+        if level_high:
+            self.seat_pin.drive_high()
+        else:
+            self.seat_pin.drive_low()
+
+    def bounce_seat(self, final: bool, flips: int = 6, gap_s: float = 0.002) -> None:
+        """A pen rocking in the cradle: the switch chatters, then rests at `final`."""
+        for i in range(flips):
+            self._drive_seat(i % 2 == 0)
+            time.sleep(gap_s)
+        self.pen.state.docked = final
+        self._drive_seat(final)
+
+    def dock(self) -> None:
+        self.pen.state.docked = True
+        self._drive_seat(True)
+
+    def undock(self, *, latch_held: bool, force: bool = False) -> bool:
+        if not self.pen.state.docked:
+            raise SimRefused("the pen is not in the cradle (it was lifted already)")
+        if latch_held and not force:
+            raise SimRefused(
+                "the latch holds the pen, so it cannot be lifted: clear the reasons shown by "
+                "`pendock status`, or use --force (the technician's key; the dock records it)"
+            )
+        self.pen.state.docked = False
+        self._drive_seat(False)
+        return latch_held
+
+    def fit_cartridge(self, serial: int | None = None, strokes: int = 0) -> int:
+        if serial is None:
+            serial = random.randint(1, 0xFFFFFFFF)
+        if not 1 <= serial <= 0xFFFFFFFF:
+            raise SimUsage(f"cartridge serial {serial} is out of range: use 1 to {0xFFFFFFFF}")
+        if strokes < 0:
+            raise SimUsage("cartridge strokes cannot be negative")
+        self.pen.state.cartridge_serial = serial
+        self.pen.state.cartridge_strokes = strokes
+        return serial
+
+    def remove_cartridge(self) -> None:
+        self.pen.state.cartridge_serial = 0
+        self.pen.state.cartridge_strokes = 0
+
+    def needle(self, minutes: float, depth_mm: float | None = None, strokes: int | None = None) -> None:
+        state = self.pen.state
+        if state.docked:
+            raise SimRefused("the pen is in the cradle: lift it first (`pendock sim undock`)")
+        if minutes <= 0:
+            raise SimUsage("--minutes must be more than 0")
+        if state.cartridge_serial == 0:
+            raise SimRefused("no cartridge is fitted: the pen cannot needle")
+        seconds = round(minutes * 60)
+        if strokes is None:
+            strokes = seconds * STROKES_PER_SECOND
+        if strokes < 0:
+            raise SimUsage("--strokes cannot be negative")
+        if depth_mm is not None:
+            if not 0 < depth_mm <= 3.0:
+                raise SimUsage("--depth must be between 0 and 3.0 mm")
+            state.max_depth_mm = max(state.max_depth_mm, depth_mm)
+        state.motor_seconds += seconds
+        state.strokes += strokes
+        state.cartridge_strokes += strokes
+        self.clock.advance(seconds)
+
+    def set_fault(self, name: str) -> None:
+        state = self.pen.state
+        if name == "clear":
+            state.faults, state.crc_fault, state.battery_mv = [], "", 4050
+        elif name == "crc":
+            state.crc_fault = "persistent"
+        elif name == "crc-intermittent":
+            state.crc_fault = "intermittent"
+        elif name == "battery-low":
+            state.battery_mv = 3300
+        elif name in FAULTS:
+            state.faults = sorted(set(state.faults) | {name})
+        else:
+            raise SimUsage(
+                f"unknown fault {name!r}: use one of {', '.join(FAULT_NAMES)}, crc-intermittent, or clear"
+            )
+
+    # -- the sim verbs on the control socket --------------------------------------
+    def register(self, server, dock) -> None:
+        """Add the `pendock sim` verbs to the daemon's control server."""
+        # The dock's seat input set its pull when it was built; put the pen back where it is.
+        self._drive_seat(self.pen.state.docked)
+
+        def settled(result: dict) -> dict:
+            self.save()
+            dock.settle()
+            result["status"] = dock.status()
+            return result
+
+        def sim_dock(args, peer):
+            if args.get("bounce"):
+                self.bounce_seat(True)
+            else:
+                self.dock()
+            return settled({"done": "pen seated"})
+
+        def sim_undock(args, peer):
+            forced = self.undock(latch_held=dock.hw.latch.is_held, force=bool(args.get("force")))
+            if forced:
+                dock.note_forced_removal(peer)
+            return settled({"done": "pen lifted" + (" with the technician's key" if forced else "")})
+
+        def sim_cartridge(args, peer):
+            if args.get("remove"):
+                self.remove_cartridge()
+                return settled({"done": "cartridge removed"})
+            serial = self.fit_cartridge(_int_arg(args, "serial"), _int_arg(args, "strokes") or 0)
+            return settled({"done": f"cartridge {serial} fitted", "cartridge_serial": serial})
+
+        def sim_needle(args, peer):
+            minutes = args.get("minutes")
+            if minutes is None:
+                raise SimUsage("needle needs --minutes M")
+            try:
+                minutes = float(minutes)
+                depth = None if args.get("depth") is None else float(args["depth"])
+            except (TypeError, ValueError):
+                raise SimUsage("--minutes and --depth take numbers, e.g. --minutes 25 --depth 1.0") from None
+            self.needle(minutes, depth, _int_arg(args, "strokes"))
+            return settled({"done": f"needled for {minutes:g} minutes"})
+
+        def sim_fault(args, peer):
+            self.set_fault(str(args.get("name", "")))
+            return settled({"done": f"fault {args.get('name')}"})
+
+        def sim_clock(args, peer):
+            if args.get("advance") is not None:
+                self.clock.advance(parse_duration(args["advance"]))
+            elif args.get("jump") is not None:
+                self.clock.jump(parse_duration(args["jump"]))
+            elif args.get("synced") is not None:
+                self.clock.is_synced = bool(args["synced"])
+            else:
+                raise SimUsage("clock needs --advance DURATION (or --jump DURATION, --unsync, --sync)")
+            return settled({"done": "clock moved", "now": self.clock.now().isoformat()})
+
+        for name, handler in (
+            ("sim.dock", sim_dock), ("sim.undock", sim_undock), ("sim.cartridge", sim_cartridge),
+            ("sim.needle", sim_needle), ("sim.fault", sim_fault), ("sim.clock", sim_clock),
+        ):
+            server.register(name, handler, errors={SimRefused: "refused", SimUsage: "usage"})
+
+
+def _int_arg(args: dict, key: str) -> int | None:
+    value = args.get(key)
+    if value is None:
+        return None
+    try:
+        return int(str(value), 0)
+    except ValueError:
+        raise SimUsage(f"--{key} takes a whole number, got {value!r}") from None

@@ -1,0 +1,411 @@
+#!/usr/bin/env bash
+# hw/install.sh: turn a Raspberry Pi OS machine into a pen dock (or undo it).
+#
+#   sudo hw/install.sh [--root DIR] [--no-venv] [--source PATH] [--tech NAME]... [--sshd]
+#   sudo hw/install.sh --uninstall [--purge] [--root DIR]
+#
+# Install sets up: system groups gpio, spi (if missing), pendock, pendock-web, pendock-tech;
+# system users pendock (the daemon: groups gpio, spi) and pendock-web (the page: group
+# pendock); the venv /opt/pendock/venv with the program; /etc/pendock/pendock.toml (only
+# when missing: an upgrade keeps the clinic's config); /var/lib/pendock and its backups
+# folder (records are never touched: the daemon migrates the schema when it starts); the
+# systemd units; the hardware watchdog feed; the boot config lines (SPI on, watchdog on)
+# in one marked block; then, on a running system, enables and (re)starts the services.
+# Running it twice is the same as running it once.
+#
+# Uninstall removes the units, the venv, the boot block, the users and the groups it made;
+# it keeps the records (/var/lib/pendock) and the config (/etc/pendock) unless --purge.
+#
+# --root DIR installs into a scratch root (an image, or a test): users and groups go into
+# DIR/etc/{passwd,group,shadow,gshadow} (which must exist), nothing is started, no venv.
+set -euo pipefail
+
+readonly REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly VENV_DIR=/opt/pendock/venv
+readonly APP_DIR=/opt/pendock
+readonly DATA_DIR=/var/lib/pendock
+readonly CONFIG_DIR=/etc/pendock
+readonly CONFIG_FILE=/etc/pendock/pendock.toml
+readonly UNIT_DIR=/etc/systemd/system
+readonly UNITS=(pendock.service pendock-web.service pendock-backup.service pendock-backup.timer)
+readonly WATCHDOG_DROPIN=/etc/systemd/system.conf.d/pendock-watchdog.conf
+readonly SSHD_DROPIN=/etc/ssh/sshd_config.d/pendock.conf
+readonly BLOCK_BEGIN="# BEGIN pen-dock"
+readonly BLOCK_END="# END pen-dock"
+
+ROOT=/
+WANT_VENV=1
+MODE=install
+PURGE=0
+WANT_SSHD=0
+SOURCE=$REPO
+TECHS=()
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 2; }
+
+usage() {
+    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+parse_args() {
+    local given="$*"
+    while (($#)); do
+        case $1 in
+            --root) [[ $# -ge 2 ]] || die "--root needs a folder"; ROOT=$2; shift ;;
+            --root=*) ROOT=${1#--root=} ;;
+            --no-venv) WANT_VENV=0 ;;
+            --source) [[ $# -ge 2 ]] || die "--source needs a wheel or project folder"; SOURCE=$2; shift ;;
+            --tech) [[ $# -ge 2 ]] || die "--tech needs a user name"; TECHS+=("$2"); shift ;;
+            --sshd) WANT_SSHD=1 ;;
+            --uninstall) MODE=uninstall ;;
+            --purge) PURGE=1 ;;
+            -h|--help) usage; exit 0 ;;
+            *) die "unknown option '$1' (try --help)" ;;
+        esac
+        shift
+    done
+    [[ $PURGE == 0 || $MODE == uninstall ]] || die "--purge only goes with --uninstall"
+    [[ $EUID == 0 ]] || die "must run as root (users, groups and /etc): try 'sudo $0 $given'"
+    [[ -d $ROOT ]] || die "--root $ROOT is not a folder"
+    ROOT=$(cd "$ROOT" && pwd)
+    if [[ $ROOT != / ]]; then
+        for f in passwd group shadow gshadow; do
+            [[ -f $ROOT/etc/$f ]] || die "scratch root $ROOT has no etc/$f; create it first (even a one-line root entry will do)"
+        done
+        if ((WANT_VENV)) && [[ $MODE == install ]]; then
+            say "Not building the venv inside $ROOT: a venv only runs on the machine that built it (use --no-venv with --root)."
+            WANT_VENV=0
+        fi
+    fi
+}
+
+# --- paths and account look-ups, always inside ROOT ---------------------------------------
+
+at() { if [[ $ROOT == / ]]; then printf '%s' "$1"; else printf '%s%s' "$ROOT" "$1"; fi; }
+root_args() { [[ $ROOT == / ]] || printf -- '--root\n%s\n' "$ROOT"; }
+shadow_tool() { local tool=$1; shift; local extra; mapfile -t extra < <(root_args); "$tool" "${extra[@]}" "$@"; }
+systemd_live() { [[ $ROOT == / && -d /run/systemd/system ]]; }
+
+field_of() { awk -F: -v n="$2" -v f="$3" '$1 == n { print $f; exit }' "$(at "/etc/$1")"; }
+has_group() { [[ -n $(field_of group "$1" 1) ]]; }
+has_user() { [[ -n $(field_of passwd "$1" 1) ]]; }
+uid_of() { field_of passwd "$1" 3; }
+gid_of() { field_of group "$1" 3; }
+in_group() {
+    awk -F: -v g="$1" -v u="$2" '$1 == g { n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) found = 1 }
+        END { exit !found }' "$(at /etc/group)"
+}
+
+# --- install steps ------------------------------------------------------------------------
+
+ensure_group() {
+    if has_group "$1"; then
+        say "Group $1 is already there."
+    else
+        shadow_tool groupadd --system "$1"
+        say "Created group $1 ($2)."
+    fi
+}
+
+ensure_user() { # NAME PRIMARY_GROUP "SUPPLEMENTARY GROUPS" COMMENT
+    local name=$1 primary=$2 groups=$3 comment=$4 g
+    if has_user "$name"; then
+        say "User $name is already there."
+    else
+        shadow_tool useradd --system --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin --gid "$primary" --comment "$comment" "$name" 2> >(grep -v 'missing or non-executable shell' >&2)
+        say "Created system user $name ($comment), no login shell."
+    fi
+    for g in $groups; do
+        if ! in_group "$g" "$name"; then
+            shadow_tool usermod --append --groups "$g" "$name"
+            say "Added $name to group $g."
+        fi
+    done
+}
+
+ensure_dir() { # PATH MODE OWNER GROUP
+    local path dir_uid dir_gid
+    path=$(at "$1")
+    dir_uid=$(uid_of "$3"); dir_gid=$(gid_of "$4")
+    if [[ -d $path ]]; then
+        if [[ $(stat -c %u "$path") != "$dir_uid" ]]; then
+            # Kept records from an earlier install belong to a deleted user id: give them back.
+            chown -R "$dir_uid:$dir_gid" "$path"
+            say "Gave $1 and everything in it to $3:$4 (it was left by an earlier install)."
+        fi
+    else
+        mkdir -p "$path"
+        say "Created $1."
+    fi
+    chown "$dir_uid:$dir_gid" "$path"
+    chmod "$2" "$path"
+}
+
+copy_file() { # SOURCE DEST MODE: reports whether DEST changed
+    local src=$1 dest dest_dir
+    dest=$(at "$2")
+    dest_dir=$(dirname "$dest")
+    mkdir -p "$dest_dir"
+    if [[ -f $dest ]] && cmp -s "$src" "$dest"; then
+        chmod "$3" "$dest"
+        say "$2 is up to date."
+    else
+        install -m "$3" -o 0 -g 0 "$src" "$dest"
+        say "Installed $2."
+    fi
+}
+
+install_accounts() {
+    ensure_group gpio "GPIO pins; Raspberry Pi OS normally has it"
+    ensure_group spi "SPI bus; Raspberry Pi OS normally has it"
+    ensure_group pendock "the daemon's group: record, config, control socket"
+    ensure_group pendock-web "the page's own group"
+    ensure_group pendock-tech "technicians allowed in over SSH"
+    ensure_user pendock pendock "gpio spi" "Pen dock daemon"
+    ensure_user pendock-web pendock-web "pendock" "Pen dock page"
+    local tech
+    for tech in "${TECHS[@]}"; do
+        has_user "$tech" || die "--tech $tech: no such user in $(at /etc/passwd); create the account first (adduser $tech)"
+        ensure_membership "$tech" pendock-tech "may log in over SSH when the sshd drop-in is on"
+        ensure_membership "$tech" pendock "may use the pendock CLI (control socket, record)"
+    done
+}
+
+ensure_membership() {
+    if in_group "$2" "$1"; then
+        say "Technician $1 is already in group $2."
+    else
+        shadow_tool usermod --append --groups "$2" "$1"
+        say "Added technician $1 to group $2 ($3)."
+    fi
+}
+
+install_venv() {
+    if ((!WANT_VENV)); then
+        say "Skipped the venv ($VENV_DIR), as asked."
+        return
+    fi
+    command -v python3 >/dev/null || die "python3 not found: sudo apt install python3 python3-venv"
+    if [[ ! -x $VENV_DIR/bin/python ]]; then
+        # System site packages: lets the venv use Raspberry Pi OS's python3-lgpio.
+        python3 -m venv --system-site-packages "$VENV_DIR" \
+            || die "could not create $VENV_DIR: sudo apt install python3-venv, then run this again"
+        say "Created the venv $VENV_DIR."
+    fi
+    "$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check --upgrade "$SOURCE" \
+        || die "pip could not install $SOURCE into $VENV_DIR (see pip's message above)"
+    say "Installed the pendock program from $SOURCE into $VENV_DIR."
+    if [[ -r /proc/device-tree/model ]] && grep -q 'Raspberry Pi' /proc/device-tree/model \
+        && ! "$VENV_DIR/bin/python" -c 'import lgpio' 2>/dev/null; then
+        say "WARNING: this is a Raspberry Pi but the venv cannot import lgpio: sudo apt install python3-lgpio"
+    fi
+}
+
+install_config() {
+    local dest conf_gid
+    dest=$(at "$CONFIG_FILE")
+    mkdir -p "$(at "$CONFIG_DIR")"
+    chmod 0755 "$(at "$CONFIG_DIR")"
+    conf_gid=$(gid_of pendock)
+    if [[ -e $dest ]]; then
+        # The clinic's settings stay; only owner and mode are put right (root:pendock 0640).
+        chown "0:$conf_gid" "$dest"
+        chmod 0640 "$dest"
+        say "Kept the existing config $CONFIG_FILE (never overwritten)."
+    elif [[ -f $REPO/appliance/pendock.toml ]]; then
+        install -m 0640 -o 0 -g "$conf_gid" "$REPO/appliance/pendock.toml" "$dest"
+        say "Wrote the default config to $CONFIG_FILE; edit it for this clinic."
+    else
+        say "No default config in $REPO/appliance/pendock.toml: the dock will run on built-in defaults."
+    fi
+}
+
+install_units() {
+    local unit
+    for unit in "${UNITS[@]}"; do
+        copy_file "$REPO/systemd/$unit" "$UNIT_DIR/$unit" 0644
+    done
+    local dropin
+    dropin=$(mktemp)
+    cat >"$dropin" <<'EOF'
+# Written by pen-dock's hw/install.sh: systemd feeds the Pi's hardware watchdog (enabled by
+# dtparam=watchdog=on), so a hung kernel or systemd reboots the dock. 14 s is under the
+# BCM2835 watchdog's 15 s limit.
+[Manager]
+RuntimeWatchdogSec=14s
+EOF
+    copy_file "$dropin" "$WATCHDOG_DROPIN" 0644
+    rm -f "$dropin"
+}
+
+boot_config_path() {
+    local candidate
+    for candidate in /boot/firmware/config.txt /boot/config.txt; do
+        if [[ -f $(at "$candidate") ]]; then
+            printf '%s' "$candidate"
+            return
+        fi
+    done
+}
+
+# Prints FILE with our marked block replaced by BLOCK_FILE's text (or without it, when
+# BLOCK_FILE is empty); the first block stays in place, any duplicates go, and a file
+# without a block gets it appended.
+rewrite_block() { # FILE BLOCK_FILE
+    awk -v begin="$BLOCK_BEGIN" -v end="$BLOCK_END" -v block="$2" '
+        function emit(   line) { if (block != "") while ((getline line < block) > 0) print line }
+        index($0, begin) == 1 { if (!done) emit(); done = 1; skipping = 1; next }
+        skipping && index($0, end) == 1 { skipping = 0; next }
+        skipping { next }
+        { print }
+        END { if (!done) emit() }
+    ' "$1"
+}
+
+install_boot_lines() {
+    local config block new
+    config=$(boot_config_path)
+    if [[ -z $config ]]; then
+        say "No boot config found (neither /boot/firmware/config.txt nor /boot/config.txt under $ROOT): not a Raspberry Pi? Add these lines by hand: dtparam=spi=on, dtparam=watchdog=on."
+        return
+    fi
+    block=$(mktemp); new=$(mktemp)
+    cat >"$block" <<EOF
+$BLOCK_BEGIN (written by hw/install.sh; uninstall removes it)
+[all]
+dtparam=spi=on
+dtparam=watchdog=on
+$BLOCK_END
+EOF
+    rewrite_block "$(at "$config")" "$block" >"$new"
+    if cmp -s "$new" "$(at "$config")"; then
+        say "Boot config $config already has the pen-dock lines (SPI on, watchdog on)."
+    else
+        cat "$new" >"$(at "$config")"
+        say "Wrote the pen-dock lines (SPI on, watchdog on) into $config: reboot once for them to take effect."
+    fi
+    rm -f "$block" "$new"
+}
+
+install_sshd() {
+    ((WANT_SSHD)) || return 0
+    local members
+    members=$(field_of group pendock-tech 4)
+    [[ -n $members ]] || die "--sshd would lock everyone out: group pendock-tech is empty. Add a technician with --tech NAME (with an SSH key in ~NAME/.ssh/authorized_keys)."
+    [[ -d $(at /etc/ssh/sshd_config.d) ]] || die "no /etc/ssh/sshd_config.d: install openssh-server first (sudo apt install openssh-server)"
+    copy_file "$REPO/hw/sshd_pendock.conf" "$SSHD_DROPIN" 0644
+    if [[ $ROOT == / ]] && command -v sshd >/dev/null; then
+        mkdir -p /run/sshd # sshd -t wants its privilege-separation folder, even when ssh is stopped
+        if ! sshd -t; then
+            rm -f "$SSHD_DROPIN"
+            die "sshd rejected the drop-in (message above); removed it again, SSH unchanged"
+        fi
+        if systemd_live; then
+            systemctl reload ssh.service
+            say "Reloaded sshd: keys only, no root login, group pendock-tech ($members) only."
+        fi
+    fi
+    say "SSH now admits only group pendock-tech ($members), with keys; keep this session open until a new login works."
+}
+
+start_services() {
+    if ! systemd_live; then
+        say "Not starting anything: $( [[ $ROOT == / ]] && echo 'systemd is not running here' || echo "installed into $ROOT" )."
+        say "On the dock: systemctl daemon-reload && systemctl enable --now pendock.service pendock-web.service pendock-backup.timer"
+        return
+    fi
+    systemctl daemon-reload
+    systemctl enable --quiet pendock.service pendock-web.service pendock-backup.timer
+    say "Enabled pendock.service, pendock-web.service and pendock-backup.timer (they start at boot)."
+    # restart = start when stopped, pick up a new program when running (an upgrade).
+    if systemctl restart pendock.service pendock-web.service && systemctl start pendock-backup.timer; then
+        say "Started the dock daemon and the page."
+    else
+        say "WARNING: the dock did not start; see 'journalctl -u pendock -u pendock-web'. If SPI was just enabled, reboot first."
+    fi
+}
+
+do_install() {
+    say "Installing pen-dock from $REPO into $ROOT"
+    install_accounts
+    install_venv
+    install_config
+    ensure_dir "$DATA_DIR" 2770 pendock pendock
+    ensure_dir "$DATA_DIR/backups" 2770 pendock pendock
+    install_units
+    install_boot_lines
+    install_sshd
+    start_services
+    say "Done."
+}
+
+# --- uninstall ----------------------------------------------------------------------------
+
+remove_path() { # PATH WHAT
+    if [[ -e $(at "$1") ]]; then
+        rm -rf -- "$(at "$1")"
+        say "Removed $2 ($1)."
+    fi
+}
+
+remove_boot_lines() {
+    local config new
+    config=$(boot_config_path)
+    [[ -n $config ]] || return 0
+    grep -q "^$BLOCK_BEGIN" "$(at "$config")" || return 0
+    new=$(mktemp)
+    rewrite_block "$(at "$config")" "" >"$new"
+    cat "$new" >"$(at "$config")"
+    rm -f "$new"
+    say "Removed the pen-dock lines from $config."
+}
+
+do_uninstall() {
+    say "Uninstalling pen-dock from $ROOT"
+    if systemd_live; then
+        systemctl disable --now --quiet pendock-backup.timer pendock-web.service pendock.service 2>/dev/null || true
+        say "Stopped and disabled the dock's services."
+    fi
+    local unit
+    for unit in "${UNITS[@]}"; do remove_path "$UNIT_DIR/$unit" "unit $unit"; done
+    remove_path "$WATCHDOG_DROPIN" "the hardware watchdog setting"
+    if [[ -e $(at "$SSHD_DROPIN") ]]; then
+        remove_path "$SSHD_DROPIN" "the sshd drop-in"
+        if systemd_live; then
+            systemctl reload ssh.service || say "WARNING: could not reload sshd; run: systemctl reload ssh"
+        fi
+    fi
+    remove_boot_lines
+    remove_path "$APP_DIR" "the program and its venv"
+    local name
+    for name in pendock-web pendock; do
+        if has_user "$name"; then shadow_tool userdel "$name"; say "Removed user $name."; fi
+    done
+    for name in pendock-web pendock pendock-tech; do
+        if has_group "$name"; then shadow_tool groupdel "$name"; say "Removed group $name."; fi
+    done
+    say "Kept groups gpio and spi (Raspberry Pi OS uses them)."
+    if ((PURGE)); then
+        remove_path "$DATA_DIR" "the records and backups"
+        remove_path "$CONFIG_DIR" "the config"
+    else
+        if [[ -e $(at "$DATA_DIR") ]]; then
+            say "Kept the records and backups in $DATA_DIR (--purge removes them; a reinstall uses them again)."
+        fi
+        if [[ -e $(at "$CONFIG_DIR") ]]; then
+            say "Kept the config in $CONFIG_DIR (--purge removes it)."
+        fi
+    fi
+    if systemd_live; then systemctl daemon-reload; fi
+    say "Done."
+}
+
+main() {
+    parse_args "$@"
+    umask 0022
+    if [[ $MODE == install ]]; then do_install; else do_uninstall; fi
+}
+
+main "$@"
