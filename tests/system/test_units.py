@@ -141,6 +141,9 @@ def test_daemon_is_a_watched_notify_service_with_only_its_devices() -> None:
     assert one(d, "Service.PrivateNetwork") == "yes"
     assert one(d, "Service.RestrictAddressFamilies") == "AF_UNIX"
     assert "Service.PrivateDevices" not in d, "PrivateDevices hides the pins from the daemon"
+    # lgpio's FIFOs go where the page (group pendock, /run/pendock) cannot write fake pin events.
+    assert one(d, "Service.WorkingDirectory") == "/tmp" and one(d, "Service.PrivateTmp") == "yes"
+    assert "Service.ProcSubset" not in d, "ProcSubset=pid hides the board revision from gpiozero"
     assert "pendock daemon" in one(d, "Service.ExecStart")
 
 

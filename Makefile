@@ -1,0 +1,48 @@
+# The README's two commands: `make demo` (the simulated dock with its page) and
+# `make test` (the whole test suite). Each sets up what it needs: a virtual environment
+# in .venv with the project and its test tools, and (for tests) Debian's Chromium,
+# OpenSSH server, FUSE and systemd tools when it may install them (root or sudo).
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 8080
+PYTEST_ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || echo "sudo")
+TEST_PACKAGES := chromium openssh-server fuse3 systemd
+
+.PHONY: demo test test-fast bench deps-system clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  echo "python3-venv is missing: installing it with apt-get"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[test]'
+	@touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/pendock demo --port $(PORT)
+
+deps-system:
+	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then \
+	    echo "installing Debian packages for the tests:$$missing"; \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "not root and no sudo: tests needing$$missing will be skipped"; fi; \
+	fi
+
+test: $(STAMP) deps-system
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python tests/bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info test-artifacts
