@@ -7,10 +7,8 @@ script. Exit status: 0 done, 1 refused by a rule (reason printed), 2 bad usage o
 from __future__ import annotations
 
 import argparse
-import csv
 import getpass
 import hashlib
-import io
 import json
 import os
 import secrets
@@ -18,14 +16,9 @@ import sys
 
 from appliance import paths
 from appliance.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Refused
+from appliance.export import CSV_COLUMNS, sessions_csv  # noqa: F401 (moved there; re-exported)
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
-
-CSV_COLUMNS = (
-    "id", "started_at", "ended_at", "client_ref", "area", "pen_serial", "cartridge_serial",
-    "needling_seconds", "strokes", "max_depth_mm", "outcome", "warnings", "overrides",
-    "next_eligible_date", "recommended_date",
-)
 
 
 class UsageError(Exception):
@@ -203,24 +196,6 @@ def format_log(sessions: list[dict], day: str) -> str:
             + f" next {s.get('next_eligible_date') or '-'} / rec. {s.get('recommended_date') or '-'}"
         )
     return "\n".join(lines)
-
-
-def sessions_csv(sessions: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for s in sessions:
-        row = []
-        for column in CSV_COLUMNS:
-            value = s.get(column)
-            if isinstance(value, list):
-                value = " ".join(value)
-            text = "" if value is None else str(value)
-            if text[:1] in ("=", "+", "-", "@") and column in ("client_ref",):
-                text = "'" + text  # never let a spreadsheet run a cell
-            row.append(text)
-        writer.writerow(row)
-    return out.getvalue()
 
 
 # -- verbs ----------------------------------------------------------------------------------

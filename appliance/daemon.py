@@ -6,6 +6,7 @@ factory with the simulated pen on it and a simulated clock. Nothing below asks w
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ class RunningDock:
 
 
 def start_dock(config, data_dir: Path, socket: Path, clock, *, pinmap: PinMap | None = None,
-               pin_factory=None, extensions=()) -> RunningDock:
+               pin_factory=None, extensions=(), config_source: Path | None = None) -> RunningDock:
     """Build hardware, record, dock and control socket; the latch is held before it returns.
 
     `extensions` are callables `(server, dock)` that add commands (the simulator's verbs).
@@ -50,11 +51,11 @@ def start_dock(config, data_dir: Path, socket: Path, clock, *, pinmap: PinMap | 
     hw = DockHardware.from_pinmap(pinmap, retries=config.dock.readout_retries, pin_factory=pin_factory)
     try:
         hw.latch.hold()
-        store = Store(data_dir / DB_NAME)
+        store = Store(data_dir / DB_NAME, synchronous=_synchronous_for_tests())
     except BaseException:
         hw.close()
         raise
-    dock = Dock(hw, store, config, clock)
+    dock = Dock(hw, store, config, clock, config_source=config_source)
     server = ControlServer(socket, group=SOCKET_GROUP)
     commands.register(server, dock)
     for extend in extensions:
@@ -68,6 +69,16 @@ def start_dock(config, data_dir: Path, socket: Path, clock, *, pinmap: PinMap | 
         store.close()
         raise
     return RunningDock(dock, server, store)
+
+
+def _synchronous_for_tests() -> str:
+    """TEST HOOK: PENDOCK_SQLITE_SYNCHRONOUS=NORMAL weakens commits for the power-cut
+    test's negative control (tests/reliability), which must see acknowledged sessions
+    lost. Never set it on a dock: anything but FULL breaks "nothing committed is lost"."""
+    level = os.environ.get("PENDOCK_SQLITE_SYNCHRONOUS", "FULL")
+    if level.upper() != "FULL":
+        log.warning("PENDOCK_SQLITE_SYNCHRONOUS=%s: commits are NOT durable (test hook)", level)
+    return level
 
 
 def run_loop(running: RunningDock, stop: threading.Event, notifier: Notifier | None = None) -> None:
@@ -93,12 +104,12 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def run_daemon(config, data_dir: Path, socket: Path, clock) -> int:
+def run_daemon(config, data_dir: Path, socket: Path, clock, config_source: Path | None = None) -> int:
     """The real daemon under systemd (`pendock daemon`)."""
     notifier = Notifier()
     stop = threading.Event()
     install_signal_handlers(stop)
-    running = start_dock(config, data_dir, socket, clock)
+    running = start_dock(config, data_dir, socket, clock, config_source=config_source)
     factory = type(Device.pin_factory).__name__
     notifier.ready(f"pen held; pins by {factory}; record at {data_dir}")
     log.info("pen-dock daemon ready (pins by %s, socket %s)", factory, socket)

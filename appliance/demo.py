@@ -21,7 +21,7 @@ from gpiozero.pins.mock import MockFactory
 
 from appliance import paths
 from appliance.cli import password_hash
-from appliance.config import ConfigError
+from appliance.config import ConfigError, resolve_config_path
 from appliance.daemon import install_signal_handlers, run_loop, start_dock
 from appliance.pinmap import load_pinmap
 from appliance.services import load
@@ -87,7 +87,8 @@ def run_demo(args) -> int:
     pinmap = load_pinmap()
     simulator = Simulator(pinmap, factory, clock, data / "sim-pen.json")
     running = start_dock(config, data, socket, clock, pinmap=pinmap, pin_factory=factory,
-                         extensions=[simulator.register])
+                         extensions=[simulator.register],
+                         config_source=resolve_config_path(args.config, os.environ))
     for name, role in DEMO_USERS:
         if running.store.user(name) is None:
             running.store.add_user(name, role, password_hash(DEMO_PASSWORD), clock.now())

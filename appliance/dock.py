@@ -30,7 +30,8 @@ DOCK_ACTOR = "dock"
 class Dock:
     """One docking station: hardware, record, rules and the live state between them."""
 
-    def __init__(self, hw: DockHardware, store: Store, config, clock):
+    def __init__(self, hw: DockHardware, store: Store, config, clock, *, config_source=None):
+        self.config_summary = _config_summary(config, config_source)
         self.hw = hw
         self.store = store
         self.config = config
@@ -63,6 +64,8 @@ class Dock:
                 self.next_client = NextClient(saved["ref"], saved["area"], frozenset(saved.get("checklist", ())))
             self._write(lambda: self.store.audit(
                 DOCK_ACTOR, "daemon_start", {"version": _version()}, now, self.clock.synced()))
+            self._write(lambda: self.store.audit(
+                DOCK_ACTOR, "config_loaded", self.config_summary, now, self.clock.synced()))
         self.settle()
 
     def close(self) -> None:
@@ -133,8 +136,15 @@ class Dock:
         self.hw.latch.hold()
         self.released = False
         self.seated = False
-        if self.session is None and (was_released or self.reading is not None):
+        if self.session is None and self.reading is not None:
             self._open_session(forced=not was_released)
+        elif self.session is None:
+            # Lifted while held and unread (a readout error): no counters to open a session
+            # with, but the removal itself is on the record.
+            self._write(lambda: self.store.audit(
+                self.forced_by or DOCK_ACTOR, "forced_removal",
+                {"readout_error": self.readout_error}, self.clock.now(), self.clock.synced()))
+            self.forced_by = None
         self.reading, self.readout_error = None, None
 
     def note_forced_removal(self, actor) -> None:
@@ -184,6 +194,8 @@ class Dock:
         out = self.clock.monotonic() - session.started_monotonic
         result = rules.session_result(session, reading, self.config, now, out)
         dates = rules.eligible_dates(session.started_at, self.config)
+        if not session.client_ref:  # a forced removal with no client named: no client to date
+            dates = replace(dates, next_eligible=None, recommended=None)
         if session.id:
             done = self._write(lambda: self.store.close_session(
                 session.id, result, "completed", reading.strokes, reading.motor_seconds,
@@ -369,6 +381,22 @@ class _Failed:
 
 
 _FAILED = _Failed()
+
+
+def _config_summary(config, source) -> dict:
+    """What the audit keeps of a loaded config: where from, its hash, and the rule values."""
+    import hashlib
+    from dataclasses import asdict
+    from pathlib import Path
+
+    path = Path(source) if source else None
+    text = path.read_bytes() if path and path.is_file() else b""
+    return {
+        "path": str(path) if path else None,
+        "sha256": hashlib.sha256(text).hexdigest() if text else None,
+        "defaults": not text,
+        "rules": asdict(config.rules),
+    }
 
 
 def _version() -> str:

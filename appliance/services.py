@@ -31,7 +31,8 @@ def run(args) -> int:
         from appliance.daemon import run_daemon
 
         try:
-            return run_daemon(config, data, socket, SystemClock(config.tz))
+            return run_daemon(config, data, socket, SystemClock(config.tz),
+                              config_source=resolve_config_path(args.config, os.environ))
         except BadPinFactory as error:
             print(
                 f"pendock: no GPIO pin library works here ({error}). On a Raspberry Pi install "

@@ -1,0 +1,31 @@
+"""A day's sessions as CSV: one shape for `pendock log --csv` and the page's export."""
+from __future__ import annotations
+
+import csv
+import io
+
+CSV_COLUMNS = (
+    "id", "started_at", "ended_at", "client_ref", "area", "pen_serial", "cartridge_serial",
+    "needling_seconds", "strokes", "max_depth_mm", "outcome", "warnings", "overrides",
+    "next_eligible_date", "recommended_date",
+)
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def sessions_csv(sessions: list[dict]) -> str:
+    """The contract's columns; lists as space-separated codes; no cell a spreadsheet would run."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for s in sessions:
+        row = []
+        for column in CSV_COLUMNS:
+            value = s.get(column)
+            if isinstance(value, list):
+                value = " ".join(value)
+            text = "" if value is None else str(value)
+            if text[:1] in _FORMULA_STARTS and column == "client_ref":
+                text = "'" + text  # never let a spreadsheet run a cell
+            row.append(text)
+        writer.writerow(row)
+    return out.getvalue()

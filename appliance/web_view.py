@@ -1,0 +1,279 @@
+"""What the page shows, as plain values: no Flask, no I/O, so it is tested on its own.
+
+The templates only lay these out. Times are shown in the dock's time zone; codes become
+the rule table's plain words (appliance/rules.py).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+
+from appliance import rules
+from appliance.store import LOG_KEYS
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # what a date parameter may name
+AFTERCARE_DAYS = 3  # brief: home care matters most in the first 3 days
+REDNESS_HOURS = (3, 48)  # brief: redness can last 3 to 48 hours
+
+
+class BadParameter(ValueError):
+    """A request parameter the page cannot use; the message says what to send instead."""
+
+
+def parse_day(text: str | None, today: date) -> date:
+    """'YYYY-MM-DD' (exactly) -> date; empty -> today."""
+    if text is None or text == "":
+        return today
+    if not isinstance(text, str) or len(text) > 10 or not _DAY.fullmatch(text):
+        raise BadParameter(f"date {str(text)[:40]!r} is not a date: use YYYY-MM-DD, e.g. {today.isoformat()}")
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise BadParameter(f"date {text!r} does not exist: use YYYY-MM-DD, e.g. {today.isoformat()}") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadParameter(f"date {text!r} is out of range: the record holds days from "
+                           f"{FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}")
+    return day
+
+
+def contract_session(session: dict) -> dict:
+    """Only the contract's `log --json` keys, in its order."""
+    return {key: session.get(key) for key in LOG_KEYS}
+
+
+def words(code: str) -> str:
+    try:
+        return rules.describe(code).words
+    except ValueError:
+        return code.replace("_", " ")
+
+
+def _local(text: str | None, tz: tzinfo) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).astimezone(tz)
+    except (TypeError, ValueError):
+        return None
+
+
+def _clock(moment: datetime | None) -> str:
+    return moment.strftime("%H:%M") if moment else "-"
+
+
+OUTCOME_WORDS = {"completed": "Completed", "interrupted": "Interrupted", "open": "In progress"}
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: int
+    out: str
+    back: str
+    client_ref: str
+    area: str
+    cartridge: str
+    minutes: str
+    strokes: str
+    depth: str
+    outcome: str
+    outcome_code: str
+    warnings: tuple[str, ...]
+    overrides: tuple[str, ...]
+    next_eligible: str
+    recommended: str
+
+
+def session_row(session: dict, tz: tzinfo) -> SessionRow:
+    seconds = session.get("needling_seconds") or 0
+    outcome = session.get("outcome") or "open"
+    return SessionRow(
+        id=int(session["id"]),
+        out=_clock(_local(session.get("started_at"), tz)),
+        back=_clock(_local(session.get("ended_at"), tz)) if outcome != "open" else "out now",
+        client_ref=session.get("client_ref") or "no client named",
+        area=session.get("area") or "-",
+        cartridge=str(session.get("cartridge_serial") or "-"),
+        minutes=f"{seconds / 60:.0f}",
+        strokes=f"{session.get('strokes') or 0:,}",
+        depth=f"{session.get('max_depth_mm') or 0:.2f} mm",
+        outcome=OUTCOME_WORDS.get(outcome, outcome),
+        outcome_code=outcome if outcome in OUTCOME_WORDS else "other",
+        warnings=tuple(words(c) for c in session.get("warnings") or ()),
+        overrides=tuple(f"{words(c)} (overridden by a manager)" for c in session.get("overrides") or ()),
+        next_eligible=session.get("next_eligible_date") or "-",
+        recommended=session.get("recommended_date") or "-",
+    )
+
+
+# -- the day's timeline, drawn on the server --------------------------------------------
+
+TIMELINE_WIDTH = 1000
+TIMELINE_LEFT = 10
+TIMELINE_RIGHT = 990
+DAY_START_HOUR, DAY_END_HOUR = 7, 20  # a clinic's usual day; widened to fit any session
+MIN_BAR = 4
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    width: float
+    kind: str  # completed, interrupted, open, warned
+    label: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    x: float
+    label: str  # empty: a tick without a label
+
+
+@dataclass(frozen=True)
+class Timeline:
+    width: int
+    bars: tuple[Bar, ...]
+    ticks: tuple[Tick, ...]
+    summary: str  # the picture in words, for screen readers and the printed page
+
+
+def timeline(sessions: list[dict], day: date, tz: tzinfo, now: datetime) -> Timeline:
+    """When the pen was out on `day`: one bar per session on an hour axis."""
+    spans = []
+    for s in sessions:
+        start = _local(s.get("started_at"), tz)
+        if start is None:
+            continue
+        end = _local(s.get("ended_at"), tz)
+        if end is None:
+            end = max(start, now.astimezone(tz)) if s.get("outcome") == "open" else start
+        spans.append((start, end, s))
+    midnight = datetime.combine(day, datetime.min.time(), tz)
+    first_hour, last_hour = DAY_START_HOUR, DAY_END_HOUR
+    for start, end, _ in spans:
+        first_hour = min(first_hour, max(0, int((start - midnight).total_seconds() // 3600)))
+        last_hour = max(last_hour, min(24, -int(-(end - midnight).total_seconds() // 3600)))
+    span_seconds = (last_hour - first_hour) * 3600
+    scale = (TIMELINE_RIGHT - TIMELINE_LEFT) / span_seconds
+
+    def x_of(moment: datetime) -> float:
+        seconds = (moment - midnight).total_seconds() - first_hour * 3600
+        return round(TIMELINE_LEFT + min(max(seconds, 0), span_seconds) * scale, 1)
+
+    bars = []
+    total_minutes = 0
+    for start, end, s in sorted(spans, key=lambda item: item[0]):
+        x0, x1 = x_of(start), x_of(end)
+        width = max(MIN_BAR, x1 - x0)
+        x0 = min(x0, TIMELINE_RIGHT - width)
+        outcome = s.get("outcome") or "open"
+        kind = outcome if outcome in ("interrupted", "open") else ("warned" if s.get("warnings") else "completed")
+        total_minutes += max(0, (end - start).total_seconds()) / 60
+        label = (f"{_clock(start)} to {_clock(end) if outcome != 'open' else 'now'}: "
+                 f"{s.get('client_ref') or 'no client'}, {s.get('area') or '-'} ({OUTCOME_WORDS.get(outcome, outcome)})")
+        bars.append(Bar(x0, round(width, 1), kind, label))
+    step = 1 if last_hour - first_hour <= 14 else 2
+    ticks = tuple(
+        Tick(x_of(midnight + timedelta(hours=h)), f"{h:02d}:00" if (h - first_hour) % step == 0 else "")
+        for h in range(first_hour, last_hour + 1)
+    )
+    if bars:
+        summary = (f"The pen was out {len(bars)} time{'s' if len(bars) != 1 else ''} on {day.isoformat()}, "
+                   f"{total_minutes:.0f} minutes in all.")
+    else:
+        summary = f"The pen was not out on {day.isoformat()}."
+    return Timeline(TIMELINE_WIDTH, tuple(bars), ticks, summary)
+
+
+# -- the live state ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reason:
+    kind: str  # lock, warning, overridden
+    words: str
+    action: str
+
+
+@dataclass(frozen=True)
+class LiveState:
+    tone: str  # held, free, out, down
+    headline: str
+    detail: str
+    reasons: tuple[Reason, ...]
+    facts: tuple[tuple[str, str], ...]
+
+
+def live_state(status: dict | None, problem: str = "") -> LiveState:
+    """The panel on top, from `status --json` (None: the daemon did not answer).
+
+    live.js draws the same panel from /api/status; keep the two in step.
+    """
+    if status is None:
+        return LiveState("down", "Dock not answering",
+                         "The page cannot reach the dock, so the pen's state is unknown. The log below is "
+                         "still the record. If this lasts, restart the dock or call the technician.",
+                         (), ())
+    reasons = [Reason(r.get("kind", "lock"), r.get("words", ""), r.get("action", ""))
+               for r in status.get("reasons") or ()]
+    reasons += [Reason("overridden", f"{words(code)}", "Overridden by a manager for this session.")
+                for code in status.get("overridden") or ()]
+    session = status.get("session")
+    if not status.get("docked") and session:
+        tone = "out"
+        minutes = int(session.get("out_seconds") or 0) // 60
+        headline = "Pen out: session in progress"
+        detail = (f"{session.get('client_ref') or 'No client named'}, {session.get('area') or '-'}, "
+                  f"out {minutes} min. Put the pen back in the cradle when done.")
+        reasons = [r for r in reasons if r.kind != "lock"]
+    elif not status.get("docked"):
+        tone, headline, detail = "held", "No pen in the cradle", "Put the pen in the cradle."
+        reasons = [r for r in reasons if r.words != rules.DESCRIPTIONS["no_pen"].words]
+    elif status.get("held"):
+        tone, headline = "held", "Pen HELD"
+        detail = "The pen stays in the cradle until every lock below is cleared."
+    else:
+        tone, headline = "free", "Pen FREE to lift"
+        detail = "All checks passed: lift the pen to start the session."
+    facts = []
+    nc = status.get("next_client")
+    if nc:
+        ticked = ", ".join(nc.get("checklist") or ()) or "checklist not ticked"
+        facts.append(("Next client", f"{nc.get('ref')}, {nc.get('area')} ({ticked})"))
+    else:
+        facts.append(("Next client", "none named"))
+    cartridge = status.get("cartridge")
+    facts.append(("Cartridge", f"{cartridge['serial']} ({cartridge['strokes']:,} strokes)" if cartridge else "none fitted"))
+    pen = status.get("pen")
+    if pen:
+        facts.append(("Pen battery", f"{pen.get('battery_mv', 0) / 1000:.2f} V"))
+    clock = (status.get("now") or "")[:16].replace("T", " ")
+    facts.append(("Dock clock", clock + ("" if status.get("clock_synced") else " (NOT known to be right)")))
+    return LiveState(tone, headline, detail, tuple(reasons), tuple(facts))
+
+
+# -- the aftercare card --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Aftercare:
+    session_id: int
+    client_ref: str
+    area: str
+    treated_on: str
+    care_until: str
+    next_eligible: str
+    recommended: str
+
+
+def aftercare(session: dict, tz: tzinfo) -> Aftercare:
+    start = _local(session.get("started_at"), tz)
+    treated = start.date() if start else None
+    return Aftercare(
+        session_id=int(session["id"]),
+        client_ref=session.get("client_ref") or "-",
+        area=session.get("area") or "-",
+        treated_on=treated.isoformat() if treated else "-",
+        care_until=(treated + timedelta(days=AFTERCARE_DAYS - 1)).isoformat() if treated else "-",
+        next_eligible=session.get("next_eligible_date") or "-",
+        recommended=session.get("recommended_date") or "-",
+    )

@@ -1,0 +1,120 @@
+"""The device layer on gpiozero's mock pins: latch, seat debounce, pen link retries."""
+from __future__ import annotations
+
+import time
+from zoneinfo import ZoneInfo
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from appliance import frame
+from appliance.devices import DockHardware, Latch, PenLinkError
+from appliance.pinmap import load_pinmap
+from appliance.sim import SimClock, Simulator
+
+
+@pytest.fixture
+def factory():
+    previous = Device.pin_factory
+    factory = MockFactory()
+    Device.pin_factory = factory
+    yield factory
+    factory.reset()
+    Device.pin_factory = previous
+
+
+@pytest.fixture
+def rig(factory):
+    pinmap = load_pinmap()
+    sim = Simulator(pinmap, factory, SimClock(ZoneInfo("UTC")))
+    hw = DockHardware.from_pinmap(pinmap, retries=2, pin_factory=factory)
+    sim._drive_seat(True)
+    yield sim, hw
+    hw.close()
+    sim.pen.close()
+
+
+def test_latch_is_held_at_start_released_only_on_request_and_held_after_an_exception(factory):
+    pin = load_pinmap()["latch"].bcm
+    latch = Latch(pin, pin_factory=factory)
+    assert latch.is_held and factory.pin(pin).state == 0  # de-energised
+    with pytest.raises(RuntimeError):
+        with latch:
+            latch.release()
+            assert not latch.is_held and factory.pin(pin).state == 1
+            raise RuntimeError("the caller crashed")
+    assert latch.is_held and factory.pin(pin).state == 0
+    latch.release()
+    latch.close()
+    assert factory.pin(pin).state == 0  # closing holds first
+
+
+def test_closing_the_hardware_holds_the_latch(rig, factory):
+    sim, hw = rig
+    hw.latch.release()
+    hw.close()
+    assert factory.pin(load_pinmap()["latch"].bcm).state == 0
+
+
+def test_seat_bounce_gives_one_change(rig):
+    sim, hw = rig
+    sim._drive_seat(False)
+    time.sleep(hw.seat.settle_s * 1.5)
+    assert hw.seat.settled() is False
+    seen = []
+    sim.bounce_seat(True, flips=9, gap_s=0.003)  # chatter faster than the settle time
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        level = hw.seat.settled()
+        if level is not None and (not seen or seen[-1] != level):
+            seen.append(level)
+        time.sleep(0.002)
+    assert seen == [True]
+
+
+def test_the_pen_link_reads_the_simulated_pen_over_mock_spi(rig):
+    sim, hw = rig
+    sim.fit_cartridge(1234)
+    reading = hw.pen.read()
+    assert reading.pen_serial == sim.pen.state.pen_serial
+    assert reading.cartridge_serial == 1234
+    assert hw.pen.read_raw() == frame.encode(sim.pen.state.reading())
+
+
+def test_an_intermittent_crc_error_is_retried_a_persistent_one_is_an_error(rig):
+    sim, hw = rig
+    sim.set_fault("crc-intermittent")
+    assert hw.pen.read().pen_serial == sim.pen.state.pen_serial
+    sim.set_fault("crc")
+    before = sim.pen.reads
+    with pytest.raises(PenLinkError, match="no valid pen frame after 3 reads.*CRC"):
+        hw.pen.read()
+    assert sim.pen.reads - before == 3  # one read and two retries
+
+
+def test_a_pen_lifted_mid_read_is_a_clear_error(rig):
+    sim, hw = rig
+    sim.pen.state.docked = False  # the pogo contacts open: the pen answers nothing
+    with pytest.raises(PenLinkError):
+        hw.pen.read()
+
+
+def test_an_unknown_frame_version_is_not_retried(rig, monkeypatch):
+    sim, hw = rig
+    from dataclasses import replace
+
+    newer = frame.encode(replace(sim.pen.state.reading(), frame_version=9))
+    monkeypatch.setattr(sim.pen, "frame_bytes", lambda: newer)
+    with pytest.raises(frame.UnknownVersionError, match="9"):
+        hw.pen.read()
+
+
+def test_every_pin_is_listed_with_its_level(rig):
+    sim, hw = rig
+    rows = {row["role"]: row for row in hw.levels()}
+    pinmap = load_pinmap()
+    assert set(pinmap.pins) <= set(rows)
+    assert rows["latch"]["level"] == 0 and rows["latch"]["bcm"] == pinmap["latch"].bcm
+    hw.latch.release()
+    assert {row["role"]: row for row in hw.levels()}["latch"]["level"] == 1
