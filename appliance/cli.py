@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--name", default="api")
     bk = sub.add_parser("backup", parents=[common], help="online copy of the record")
     bk.add_argument("path")
+    rs = sub.add_parser("restore", parents=[common], help="replace the record with a backup (no session open)")
+    rs.add_argument("path")
+    pg = sub.add_parser("purge", parents=[common], help="delete sessions past the retention period")
+    pg.add_argument("--before", help="YYYY-MM-DD (default: today minus store.retention_days)")
     return parser
 
 
@@ -303,6 +307,14 @@ def run_verb(args) -> int:
     if verb == "backup":
         result = client.call("backup", path=os.path.abspath(args.path))
         _emit(args, result, f"Backup written to {result['path']} ({result['bytes']} bytes), integrity {result['integrity']}.")
+        return EXIT_OK
+    if verb == "restore":
+        result = client.call("restore", path=os.path.abspath(args.path))
+        _emit(args, result, f"Record restored from {result['restored']}.")
+        return EXIT_OK
+    if verb == "purge":
+        result = client.call("purge", before=args.before)
+        _emit(args, result, f"{result['purged']} sessions before {result['before']} purged (audit kept).")
         return EXIT_OK
     raise UsageError(f"unknown verb {verb}")
 

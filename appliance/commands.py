@@ -8,7 +8,7 @@ commands need root or the technicians' group (see control.Peer).
 from __future__ import annotations
 
 import sqlite3
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from appliance import frame, rules
@@ -196,13 +196,43 @@ def register(server: ControlServer, dock: Dock) -> None:
             raise Refused(f"the backup at {target} failed its integrity check: {verdict}")
         return {"path": str(target), "integrity": verdict, "bytes": target.stat().st_size}
 
+    def restore(args, peer):
+        source = Path(str(args.get("path") or ""))
+        if not source.is_absolute() or not source.is_file():
+            raise BadRequest(f"restore needs the absolute path of a backup file, got {str(source)!r}")
+        with dock.lock:
+            if dock.session is not None or store.open_sessions():
+                raise Refused("a session is open: dock the pen and let it close before restoring")
+            store.restore_from(source, peer.actor, clock.now(), clock.synced())
+            dock.next_client, dock.overrides = None, {}
+        dock.settle()
+        return {"restored": str(source)}
+
+    def purge(args, peer):
+        now = clock.now()
+        if args.get("before"):
+            before = parse_day(args["before"], now.date())
+        elif config.store.retention_days:
+            before = now.date() - timedelta(days=config.store.retention_days)
+        else:
+            raise Refused("retention_days is 0 (keep forever) in the config: give --before YYYY-MM-DD to purge")
+        keep_from = now.date() - timedelta(days=max(config.rules.course_window_days,
+                                                    config.rules.recommended_interval_days))
+        if before > keep_from:
+            raise Refused(f"sessions since {keep_from.isoformat()} are needed by the interval and "
+                          f"course rules and cannot be purged")
+        with dock.lock:
+            count = store.purge_before(before, peer.actor, now, clock.synced())
+        return {"purged": count, "before": before.isoformat()}
+
     for name, handler in (("status", status), ("next_client", next_client), ("override", override),
                           ("sessions", sessions), ("login", login)):
         server.register(name, handler, errors={StorageError: "refused"})
     for name, handler in (("service_reset", service_reset), ("rebaseline", rebaseline),
                           ("readout", readout), ("pins", pins), ("selftest", selftest),
                           ("audit_verify", audit_verify), ("user_add", user_add),
-                          ("token_create", token_create), ("backup", backup)):
+                          ("token_create", token_create), ("backup", backup),
+                          ("restore", restore), ("purge", purge)):
         server.register(name, handler, technician=True, errors={StorageError: "refused"})
 
 

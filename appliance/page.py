@@ -67,6 +67,7 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
         SEND_FILE_MAX_AGE_DEFAULT=300,
     )
     app.jinja_env.autoescape = True
+    app.json.sort_keys = False  # the contract's key order
     tz = config.tz
     areas = tuple(config.areas.max_depth_mm)
     make_client: ControlFactory = control or (
@@ -146,7 +147,8 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
             session["csrf"] = auth.new_csrf_token()
         return {"csrf_token": session["csrf"], "login": g.get("login"), "areas": areas,
                 "checklist_items": [(item, CHECKLIST_WORDS.get(item, item)) for item in CHECKLIST_ITEMS],
-                "overridable": sorted(rules.OVERRIDABLE), "words": web_view.words}
+                "overridable": sorted(rules.OVERRIDABLE), "words": web_view.words,
+                "overridable_words": {code: web_view.words(code) for code in rules.OVERRIDABLE}}
 
     @app.after_request
     def harden(response: Response) -> Response:
