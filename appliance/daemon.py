@@ -104,12 +104,13 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def run_daemon(config, data_dir: Path, socket: Path, clock, config_source: Path | None = None) -> int:
+def run_daemon(config, data_dir: Path, socket: Path, clock, *, pinmap: PinMap | None = None,
+               config_source: Path | None = None) -> int:
     """The real daemon under systemd (`pendock daemon`)."""
     notifier = Notifier()
     stop = threading.Event()
     install_signal_handlers(stop)
-    running = start_dock(config, data_dir, socket, clock, config_source=config_source)
+    running = start_dock(config, data_dir, socket, clock, pinmap=pinmap, config_source=config_source)
     factory = type(Device.pin_factory).__name__
     notifier.ready(f"pen held; pins by {factory}; record at {data_dir}")
     log.info("pen-dock daemon ready (pins by %s, socket %s)", factory, socket)

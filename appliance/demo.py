@@ -23,8 +23,9 @@ from appliance import paths
 from appliance.cli import password_hash
 from appliance.config import ConfigError, resolve_config_path
 from appliance.daemon import install_signal_handlers, run_loop, start_dock
-from appliance.pinmap import load_pinmap
-from appliance.services import load
+from appliance.pinmap import PinMapError, load_pinmap
+from appliance.services import load, pinmap_path, refusal
+from appliance.store import StoreError
 from appliance.sim import SimClock, Simulator
 
 DEMO_USERS = (("demo", "therapist"), ("manager", "manager"))
@@ -81,14 +82,20 @@ def run_demo(args) -> int:
     data.mkdir(parents=True, exist_ok=True)
     socket = data / paths.SOCKET_NAME
 
+    try:
+        pinmap = load_pinmap(pinmap_path())
+    except PinMapError as error:
+        return refusal(error)
     factory = MockFactory()
     Device.pin_factory = factory
     clock = SimClock(config.tz)
-    pinmap = load_pinmap()
     simulator = Simulator(pinmap, factory, clock, data / "sim-pen.json")
-    running = start_dock(config, data, socket, clock, pinmap=pinmap, pin_factory=factory,
+    try:
+        running = start_dock(config, data, socket, clock, pinmap=pinmap, pin_factory=factory,
                          extensions=[simulator.register],
                          config_source=resolve_config_path(args.config, os.environ))
+    except StoreError as error:
+        return refusal(error)
     for name, role in DEMO_USERS:
         if running.store.user(name) is None:
             running.store.add_user(name, role, password_hash(DEMO_PASSWORD), clock.now())

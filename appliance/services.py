@@ -15,13 +15,24 @@ def load(args):
     return load_config(resolve_config_path(args.config, os.environ))
 
 
+def pinmap_path() -> Path | None:
+    """PENDOCK_PINMAP names another pin map (a board variant); default: hw/pinmap.toml."""
+    value = os.environ.get("PENDOCK_PINMAP")
+    return Path(value) if value else None
+
+
+def refusal(error: Exception) -> int:
+    """A start-up refusal a technician can act on: say it, exit 2; nothing drove the latch."""
+    print(f"pendock: {error}", file=sys.stderr)
+    return 2
+
+
 def run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         config = load(args)
     except ConfigError as error:
-        print(f"pendock: {error}", file=sys.stderr)
-        return 2
+        return refusal(error)
     data = paths.data_dir(args.data)
     socket = Path(os.environ.get("PENDOCK_SOCKET") or (data / paths.SOCKET_NAME))
     if args.verb == "daemon":
@@ -30,9 +41,15 @@ def run(args) -> int:
         from appliance.clock import SystemClock
         from appliance.daemon import run_daemon
 
+        from appliance.pinmap import PinMapError, load_pinmap
+        from appliance.store import StoreError
+
         try:
-            return run_daemon(config, data, socket, SystemClock(config.tz),
+            pinmap = load_pinmap(pinmap_path())
+            return run_daemon(config, data, socket, SystemClock(config.tz), pinmap=pinmap,
                               config_source=resolve_config_path(args.config, os.environ))
+        except (PinMapError, StoreError) as error:
+            return refusal(error)
         except BadPinFactory as error:
             print(
                 f"pendock: no GPIO pin library works here ({error}). On a Raspberry Pi install "

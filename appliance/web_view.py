@@ -50,6 +50,36 @@ def words(code: str) -> str:
         return code.replace("_", " ")
 
 
+# Short labels for the log table (the full words are its tooltip and the live panel's).
+SHORT_WORDS = {
+    "client_interval": "Too soon after the last treatment",
+    "interval_short": "Sooner than the recommended interval",
+    "course_complete": "Course already complete",
+    "checklist_missing": "Checklist not complete",
+    "clock_unsynced": "Dock clock not confirmed",
+    "over_needling": "Over-needling",
+    "depth_high": "Deeper than the area's limit",
+    "cartridge_changed": "Cartridge changed mid-session",
+    "pen_changed": "Pen changed mid-session",
+    "forced_removal": "Forced out with the technician's key",
+    "session_overrun": "Session overran",
+}
+
+
+@dataclass(frozen=True)
+class Note:
+    short: str
+    full: str
+
+
+def note(code: str, overridden: bool = False) -> Note:
+    short = SHORT_WORDS.get(code) or words(code)
+    full = words(code)
+    if overridden:
+        return Note(f"Overridden: {short[0].lower()}{short[1:]}", f"{full} Overridden by a manager, reason in the audit trail.")
+    return Note(short, full)
+
+
 def _local(text: str | None, tz: tzinfo) -> datetime | None:
     if not text:
         return None
@@ -79,8 +109,8 @@ class SessionRow:
     depth: str
     outcome: str
     outcome_code: str
-    warnings: tuple[str, ...]
-    overrides: tuple[str, ...]
+    warnings: tuple[Note, ...]
+    overrides: tuple[Note, ...]
     next_eligible: str
     recommended: str
 
@@ -100,8 +130,8 @@ def session_row(session: dict, tz: tzinfo) -> SessionRow:
         depth=f"{session.get('max_depth_mm') or 0:.2f} mm",
         outcome=OUTCOME_WORDS.get(outcome, outcome),
         outcome_code=outcome if outcome in OUTCOME_WORDS else "other",
-        warnings=tuple(words(c) for c in session.get("warnings") or ()),
-        overrides=tuple(f"{words(c)} (overridden by a manager)" for c in session.get("overrides") or ()),
+        warnings=tuple(note(c) for c in session.get("warnings") or ()),
+        overrides=tuple(note(c, overridden=True) for c in session.get("overrides") or ()),
         next_eligible=session.get("next_eligible_date") or "-",
         recommended=session.get("recommended_date") or "-",
     )
@@ -110,8 +140,8 @@ def session_row(session: dict, tz: tzinfo) -> SessionRow:
 # -- the day's timeline, drawn on the server --------------------------------------------
 
 TIMELINE_WIDTH = 1000
-TIMELINE_LEFT = 10
-TIMELINE_RIGHT = 990
+TIMELINE_LEFT = 32
+TIMELINE_RIGHT = 968
 DAY_START_HOUR, DAY_END_HOUR = 7, 20  # a clinic's usual day; widened to fit any session
 MIN_BAR = 4
 
@@ -173,7 +203,7 @@ def timeline(sessions: list[dict], day: date, tz: tzinfo, now: datetime) -> Time
         label = (f"{_clock(start)} to {_clock(end) if outcome != 'open' else 'now'}: "
                  f"{s.get('client_ref') or 'no client'}, {s.get('area') or '-'} ({OUTCOME_WORDS.get(outcome, outcome)})")
         bars.append(Bar(x0, round(width, 1), kind, label))
-    step = 1 if last_hour - first_hour <= 14 else 2
+    step = 1 if last_hour - first_hour <= 10 else 2
     ticks = tuple(
         Tick(x_of(midnight + timedelta(hours=h)), f"{h:02d}:00" if (h - first_hour) % step == 0 else "")
         for h in range(first_hour, last_hour + 1)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from gpiozero.pins.mock import MockFactory
 from appliance.cli import check_password, main, password_hash, sessions_csv
 from appliance.config import Config
 from appliance.daemon import start_dock
+from appliance.pinmap import load_pinmap
 from appliance.sim import SimClock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,3 +71,32 @@ def test_passwords_are_salted_and_slow_hashed():
 def test_csv_export_defuses_spreadsheet_formulas():
     text = sessions_csv([{"id": 1, "client_ref": "=HYPERLINK(1)", "warnings": ["a", "b"]}])
     assert "'=HYPERLINK(1)" in text and "a b" in text
+
+
+@pytest.mark.parametrize("verb", ["demo", "daemon"])
+def test_a_pin_map_with_a_duplicate_pin_is_refused_at_start(tmp_path, verb):
+    from appliance.resources import hw_file
+
+    text = hw_file("pinmap.toml").read_text()
+    latch_bcm = load_pinmap()["latch"].bcm
+    bad = tmp_path / "pinmap.toml"
+    # Wire the buzzer onto the latch's pin: the map must be refused, naming the clash.
+    bad.write_text(re.sub(r"(\[pins\.buzzer\][^\[]*?bcm\s*=\s*)\d+", rf"\g<1>{latch_bcm}", text, count=1))
+    assert bad.read_text() != text
+    result = run(verb, "--data", str(tmp_path / "d"), env={"PENDOCK_PINMAP": str(bad)})
+    assert result.returncode == 2, result.stderr
+    assert str(bad) in result.stderr and "buzzer" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_record_from_newer_software_is_refused_at_start(tmp_path):
+    import sqlite3
+
+    data = tmp_path / "d"
+    data.mkdir()
+    with sqlite3.connect(data / "pendock.db") as db:
+        db.execute("PRAGMA user_version = 999")
+    from tests.scenario.conftest import free_port
+
+    result = run("demo", "--data", str(data), "--port", str(free_port()))
+    assert result.returncode == 2 and "newer than this software" in result.stderr
