@@ -235,44 +235,44 @@ class Dock:
         return rules.decide(self.dock_state(), history, self.config, now)
 
     def _refresh(self) -> None:
-        """Decide, commit the decision if it changed, then set latch, light and buzzer."""
+        """Decide, commit what changed in one durable transaction, then set latch and light."""
         decision = self.decide()
         release = self.seated and not decision.held
         changed = (decision != self.decision) or (release != self.released)
-        if changed:
-            if self._write(lambda: self._record_decision(decision, release)) is _FAILED:
+        counters = self._counters_to_keep(decision)
+        if changed or counters:
+            if self._write(lambda: self._record(decision, release, changed, counters)) is _FAILED:
                 decision = self.decide()  # now with storage_error
                 release = False
-        self._remember_pen(decision)
         self._drive(decision, release)
 
-    def _record_decision(self, decision: Decision, release: bool) -> None:
+    def _counters_to_keep(self, decision: Decision) -> bool:
+        """True when the pen is new or its counters moved on (never after a rollback)."""
         reading = self.reading
-        detail = {
-            "locks": list(decision.locks),
-            "warnings": list(decision.warnings),
-            "overridden": list(decision.overridden),
-            "pen": reading.pen_serial if reading else None,
-            "cartridge": reading.cartridge_serial if reading else None,
-            "client": self.next_client.ref if self.next_client else None,
-        }
-        now = self.clock.now()
-        with self.store.transaction():
-            if reading is not None and self.store.pen(reading.pen_serial) is None:
-                self.store.register_pen(reading, now, DOCK_ACTOR, self.clock.synced())
-            self.store.audit(DOCK_ACTOR, "release" if release else "lock", detail, now, self.clock.synced())
-
-    def _remember_pen(self, decision: Decision) -> None:
-        """Keep the pen's high-water counters, unless this reading rolled them back."""
-        reading = self.reading
-        if reading is None or "counter_rollback" in decision.locks or not self.storage_ok:
-            return
+        if reading is None or not self.storage_ok or "counter_rollback" in decision.locks:
+            return False
         known = self.store.pen(reading.pen_serial)
-        if known is None:
-            return
-        if (reading.strokes, reading.motor_seconds) != (known.last_strokes, known.last_motor_seconds):
-            self._write(lambda: self.store.record_pen_counters(
-                reading.pen_serial, reading.strokes, reading.motor_seconds))
+        return known is None or (reading.strokes, reading.motor_seconds) != (
+            known.last_strokes, known.last_motor_seconds)
+
+    def _record(self, decision: Decision, release: bool, changed: bool, counters: bool) -> None:
+        reading = self.reading
+        now, synced = self.clock.now(), self.clock.synced()
+        with self.store.transaction("the dock's decision"):
+            if counters and self.store.pen(reading.pen_serial) is None:
+                self.store.register_pen(reading, now, DOCK_ACTOR, synced)
+            elif counters:
+                self.store.record_pen_counters(reading.pen_serial, reading.strokes, reading.motor_seconds)
+            if changed:
+                detail = {
+                    "locks": list(decision.locks),
+                    "warnings": list(decision.warnings),
+                    "overridden": list(decision.overridden),
+                    "pen": reading.pen_serial if reading else None,
+                    "cartridge": reading.cartridge_serial if reading else None,
+                    "client": self.next_client.ref if self.next_client else None,
+                }
+                self.store.audit(DOCK_ACTOR, "release" if release else "lock", detail, now, synced)
 
     def _drive(self, decision: Decision, release: bool) -> None:
         was_released = self.released
