@@ -224,3 +224,30 @@ def test_backup_restore_and_purge(demo, tmp_path):
     result = demo.json("purge", "--before", cutoff)
     assert result["purged"] == 1
     assert demo.run("audit", "verify").returncode == 0
+
+
+def test_session_overrun_and_an_unsynced_clock_are_warned(demo):
+    demo.ok("sim", "cartridge")
+    demo.ok("next-client", "BK-900", "--checklist", "screened,test-area")
+    demo.ok("sim", "clock", "--unsync")
+    status = demo.status()
+    assert not status["held"] and "clock_unsynced" in status["warnings"] and status["clock_synced"] is False
+    demo.ok("sim", "undock")
+    demo.ok("sim", "clock", "--advance", "89m")
+    assert "session_overrun" not in demo.status()["warnings"]
+    demo.ok("sim", "clock", "--advance", "2m")
+    assert "session_overrun" in demo.status()["warnings"]
+    demo.ok("sim", "dock")
+    warnings = demo.json("log")[0]["warnings"]
+    assert "session_overrun" in warnings and "clock_unsynced" in warnings
+
+
+def test_a_missing_checklist_warns_and_the_course_completes_after_six(demo):
+    for n in range(6):
+        treat(demo, "BK-950", "neck", minutes=20)
+        demo.ok("sim", "clock", "--advance", "28d")
+    demo.ok("sim", "cartridge")
+    demo.ok("next-client", "BK-950", "--area", "neck")  # no checklist ticked
+    status = demo.status()
+    assert not status["held"]
+    assert set(status["warnings"]) == {"course_complete", "checklist_missing"}
