@@ -5,7 +5,6 @@ from appliance.clock import SystemClock
 
 
 def test_synced_follows_systemd_timesync_flag(tmp_path, monkeypatch):
-    monkeypatch.delenv("PENDOCK_ASSUME_CLOCK_SYNCED", raising=False)
     flag = tmp_path / "synchronized"
     clock = SystemClock(ZoneInfo("Europe/London"), sync_flag=flag)
     assert clock.synced() is False
