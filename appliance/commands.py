@@ -269,7 +269,11 @@ def run_selftest(dock: Dock) -> list[dict]:
 
         def latch():
             if dock.seated:
-                return hw.latch.is_held, "pen seated: latch not pulsed, held as it must be"
+                want_held = not dock.released
+                state = "held" if hw.latch.is_held else "released"
+                if hw.latch.is_held == want_held:
+                    return True, f"pen seated: latch not pulsed, {state} as the dock decided"
+                return False, f"pen seated: latch {state}, but the dock decided {'held' if want_held else 'released'}"
             hw.latch.release()
             released = not hw.latch.is_held
             time.sleep(0.05)

@@ -251,3 +251,15 @@ def test_a_missing_checklist_warns_and_the_course_completes_after_six(demo):
     status = demo.status()
     assert not status["held"]
     assert set(status["warnings"]) == {"course_complete", "checklist_missing"}
+
+
+def test_selftest_passes_with_the_pen_held_free_and_away(demo):
+    assert demo.run("selftest").returncode == 0  # held
+    demo.ok("sim", "cartridge")
+    demo.ok("next-client", "BK-990", "--checklist", "screened,test-area")
+    result = demo.run("selftest")
+    assert result.returncode == 0, result.stdout  # free: the latch stays released
+    assert not demo.status()["held"]
+    demo.ok("sim", "undock")
+    out = demo.ok("selftest")
+    assert "pulsed with no pen seated" in out and demo.status()["held"]
