@@ -85,6 +85,7 @@ def run_loop(running: RunningDock, stop: threading.Event, notifier: Notifier | N
     """Tick the dock until `stop`; feed the systemd watchdog from here, so a hung loop is restarted."""
     dock = running.dock
     seat_changed = dock.hw.seat.changed
+    feed_every = (notifier.watchdog_interval if notifier else None) or float("inf")
     while not stop.is_set():
         try:
             dock.tick()
@@ -92,7 +93,7 @@ def run_loop(running: RunningDock, stop: threading.Event, notifier: Notifier | N
             log.exception("tick failed; pen held, trying again")
         if notifier is not None:
             notifier.watchdog()
-        seat_changed.wait(dock.seconds_to_next_tick())
+        seat_changed.wait(min(dock.seconds_to_next_tick(), feed_every))
         seat_changed.clear()
 
 
