@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Callable
@@ -41,6 +42,7 @@ SECURITY_HEADERS = {
 MACHINE_PATHS = ("/api/", "/export.csv")  # answer 401, not a redirect to the form
 CHECKLIST_WORDS = {"screened": "Contraindications screened", "test-area": "Test area done"}
 STATUS_TIMEOUT_S = 2.0
+STATUS_FRESH_S = 0.25  # many open pages share one status call per quarter second
 MAX_REASON = 500
 MIN_REASON = 5
 
@@ -49,7 +51,7 @@ ControlFactory = Callable[[str], object]  # via -> an object with .call(cmd, **a
 
 def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory | None = None,
                store: Store | None = None, secret_key: str | bytes | None = None,
-               throttle: auth.LoginThrottle | None = None) -> Flask:
+               throttle: auth.LoginThrottle | None = None, status_fresh_s: float = STATUS_FRESH_S) -> Flask:
     """The page. `control` and `store` are injectable for tests; by default the daemon's
     socket and a read-only Store of `data_dir`, opened on first use, one per process."""
     web = web_folder()
@@ -92,9 +94,11 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
         who = g.get("login")
         return make_client(f"page user {who.name}" if who else "page")
 
+    status_cache = _StatusCache(lambda: make_client("page").call("status"), status_fresh_s)
+
     def live_status() -> dict | None:
         try:
-            return daemon().call("status")
+            return status_cache.get()
         except ControlError as error:
             log.warning("status: %s", error)
             return None
@@ -302,6 +306,7 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
             status = daemon().call("next_client", ref=ref, area=area, checklist=sorted(checklist))
         except ControlError as error:
             return render_day(None, message=_control_words(error), code=_control_code(error), form=form)
+        status_cache.put(status)
         state = "the pen is free to lift" if not status.get("held") else "the pen is still held: see why above"
         flash(f"Next client {ref} ({area}) named; {state}.")
         return redirect(url_for("index"))
@@ -322,7 +327,7 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
                                             f"characters), e.g. \"client's dermatologist approved\".",
                               code=400, form=form)
         try:
-            daemon().call("override", code=code, reason=reason)
+            status_cache.put(daemon().call("override", code=code, reason=reason))
         except ControlError as error:
             return render_day(None, message=_control_words(error), code=_control_code(error), form=form)
         flash(f"{web_view.words(code)} Overridden for this session, reason recorded.")
@@ -340,7 +345,7 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
     @app.get("/api/status")
     def api_status():
         try:
-            return jsonify(daemon().call("status"))
+            return jsonify(status_cache.get())
         except ControlError as error:
             return _api_error(f"dock not answering: {error}", 503)
 
@@ -369,6 +374,29 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
             "Content-Disposition": f"attachment; filename=pendock-{day.isoformat()}.csv"})
 
     return app
+
+
+class _StatusCache:
+    """The daemon's status, asked at most once per `fresh_s` however many pages poll:
+    one caller asks, the others wait for its answer (a failure is not cached)."""
+
+    def __init__(self, ask: Callable[[], dict], fresh_s: float):
+        self.ask, self.fresh_s = ask, fresh_s
+        self._lock = threading.Lock()
+        self._value: dict | None = None
+        self._at = float("-inf")
+
+    def get(self) -> dict:
+        with self._lock:
+            if time.monotonic() - self._at > self.fresh_s:
+                self._value = self.ask()
+                self._at = time.monotonic()
+            return self._value
+
+    def put(self, value: dict) -> None:
+        """A fresher status, as an action's answer brought it."""
+        with self._lock:
+            self._value, self._at = value, time.monotonic()
 
 
 def _safe_next(text: str | None) -> str:

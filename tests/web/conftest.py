@@ -1,0 +1,117 @@
+"""Page tests: the real app on a real (read-only) record, with a fake daemon."""
+from __future__ import annotations
+
+import copy
+import re
+from datetime import date
+
+import pytest
+
+from appliance.config import Config
+from appliance.control import BadRequest, DaemonUnavailable, Refused
+from appliance.page import create_app
+from appliance.store import Store
+from tests.web import records
+
+TODAY = date(2026, 11, 28)
+
+STATUS = {
+    "docked": True, "held": True, "locks": ["no_cartridge"], "warnings": [], "overridden": [],
+    "reasons": [{"code": "no_cartridge", "kind": "lock", "words": "No needle cartridge is fitted.",
+                 "action": "Fit a new sterile cartridge."}],
+    "pen": {"serial": records.PEN, "firmware": "1.4", "strokes": 1, "motor_seconds": 1, "battery_mv": 4050,
+            "temperature_c": 24.5, "max_depth_mm": 0.0, "faults": []},
+    "cartridge": None, "next_client": None, "session": None, "last_session": None, "readout_error": None,
+    "clock_synced": True, "storage_ok": True, "light": "red", "now": "2026-11-28T09:00:00+00:00",
+    "today": TODAY.isoformat(), "timezone": "UTC", "pin_factory": "MockFactory",
+}
+
+
+class FakeDaemon:
+    """Records every call; answers like the daemon, or fails as told."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str, dict]] = []
+        self.status = copy.deepcopy(STATUS)
+        self.down = False
+        self.refuse: str | None = None
+
+    def client(self, via: str):
+        daemon = self
+
+        class _Client:
+            def call(self, cmd, **args):
+                daemon.calls.append((via, cmd, args))
+                if daemon.down:
+                    raise DaemonUnavailable("no daemon answers (test)")
+                if cmd == "status":
+                    return copy.deepcopy(daemon.status)
+                if cmd == "login":
+                    return {"recorded": True}
+                if daemon.refuse:
+                    raise Refused(daemon.refuse)
+                if cmd == "next_client":
+                    if not args.get("ref"):
+                        raise BadRequest("empty ref")
+                    daemon.status["next_client"] = {"ref": args["ref"], "area": args["area"],
+                                                    "checklist": args["checklist"]}
+                    return copy.deepcopy(daemon.status)
+                if cmd == "override":
+                    return copy.deepcopy(daemon.status)
+                raise BadRequest(f"unknown command {cmd!r}")
+
+        return _Client()
+
+    def commands(self, name: str) -> list[tuple[str, dict]]:
+        return [(via, args) for via, cmd, args in self.calls if cmd == name]
+
+
+@pytest.fixture(scope="session")
+def record_dir(tmp_path_factory):
+    data = tmp_path_factory.mktemp("record")
+    rows = list(records.session_rows(date(2026, 11, 20), 9, 6))
+    records.build_record(data, rows)
+    return data
+
+
+@pytest.fixture
+def daemon():
+    return FakeDaemon()
+
+
+@pytest.fixture
+def app(record_dir, daemon):
+    store = Store.open(record_dir, readonly=True)
+    app = create_app(Config(), record_dir, record_dir / "control.sock", control=daemon.client,
+                     store=store, secret_key="test-key", status_fresh_s=0)
+    yield app
+    store.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF field in the form"
+    return found.group(1)
+
+
+def log_in(client, name="thera", password=records.PASSWORD):
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    return client.post("/login", data={"csrf": token, "name": name, "password": password, "next": "/"})
+
+
+@pytest.fixture
+def therapist(client):
+    assert log_in(client).status_code == 302
+    return client
+
+
+@pytest.fixture
+def manager(app):
+    c = app.test_client()
+    assert log_in(c, "boss").status_code == 302
+    return c
