@@ -45,7 +45,7 @@ def register(server: ControlServer, dock: Dock) -> None:
 
     def audit(peer: Peer, action: str, detail: dict) -> None:
         try:
-            store.audit(peer.actor, action, detail, clock.now(), clock.synced())
+            store.audit(peer.actor, action, detail, clock.now(), dock.clock_ok())
         except StorageError as error:
             raise Refused(f"{action} was not recorded, so it was not done: {error}") from None
 
@@ -64,7 +64,6 @@ def register(server: ControlServer, dock: Dock) -> None:
             audit(peer, "next_client", {"ref": ref, "area": area, "checklist": sorted(items)})
             dock.next_client = NextClient(ref, area, items)
             dock.overrides = {}  # an override was for the client it was given for
-            store.set_state("next_client", {"ref": ref, "area": area, "checklist": sorted(items)})
         dock.settle()
         return dock.status()
 
@@ -108,7 +107,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         with dock.lock:
             reading = docked_reading()
             store.service_reset(reading.pen_serial, reading.motor_seconds, peer.actor, reason,
-                                clock.now(), clock.synced())
+                                clock.now(), dock.clock_ok())
         dock.settle()
         return dock.status()
 
@@ -117,7 +116,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         with dock.lock:
             reading = docked_reading()
             store.rebaseline(reading.pen_serial, reading.strokes, reading.motor_seconds, peer.actor,
-                             reason, clock.now(), clock.synced())
+                             reason, clock.now(), dock.clock_ok())
         dock.settle()
         return dock.status()
 
@@ -165,7 +164,7 @@ def register(server: ControlServer, dock: Dock) -> None:
             if store.user(name) is not None:
                 raise Refused(f"user {name!r} exists already: choose another name")
             store.add_user(name, role, password_hash, clock.now(), actor=peer.actor,
-                           clock_synced=clock.synced())
+                           clock_synced=dock.clock_ok())
         return {"name": name, "role": role}
 
     def token_create(args, peer):
@@ -175,7 +174,7 @@ def register(server: ControlServer, dock: Dock) -> None:
             raise BadRequest("token_hash must be the sha256 hex of the token")
         with dock.lock:
             token_id = store.add_token(name, token_hash, clock.now(), actor=peer.actor,
-                                       clock_synced=clock.synced())
+                                       clock_synced=dock.clock_ok())
         return {"id": token_id, "name": name}
 
     def backup(args, peer):
@@ -203,7 +202,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         with dock.lock:
             if dock.session is not None or store.open_sessions():
                 raise Refused("a session is open: dock the pen and let it close before restoring")
-            store.restore_from(source, peer.actor, clock.now(), clock.synced())
+            store.restore_from(source, peer.actor, clock.now(), dock.clock_ok())
             dock.next_client, dock.overrides = None, {}
         dock.settle()
         return {"restored": str(source)}
@@ -222,7 +221,7 @@ def register(server: ControlServer, dock: Dock) -> None:
             raise Refused(f"sessions since {keep_from.isoformat()} are needed by the interval and "
                           f"course rules and cannot be purged")
         with dock.lock:
-            count = store.purge_before(before, peer.actor, now, clock.synced())
+            count = store.purge_before(before, peer.actor, now, dock.clock_ok())
         return {"purged": count, "before": before.isoformat()}
 
     for name, handler in (("status", status), ("next_client", next_client), ("override", override),

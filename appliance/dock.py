@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from appliance import frame, rules
 from appliance.devices import DockHardware, PenLinkError
@@ -25,6 +25,7 @@ RED_LOCKS = frozenset({
     "storage_error",
 })
 DOCK_ACTOR = "dock"
+CLOCK_STEP_TOLERANCE = timedelta(minutes=2)
 
 
 class Dock:
@@ -50,6 +51,7 @@ class Dock:
         self.forced_by: str | None = None
         self._next_poll = 0.0
         self._live_warnings: tuple[str, ...] = ()
+        self._latest_wall: datetime | None = None  # the newest time on record
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -57,15 +59,17 @@ class Dock:
         with self.lock:
             self.hw.latch.hold()
             self.hw.light.show("amber")
+            latest = self._read_latest_record_time()
+            if latest is not None:
+                self._latest_wall = latest
             now = self.clock.now()
             self._write(lambda: self.store.interrupt_open_sessions(now))
-            saved = self._read_state("next_client")
-            if saved:
-                self.next_client = NextClient(saved["ref"], saved["area"], frozenset(saved.get("checklist", ())))
+            # The next client is not carried over a restart: the therapist names them again,
+            # so a dock that restarted holds the pen until someone has looked at it.
             self._write(lambda: self.store.audit(
-                DOCK_ACTOR, "daemon_start", {"version": _version()}, now, self.clock.synced()))
+                DOCK_ACTOR, "daemon_start", {"version": _version()}, now, self.clock_ok()))
             self._write(lambda: self.store.audit(
-                DOCK_ACTOR, "config_loaded", self.config_summary, now, self.clock.synced()))
+                DOCK_ACTOR, "config_loaded", self.config_summary, now, self.clock_ok()))
         self.settle()
 
     def close(self) -> None:
@@ -127,6 +131,10 @@ class Dock:
         try:
             self.reading, self.readout_error = self.hw.pen.read(), None
         except (PenLinkError, frame.FrameError) as error:
+            if not self.hw.seat.raw():
+                # The pen left during the read: the broken frame is the lift, not a fault.
+                # Keep the last good reading so the lift opens the session it starts.
+                return
             self.reading, self.readout_error = None, str(error)
 
     # -- sessions -----------------------------------------------------------------------
@@ -143,7 +151,7 @@ class Dock:
             # with, but the removal itself is on the record.
             self._write(lambda: self.store.audit(
                 self.forced_by or DOCK_ACTOR, "forced_removal",
-                {"readout_error": self.readout_error}, self.clock.now(), self.clock.synced()))
+                {"readout_error": self.readout_error}, self.clock.now(), self.clock_ok()))
             self.forced_by = None
         self.reading, self.readout_error = None, None
 
@@ -176,7 +184,7 @@ class Dock:
             pen_serial=session.pen_serial, cartridge_serial=session.cartridge_serial,
             strokes_start=session.strokes_start, motor_seconds_start=session.motor_seconds_start,
             warnings=session.warnings, overrides=session.overrides, checklist=sorted(session.checklist),
-            forced=forced, actor=actor, clock_synced=self.clock.synced(), tz=self.config.tz,
+            forced=forced, actor=actor, clock_synced=self.clock_ok(), tz=self.config.tz,
         ))
         if session_id is _FAILED:
             session_id = 0
@@ -184,15 +192,19 @@ class Dock:
         self.session = replace(session, id=session_id)
         self.next_client = None
         self.overrides = {}
-        self._write(lambda: self.store.set_state("next_client", None))
 
     def _close_session_if_back(self) -> None:
         session, reading = self.session, self.reading
         if session is None or reading is None or reading.pen_serial != session.pen_serial:
             return
-        now = self.clock.now()
         out = self.clock.monotonic() - session.started_monotonic
-        result = rules.session_result(session, reading, self.config, now, out)
+        # The end is the start plus the monotonic time out: a wall clock that jumped while
+        # the pen was out cannot make a session end before it began, or last a year.
+        ended_at = session.started_at + timedelta(seconds=out)
+        result = rules.session_result(session, reading, self.config, ended_at, out)
+        if not self.clock_ok() and "clock_unsynced" not in result.warnings:
+            # Its dates rest on a wall clock that cannot be trusted now: say so on the record.
+            result = replace(result, warnings=result.warnings + ("clock_unsynced",))
         dates = rules.eligible_dates(session.started_at, self.config)
         if not session.client_ref:  # a forced removal with no client named: no client to date
             dates = replace(dates, next_eligible=None, recommended=None)
@@ -216,7 +228,7 @@ class Dock:
             next_client=self.next_client,
             overrides=frozenset(self.overrides),
             storage_ok=self.storage_ok,
-            clock_synced=self.clock.synced(),
+            clock_synced=self.clock_ok(),
         )
 
     def _history(self, now: datetime) -> History:
@@ -257,7 +269,7 @@ class Dock:
 
     def _record(self, decision: Decision, release: bool, changed: bool, counters: bool) -> None:
         reading = self.reading
-        now, synced = self.clock.now(), self.clock.synced()
+        now, synced = self.clock.now(), self.clock_ok()
         with self.store.transaction("the dock's decision"):
             if counters and self.store.pen(reading.pen_serial) is None:
                 self.store.register_pen(reading, now, DOCK_ACTOR, synced)
@@ -272,6 +284,8 @@ class Dock:
                     "cartridge": reading.cartridge_serial if reading else None,
                     "client": self.next_client.ref if self.next_client else None,
                 }
+                # An absent key means none: seven entries a session, kept for years (P6).
+                detail = {key: value for key, value in detail.items() if value not in (None, [])}
                 self.store.audit(DOCK_ACTOR, "release" if release else "lock", detail, now, synced)
 
     def _drive(self, decision: Decision, release: bool) -> None:
@@ -312,17 +326,30 @@ class Dock:
     def _probe_storage(self) -> None:
         try:
             self.store.audit(DOCK_ACTOR, "storage_recovered", {"error": getattr(self, "storage_error", "")},
-                             self.clock.now(), self.clock.synced())
+                             self.clock.now(), self.clock_ok())
         except StorageError:
             return
         self.storage_ok = True
         log.warning("the record can be written again")
 
-    def _read_state(self, key: str):
+    def _read_latest_record_time(self):
         try:
-            return self.store.get_state(key)
+            entries = self.store.audit_entries(1)
         except StorageError:
             return None
+        return entries[0].at if entries else None
+
+    def clock_ok(self) -> bool:
+        """The wall clock is trusted: systemd says it is synced, and it is not behind the record.
+
+        A wall clock that reads earlier than something already written (a Pi booting without
+        network, a bad time source) cannot date a session; small steps back are NTP's slewing.
+        """
+        now = self.clock.now()
+        if self._latest_wall is not None and now < self._latest_wall - CLOCK_STEP_TOLERANCE:
+            return False
+        self._latest_wall = now if self._latest_wall is None else max(self._latest_wall, now)
+        return self.clock.synced()
 
     # -- what the page and the CLI see ----------------------------------------------------
     def status(self) -> dict:
@@ -365,7 +392,7 @@ class Dock:
                 "session": session,
                 "last_session": self.last_session,
                 "readout_error": self.readout_error,
-                "clock_synced": self.clock.synced(),
+                "clock_synced": self.clock_ok(),
                 "storage_ok": self.storage_ok,
                 "light": self.hw.light.colour,
                 "now": now.isoformat(),

@@ -60,6 +60,10 @@ class PowerCutDisk:
     def stats(self) -> dict:
         return self._ask("stats")
 
+    def read_only(self, on: bool = True) -> None:
+        """The filesystem turns read-only under whoever has files open (EROFS)."""
+        self._ask("ro " + ("on" if on else "off"))
+
     def cut(self) -> dict:
         """Power off: unsynced writes are gone; the mount is dead until `boot()`."""
         report = self._ask(f"cut {self.state_file}")

@@ -18,6 +18,8 @@ It mounts in the foreground and reads commands on stdin, one a line:
     cut FILE   drop everything unsynced, refuse every later operation (EIO, as a dead
                disk), write the surviving image to FILE (pickle), answer "cut <json>"
     stats      answer "stats <json>" (writes, fsyncs, bytes written and synced)
+    ro on|off  every change fails with EROFS from now on (as ext4 after errors=remount-ro,
+               which, unlike `mount -o remount,ro`, works with files open for writing)
 
 A new process started with `--state FILE` mounts that surviving image: a reboot.
 """
@@ -79,12 +81,18 @@ class PowerCutFS(fuse.Operations):
         self.handles: dict[int, Node] = {}
         self.next_fh = itertools.count(1)
         self.dead = False
+        self.readonly = False
         self.counts = {"writes": 0, "bytes_written": 0, "fsyncs": 0, "dir_fsyncs": 0}
 
     # -- helpers ---------------------------------------------------------------------
     def _alive(self) -> None:
         if self.dead:
             raise fuse.FuseOSError(errno.EIO)
+
+    def _writable(self) -> None:
+        self._alive()
+        if self.readonly:
+            raise fuse.FuseOSError(errno.EROFS)
 
     def _lookup(self, path: str) -> Node:
         node = self.root
@@ -123,6 +131,10 @@ class PowerCutFS(fuse.Operations):
             if words[0] == "cut":
                 answer = self.cut(words[1])
                 print("cut " + json.dumps(answer), flush=True)
+            elif words[0] == "ro":
+                with self._mutex:
+                    self.readonly = words[1] == "on"
+                print("ro " + json.dumps({"readonly": self.readonly}), flush=True)
             elif words[0] == "stats":
                 with self._mutex:
                     print("stats " + json.dumps(self.counts), flush=True)
@@ -166,7 +178,7 @@ class PowerCutFS(fuse.Operations):
 
     def mkdir(self, path, mode):
         with self._mutex:
-            self._alive()
+            self._writable()
             parent, name = self._parent(path)
             if name in parent.entries:
                 raise fuse.FuseOSError(errno.EEXIST)
@@ -175,7 +187,7 @@ class PowerCutFS(fuse.Operations):
 
     def rmdir(self, path):
         with self._mutex:
-            self._alive()
+            self._writable()
             parent, name = self._parent(path)
             node = self._lookup(path)
             if node.entries:
@@ -189,6 +201,7 @@ class PowerCutFS(fuse.Operations):
             parent, name = self._parent(path)
             node = parent.entries.get(name)
             if node is None:
+                self._writable()
                 node = parent.entries[name] = Node(False, stat.S_IFREG | (mode & 0o7777))
             return self._handle(node)
 
@@ -196,6 +209,8 @@ class PowerCutFS(fuse.Operations):
         with self._mutex:
             self._alive()
             node = self._lookup(path)
+            if self.readonly and flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC):
+                raise fuse.FuseOSError(errno.EROFS)
             if flags & os.O_TRUNC:
                 node.data = bytearray()
             return self._handle(node)
@@ -215,7 +230,7 @@ class PowerCutFS(fuse.Operations):
 
     def unlink(self, path):
         with self._mutex:
-            self._alive()
+            self._writable()
             parent, name = self._parent(path)
             if name not in parent.entries:
                 raise fuse.FuseOSError(errno.ENOENT)
@@ -224,7 +239,7 @@ class PowerCutFS(fuse.Operations):
 
     def rename(self, old, new):
         with self._mutex:
-            self._alive()
+            self._writable()
             old_parent, old_name = self._parent(old)
             new_parent, new_name = self._parent(new)
             node = old_parent.entries.pop(old_name)
@@ -233,7 +248,7 @@ class PowerCutFS(fuse.Operations):
 
     def chmod(self, path, mode):
         with self._mutex:
-            self._alive()
+            self._writable()
             node = self._lookup(path)
             node.mode = (node.mode & ~0o7777) | (mode & 0o7777)
             return 0
@@ -259,7 +274,7 @@ class PowerCutFS(fuse.Operations):
 
     def write(self, path, data, offset, fh):
         with self._mutex:
-            self._alive()
+            self._writable()
             node = self._node(path, fh)
             end = offset + len(data)
             if len(node.data) < offset:
@@ -272,7 +287,7 @@ class PowerCutFS(fuse.Operations):
 
     def truncate(self, path, length, fh=None):
         with self._mutex:
-            self._alive()
+            self._writable()
             node = self._node(path, fh)
             if length < len(node.data):
                 del node.data[length:]
@@ -285,7 +300,7 @@ class PowerCutFS(fuse.Operations):
 
     def fsync(self, path, datasync, fh):
         with self._mutex:
-            self._alive()
+            self._writable()
             node = self._node(path, fh)
             node.synced = bytes(node.data)
             self.counts["fsyncs"] += 1
@@ -293,7 +308,7 @@ class PowerCutFS(fuse.Operations):
 
     def fsyncdir(self, path, datasync, fh):
         with self._mutex:
-            self._alive()
+            self._writable()
             node = self._node(path, fh)
             node.synced_entries = dict(node.entries)
             self.counts["dir_fsyncs"] += 1
