@@ -33,7 +33,13 @@ DEMO_PASSWORD = "pendock-demo"
 
 
 def _die_with_parent() -> None:
-    """In the page process: end when the demo ends, even by kill -9 (Linux prctl)."""
+    """In the page process: end when the demo ends, even by kill -9 (Linux prctl); and
+    yield the CPU to the dock (nice 10, as pendock-web.service's Nice=): the page is
+    the less important process."""
+    try:
+        os.nice(10)
+    except OSError:
+        pass
     try:
         import ctypes
         import signal
@@ -100,13 +106,15 @@ def run_demo(args) -> int:
         if running.store.user(name) is None:
             running.store.add_user(name, role, password_hash(DEMO_PASSWORD), clock.now())
 
-    link = paths.demo_socket_link()
-    try:
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(socket)
-    except OSError:
-        link = None
+    # Only the demo in the default folder is the one `pendock` finds without --data.
+    link = paths.demo_socket_link() if not (args.data or os.environ.get("PENDOCK_DATA")) else None
+    if link is not None:
+        try:
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(socket)
+        except OSError:
+            link = None
 
     stop = threading.Event()
     install_signal_handlers(stop)
@@ -143,5 +151,5 @@ def run_demo(args) -> int:
             page.kill()
         loop.join(2)
         running.close()
-        if link is not None and link.is_symlink():
+        if link is not None and link.is_symlink() and os.readlink(link) == str(socket):
             link.unlink()

@@ -263,3 +263,24 @@ def test_selftest_passes_with_the_pen_held_free_and_away(demo):
     demo.ok("sim", "undock")
     out = demo.ok("selftest")
     assert "pulsed with no pen seated" in out and demo.status()["held"]
+
+
+def test_the_readme_demo_needs_no_flags(tmp_path):
+    """`make demo` then `pendock status` in another shell: no --data anywhere."""
+    from tests.scenario.conftest import Demo
+
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    demo = Demo(tmp_path / "unused")
+    demo.env.pop("PENDOCK_DATA")
+    demo.env.update(XDG_STATE_HOME=str(tmp_path / "state"), XDG_RUNTIME_DIR=str(runtime))
+    demo.start()
+    try:
+        assert (tmp_path / "state" / "pendock-demo" / "pendock.db").exists()
+        status = demo.status()
+        assert status["docked"] and "no_cartridge" in status["locks"]
+        demo.ok("sim", "cartridge")
+        assert "no_cartridge" not in demo.status()["locks"]
+    finally:
+        demo.stop()
+    assert not list(runtime.iterdir())  # the link to the socket is gone with the demo
