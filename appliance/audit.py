@@ -5,6 +5,10 @@ deleting, inserting or reordering any entry breaks the chain at that entry. The 
 entry's id and hash are also kept as the chain head (state key "audit_head"), written in
 the same transaction as the entry, so that cutting entries off the end is found too.
 
+Stored compactly (schema 3): the hash as its 32 raw bytes, and no prev_hash column, since
+it only repeated the row before. The hash definition is unchanged: it still covers the
+previous entry's hash (as hex), which is read from that row when needed.
+
 Without a secret, someone with write access who recomputes every hash after an edit is
 not caught here; copies of the head kept elsewhere (backups) catch that.
 """
@@ -21,7 +25,9 @@ from appliance.model import AuditEntry
 GENESIS_HASH = "0" * 64
 HEAD_KEY = "audit_head"
 
-_COLUMNS = "id, at, actor, action, detail, clock_synced, prev_hash, hash"
+_COLUMNS = "id, at, actor, action, detail, clock_synced, hash"
+# The hash of the entry before, for reading a page of entries without the whole chain.
+_PREV_HASH = "(SELECT p.hash FROM audit AS p WHERE p.id < audit.id ORDER BY p.id DESC LIMIT 1)"
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,13 @@ def entry_hash(id: int, at: str, actor: str, action: str, detail: object,
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 
+def _hex(stored: object) -> str:
+    """A stored hash as hex text: 32 raw bytes since schema 3; anything else is shown as is."""
+    if isinstance(stored, bytes):
+        return stored.hex()
+    return "" if stored is None else str(stored)
+
+
 def _conn(db) -> sqlite3.Connection:
     """Accept a sqlite-utils Database or a plain sqlite3 connection."""
     return getattr(db, "conn", db)
@@ -60,7 +73,7 @@ def _conn(db) -> sqlite3.Connection:
 
 def read_tail(db) -> Tail:
     row = _conn(db).execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-    return Tail(*row) if row else Tail()
+    return Tail(row[0], _hex(row[1])) if row else Tail()
 
 
 def append(db, actor: str, action: str, detail: dict, at: datetime, clock_synced: bool,
@@ -81,9 +94,9 @@ def append(db, actor: str, action: str, detail: dict, at: datetime, clock_synced
     entry_id, at_text = tail.id + 1, at.isoformat()
     digest = entry_hash(entry_id, at_text, actor, action, detail, clock_synced, tail.hash)
     conn.execute(
-        f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (entry_id, at_text, actor, action, detail_json, int(bool(clock_synced)), tail.hash,
-         digest),
+        f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (entry_id, at_text, actor, action, detail_json, int(bool(clock_synced)),
+         bytes.fromhex(digest)),
     )
     conn.execute(
         "INSERT INTO state (key, value) VALUES (?, ?) "
@@ -94,12 +107,9 @@ def append(db, actor: str, action: str, detail: dict, at: datetime, clock_synced
                       clock_synced=bool(clock_synced), prev_hash=tail.hash, hash=digest)
 
 
-def _row_problem(row: tuple, expected_prev: str) -> str | None:
-    """Why this stored entry does not hold, or None when it does."""
-    entry_id, at, actor, action, detail_json, clock_synced, prev_hash, stored_hash = row
-    if prev_hash != expected_prev:
-        return ("its prev_hash does not match the hash of the entry before it: an entry "
-                "was inserted, deleted or moved here")
+def _row_problem(row: tuple, prev_hash: str) -> str | None:
+    """Why this stored entry, linked to `prev_hash` (the entry before it), does not hold."""
+    entry_id, at, actor, action, detail_json, clock_synced, stored_hash = row
     if clock_synced not in (0, 1):
         return "its contents were changed (clock_synced is not 0 or 1)"
     try:
@@ -110,8 +120,11 @@ def _row_problem(row: tuple, expected_prev: str) -> str | None:
         digest = entry_hash(entry_id, at, actor, action, detail, bool(clock_synced), prev_hash)
     except (TypeError, ValueError):
         return "its contents were changed (a field has the wrong type)"
-    if digest != stored_hash:
-        return "its contents were changed (the hash does not match the entry)"
+    if digest != _hex(stored_hash):
+        # Without a stored prev_hash the two cases look alike: the hash covers both.
+        return ("its contents were changed, or an entry just before it was inserted, "
+                "deleted or moved (its hash does not match its fields and the hash of the "
+                "entry before it)")
     return None
 
 
@@ -155,7 +168,7 @@ def verify(db) -> VerifyResult:
         problem = _row_problem(row, expected_prev)
         if problem:
             return VerifyResult(False, checked, entry_id, f"entry {entry_id}: {problem}")
-        expected_prev, expected_id = row[7], entry_id + 1
+        expected_prev, expected_id = _hex(row[6]), entry_id + 1
     head_problem = _head_problem(conn, Tail(expected_id - 1, expected_prev))
     if head_problem:
         bad_id, reason = head_problem
@@ -164,7 +177,7 @@ def verify(db) -> VerifyResult:
 
 
 def _entry(row: tuple) -> AuditEntry:
-    entry_id, at, actor, action, detail_json, clock_synced, prev_hash, digest = row
+    entry_id, at, actor, action, detail_json, clock_synced, digest, prev_hash = row
     try:
         detail = json.loads(detail_json)
     except (TypeError, ValueError):
@@ -174,17 +187,19 @@ def _entry(row: tuple) -> AuditEntry:
     except (TypeError, ValueError):
         when = datetime.min
     return AuditEntry(id=entry_id, at=when, actor=actor, action=action,
-                      detail=detail, clock_synced=bool(clock_synced), prev_hash=prev_hash,
-                      hash=digest)
+                      detail=detail, clock_synced=bool(clock_synced),
+                      prev_hash=GENESIS_HASH if prev_hash is None else _hex(prev_hash),
+                      hash=_hex(digest))
 
 
 def entries(db, limit: int = 50, before_id: int | None = None) -> list[AuditEntry]:
     """Newest first, for display; page back with `before_id` (the oldest id shown)."""
     conn = _conn(db)
+    columns = f"{_COLUMNS}, {_PREV_HASH}"
     if before_id is None:
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        rows = conn.execute(f"SELECT {columns} FROM audit ORDER BY id DESC LIMIT ?", (limit,))
     else:
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
+            f"SELECT {columns} FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?",
             (before_id, limit))
     return [_entry(row) for row in rows]

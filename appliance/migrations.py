@@ -7,6 +7,7 @@ shipped: add a new one at the end.
 """
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 
@@ -78,16 +79,7 @@ def initial_schema(db: sqlite_utils.Database) -> None:
         pk="id",
         not_null=["at", "actor", "action", "detail", "clock_synced", "prev_hash", "hash"],
     )
-    # Append-only in the software's own hands; a tamperer must drop these first, and
-    # the hash chain still finds what they changed.
-    db.execute(
-        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit "
-        "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
-    )
-    db.execute(
-        "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
-        "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
-    )
+    _guard_audit(db)
     db["state"].create({"key": str, "value": str}, pk="key", not_null=["value"])
     db["users"].create(
         {"name": str, "role": str, "password_hash": str, "created_at": str},
@@ -100,6 +92,19 @@ def initial_schema(db: sqlite_utils.Database) -> None:
         not_null=["name", "token_hash", "created_at"],
     )
     db["tokens"].create_index(["token_hash"], index_name="idx_tokens_hash", unique=True)
+
+
+def _guard_audit(db: sqlite_utils.Database) -> None:
+    """Append-only in the software's own hands; a tamperer must drop these first, and
+    the hash chain still finds what they changed."""
+    db.execute(
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit "
+        "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
+        "BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END"
+    )
 
 
 def checklist_and_spent_cartridges(db: sqlite_utils.Database) -> None:
@@ -120,9 +125,44 @@ def checklist_and_spent_cartridges(db: sqlite_utils.Database) -> None:
     )
 
 
+_HEX_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def _hash_bytes(digest: object) -> object:
+    """64 hex characters as their 32 bytes; anything else was tampered with and is kept
+    as it is, so that verify() names it."""
+    if isinstance(digest, str) and _HEX_HASH.fullmatch(digest):
+        return bytes.fromhex(digest)
+    return digest
+
+
+def compact_audit(db: sqlite_utils.Database) -> None:
+    """3: the audit table without prev_hash (it repeated the previous row's hash) and
+    with each hash as 32 raw bytes, not 64 hex characters: about a third of every entry.
+    Every entry and hash value is kept; the hash definition does not change. SQLite
+    cannot change a column's type, so the table is rebuilt and its guards recreated."""
+    conn = db.conn
+    conn.execute(
+        "CREATE TABLE audit_compact ("
+        "id INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, "
+        "action TEXT NOT NULL, detail TEXT NOT NULL, clock_synced INTEGER NOT NULL, "
+        "hash BLOB NOT NULL)"
+    )
+    conn.create_function("pendock_hash_bytes", 1, _hash_bytes, deterministic=True)
+    conn.execute(
+        "INSERT INTO audit_compact SELECT id, at, actor, action, detail, clock_synced, "
+        "pendock_hash_bytes(hash) FROM audit ORDER BY id"
+    )
+    conn.create_function("pendock_hash_bytes", 1, None)
+    conn.execute("DROP TABLE audit")  # its triggers go with it
+    conn.execute("ALTER TABLE audit_compact RENAME TO audit")
+    _guard_audit(db)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     initial_schema,
     checklist_and_spent_cartridges,
+    compact_audit,
 )
 
 # The schema version this software writes and understands.

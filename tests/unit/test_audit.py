@@ -41,7 +41,7 @@ def verify(db_path) -> audit.VerifyResult:
 
 
 def row(conn, entry_id) -> tuple:
-    return conn.execute("SELECT id, at, actor, action, detail, clock_synced, prev_hash, hash "
+    return conn.execute("SELECT id, at, actor, action, detail, clock_synced, hash "
                         "FROM audit WHERE id = ?", (entry_id,)).fetchone()
 
 
@@ -57,17 +57,30 @@ def test_empty_chain_verifies(tmp_path):
 
 
 def test_hash_format_is_sha256_of_canonical_json(db_path, tamper):
-    """Pinned independently of entry_hash(), so an accidental format change is caught."""
+    """Pinned independently of entry_hash(), so an accidental format change is caught:
+    each hash covers the previous one as hex text; it is stored as its 32 raw bytes."""
     previous = "0" * 64
     for entry_id in range(1, ENTRIES + 1):
-        _, at, actor, action, detail, synced, prev_hash, digest = row(tamper, entry_id)
-        assert prev_hash == previous
+        _, at, actor, action, detail, synced, digest = row(tamper, entry_id)
         payload = {"action": action, "actor": actor, "at": at, "clock_synced": bool(synced),
-                   "detail": json.loads(detail), "id": entry_id, "prev_hash": prev_hash}
+                   "detail": json.loads(detail), "id": entry_id, "prev_hash": previous}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        assert hashlib.sha256(text.encode()).hexdigest() == digest
-        previous = digest
+        assert hashlib.sha256(text.encode()).digest() == digest
+        previous = digest.hex()
     assert row(tamper, 1)[1] == (T0 + timedelta(minutes=1)).isoformat()
+
+
+def test_entries_carry_hex_hashes_linked_to_the_one_before(db_path):
+    with Store.open(db_path.parent, readonly=True) as reader:
+        newest_first = reader.audit_entries(limit=ENTRIES)
+    oldest_first = newest_first[::-1]
+    assert oldest_first[0].prev_hash == audit.GENESIS_HASH
+    for before, entry in zip(oldest_first, oldest_first[1:]):
+        assert entry.prev_hash == before.hash
+    for entry in oldest_first:
+        assert len(entry.hash) == 64 and entry.hash == audit.entry_hash(
+            entry.id, entry.at.isoformat(), entry.actor, entry.action, entry.detail,
+            entry.clock_synced, entry.prev_hash)
 
 
 def test_the_software_cannot_edit_or_delete_entries(db_path):
@@ -91,6 +104,12 @@ def test_a_changed_entry_is_named(db_path, tamper, column, value):
     result = verify(db_path)
     assert (result.ok, result.first_bad_id) == (False, 3)
     assert "changed" in result.reason
+
+
+def test_a_changed_hash_is_named(db_path, tamper):
+    tamper.execute("UPDATE audit SET hash = ? WHERE id = 3", (bytes(32),))
+    result = verify(db_path)
+    assert (result.ok, result.first_bad_id) == (False, 3)
 
 
 def test_detail_that_is_not_json_is_named(db_path, tamper):
@@ -125,22 +144,22 @@ def test_an_inserted_entry_is_named(db_path, tamper):
     """Forged with a correct hash in the middle: the entry after it no longer links."""
     for entry_id in range(ENTRIES, 2, -1):
         tamper.execute("UPDATE audit SET id = ? WHERE id = ?", (entry_id + 1, entry_id))
-    prev_hash = row(tamper, 2)[7]
+    prev_hash = row(tamper, 2)[6].hex()
     at = T0.isoformat()
     forged = audit.entry_hash(3, at, "mallory", "release", {}, True, prev_hash)
-    tamper.execute("INSERT INTO audit VALUES (3, ?, 'mallory', 'release', '{}', 1, ?, ?)",
-                   (at, prev_hash, forged))
+    tamper.execute("INSERT INTO audit VALUES (3, ?, 'mallory', 'release', '{}', 1, ?)",
+                   (at, bytes.fromhex(forged)))
     result = verify(db_path)
     assert (result.ok, result.first_bad_id) == (False, 4)
-    assert "prev_hash" in result.reason
+    assert "inserted" in result.reason
 
 
 def test_an_entry_added_at_the_end_with_a_valid_hash_is_found(db_path, tamper):
-    last_hash = row(tamper, ENTRIES)[7]
+    last_hash = row(tamper, ENTRIES)[6].hex()
     at = T0.isoformat()
     forged = audit.entry_hash(ENTRIES + 1, at, "mallory", "release", {}, True, last_hash)
-    tamper.execute("INSERT INTO audit VALUES (?, ?, 'mallory', 'release', '{}', 1, ?, ?)",
-                   (ENTRIES + 1, at, last_hash, forged))
+    tamper.execute("INSERT INTO audit VALUES (?, ?, 'mallory', 'release', '{}', 1, ?)",
+                   (ENTRIES + 1, at, bytes.fromhex(forged)))
     result = verify(db_path)
     assert (result.ok, result.first_bad_id) == (False, ENTRIES + 1)
     assert "not written by the dock" in result.reason

@@ -22,6 +22,27 @@ def indexes(conn) -> set[str]:
         "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_%'")}
 
 
+def old_audit_entries(conn, count: int) -> list[str]:
+    """Audit entries as schema 1 and 2 wrote them (hex hash and prev_hash columns), with
+    the state's chain head; returns their hashes, oldest first."""
+    hashes, prev = [], audit.GENESIS_HASH
+    for n in range(1, count + 1):
+        at, detail = (T0 + timedelta(minutes=n)).isoformat(), {"n": n, "pen": None}
+        digest = audit.entry_hash(n, at, "dock", "lock", detail, n % 2 == 0, prev)
+        conn.execute("INSERT INTO audit VALUES (?, ?, 'dock', 'lock', ?, ?, ?, ?)",
+                     (n, at, audit.canonical_json(detail), int(n % 2 == 0), prev, digest))
+        hashes.append(digest)
+        prev = digest
+    conn.execute("INSERT OR REPLACE INTO state VALUES (?, ?)",
+                 (audit.HEAD_KEY, audit.canonical_json({"id": count, "hash": prev})))
+    return hashes
+
+
+def triggers(conn) -> set[str]:
+    return {name for (name,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit'")}
+
+
 def test_fresh_database_gets_the_current_schema(tmp_path):
     with Store.open(tmp_path) as store:
         conn = store._conn
@@ -60,10 +81,7 @@ def test_schema_1_with_data_upgrades_in_place(tmp_path):
             "cartridge_serial, strokes_start, motor_seconds_start, outcome, warnings, "
             "overrides) VALUES (?, ?, ?, 'face', 7, ?, 100, 60, ?, '[\"interval_short\"]', "
             "'[]')", (day, started, client, cartridge, outcome))
-    conn.execute("BEGIN IMMEDIATE")
-    for n in range(3):
-        audit.append(conn, "dock", "lock", {"n": n}, T0, True)
-    conn.execute("COMMIT")
+    old_audit_entries(conn, 3)
     conn.execute("INSERT INTO state VALUES ('next_client', '{\"ref\": \"C-3\"}')")
     conn.execute("INSERT INTO users VALUES ('ana', 'manager', 'h', ?)", (T0.isoformat(),))
     conn.close()
@@ -85,6 +103,58 @@ def test_schema_1_with_data_upgrades_in_place(tmp_path):
         assert store.cartridge_used(11) and store.cartridge_used(12)
         assert not store.cartridge_used(13)
         assert store.verify_audit().ok
+
+
+def test_schema_2_audit_is_compacted_keeping_every_entry_and_hash(tmp_path):
+    path = tmp_path / "pendock.db"
+    db = open_db(path)
+    migrations.migrate(db, target=2)
+    hashes = old_audit_entries(db.conn, 5)
+    db.conn.close()
+
+    with Store.open(tmp_path) as store:
+        conn = store._conn
+        assert store.schema_version == migrations.CURRENT_VERSION >= 3
+        assert "prev_hash" not in store.db["audit"].columns_dict
+        stored = conn.execute("SELECT hash FROM audit ORDER BY id").fetchall()
+        assert [row[0] for row in stored] == [bytes.fromhex(h) for h in hashes]
+        assert triggers(conn) == {"audit_no_update", "audit_no_delete"}
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute("DELETE FROM audit WHERE id = 2")
+        assert store.verify_audit() == audit.VerifyResult(True, 5, None,
+                                                          "5 entries, chain intact")
+        entries = store.audit_entries(limit=5)[::-1]
+        assert [e.hash for e in entries] == hashes
+        assert [e.prev_hash for e in entries] == [audit.GENESIS_HASH] + hashes[:-1]
+        # The chain goes on from the migrated head.
+        added = store.audit("tech", "service_reset", {"reason": "x"}, T0, True)
+        assert (added.id, added.prev_hash) == (6, hashes[-1])
+        assert store.verify_audit().ok and store.verify_audit().checked == 6
+
+
+def test_tampering_before_the_upgrade_is_still_found_after_it(tmp_path):
+    """The dropped prev_hash column carried nothing the hash does not cover."""
+    path = tmp_path / "pendock.db"
+    db = open_db(path)
+    migrations.migrate(db, target=2)
+    conn = db.conn
+    hashes = old_audit_entries(conn, 5)
+    conn.execute("DROP TRIGGER audit_no_update")
+    # Entry 3 moved to 4 and a forged entry 3 that links to entry 2 put in its place.
+    for entry_id in (5, 4, 3):
+        conn.execute("UPDATE audit SET id = ? WHERE id = ?", (entry_id + 1, entry_id))
+    forged = audit.entry_hash(3, T0.isoformat(), "mallory", "release", {}, True, hashes[1])
+    conn.execute("INSERT INTO audit VALUES (3, ?, 'mallory', 'release', '{}', 1, ?, ?)",
+                 (T0.isoformat(), hashes[1], forged))
+    conn.execute("UPDATE audit SET hash = 'not a hash' WHERE id = 6")
+    conn.close()
+
+    with Store.open(tmp_path) as store:
+        result = store.verify_audit()
+        assert (result.ok, result.first_bad_id) == (False, 4)
+        # The unreadable hash was carried over as it was, not lost or made up.
+        assert store._conn.execute("SELECT hash FROM audit WHERE id = 6").fetchone()[0] == (
+            "not a hash")
 
 
 def test_a_failing_step_leaves_the_previous_version(tmp_path, monkeypatch):
