@@ -15,8 +15,9 @@ import secrets
 import sys
 
 from appliance import paths
+from appliance.passwords import password_hash
 from appliance.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Refused
-from appliance.export import CSV_COLUMNS, sessions_csv  # noqa: F401 (moved there; re-exported)
+from appliance.export import sessions_csv
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -123,24 +124,6 @@ def _emit(args, result, text: str) -> None:
         print(json.dumps(result, indent=2, default=str))
     else:
         print(text)
-
-
-def password_hash(password: str, *, n: int = 2**14, r: int = 8, p: int = 1) -> str:
-    """A slow salted hash (scrypt, from the standard library)."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
-    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32)
-    except (ValueError, TypeError):
-        return False
-    return secrets.compare_digest(got.hex(), digest)
 
 
 # -- plain words ----------------------------------------------------------------------------

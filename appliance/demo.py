@@ -20,7 +20,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from appliance import paths
-from appliance.cli import password_hash
+from appliance.passwords import password_hash
 from appliance.config import ConfigError, resolve_config_path
 from appliance.daemon import install_signal_handlers, run_loop, start_dock
 from appliance.pinmap import PinMapError, load_pinmap
@@ -102,9 +102,11 @@ def run_demo(args) -> int:
                          config_source=resolve_config_path(args.config, os.environ))
     except StoreError as error:
         return refusal(error)
-    for name, role in DEMO_USERS:
-        if running.store.user(name) is None:
-            running.store.add_user(name, role, password_hash(DEMO_PASSWORD), clock.now())
+    missing = [(name, role) for name, role in DEMO_USERS if running.store.user(name) is None]
+    if missing:
+        demo_hash = password_hash(DEMO_PASSWORD)  # one slow hash for both demo users
+        for name, role in missing:
+            running.store.add_user(name, role, demo_hash, clock.now())
 
     # Only the demo in the default folder is the one `pendock` finds without --data.
     link = paths.demo_socket_link() if not (args.data or os.environ.get("PENDOCK_DATA")) else None

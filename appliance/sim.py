@@ -115,6 +115,7 @@ class SimulatedPen(MockSPIDevice):
         self.state = state
         self.reads = 0
         self._lock = threading.Lock()
+        self._factory = pin_factory
 
     def frame_bytes(self) -> bytes:
         data = bytearray(frame.encode(self.state.reading()))
@@ -125,8 +126,16 @@ class SimulatedPen(MockSPIDevice):
             data[-1] ^= 0x5A
         return bytes(data)
 
+    def forget_pin_history(self) -> None:
+        """gpiozero's MockPin keeps every state change for tests' assert_states; the SPI
+        clock alone adds hundreds per frame, so a long-running demo grew ~0.3 MB a
+        session. Nothing here asserts them: keep none."""
+        for pin in list(self._factory.pins.values()):
+            pin.clear_states()
+
     def on_bit(self):
         if self.rx_bit == 8 and self.rx_word() == frame.READ_COMMAND:
+            self.forget_pin_history()
             with self._lock:
                 reply = self.frame_bytes() if self.state.docked else b""
                 self.reads += 1

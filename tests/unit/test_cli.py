@@ -13,7 +13,9 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from appliance.cli import check_password, main, password_hash, sessions_csv
+from appliance.cli import main
+from appliance.export import sessions_csv
+from appliance.passwords import check_password, password_hash
 from appliance.config import Config
 from appliance.daemon import start_dock
 from appliance.pinmap import load_pinmap

@@ -9,7 +9,7 @@ import sqlite3
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
-from appliance.cli import password_hash
+from appliance.passwords import password_hash
 from appliance.store import Store
 
 PEN = 1592590337
