@@ -42,7 +42,7 @@ test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(VENV)/bin/python tests/bench/run_all.py
+	$(VENV)/bin/python -m tests.bench.run_all $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info test-artifacts
