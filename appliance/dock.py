@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -49,6 +50,7 @@ class Dock:
         self.storage_ok = True
         self.last_session: dict | None = None
         self.forced_by: str | None = None
+        self._opened_by = DOCK_ACTOR
         self._next_poll = 0.0
         self._live_warnings: tuple[str, ...] = ()
         self._latest_wall: datetime | None = None  # the newest time on record
@@ -91,8 +93,6 @@ class Dock:
 
     def settle(self, timeout: float = 2.0) -> None:
         """Wait for the seat to settle, then read and decide at once (the sim verbs use it)."""
-        import time
-
         deadline = time.monotonic() + timeout
         while self.hw.seat.settled() is None and time.monotonic() < deadline:
             time.sleep(max(0.001, self.hw.seat.seconds_to_settle()))
@@ -178,20 +178,31 @@ class Dock:
             checklist=client.checklist if client else frozenset(),
             forced=forced,
         )
-        actor = self.forced_by or DOCK_ACTOR
+        self._opened_by = self.forced_by or DOCK_ACTOR
+        self.forced_by = None
+        self.session = session
+        self.next_client = None
+        self.overrides = {}
+        self._record_session_start()
+
+    def _record_session_start(self) -> bool:
+        """Write the open session (id 0 until written). If the record cannot be written
+        now, the session waits in memory and is written as soon as writing works again:
+        nothing that left the dock stays unlogged."""
+        session = self.session
+        if session is None or session.id:
+            return True
         session_id = self._write(lambda: self.store.open_session(
             started_at=session.started_at, client_ref=session.client_ref, area=session.area,
             pen_serial=session.pen_serial, cartridge_serial=session.cartridge_serial,
             strokes_start=session.strokes_start, motor_seconds_start=session.motor_seconds_start,
             warnings=session.warnings, overrides=session.overrides, checklist=sorted(session.checklist),
-            forced=forced, actor=actor, clock_synced=self.clock_ok(), tz=self.config.tz,
+            forced=session.forced, actor=self._opened_by, clock_synced=self.clock_ok(), tz=self.config.tz,
         ))
         if session_id is _FAILED:
-            session_id = 0
-        self.forced_by = None
+            return False
         self.session = replace(session, id=session_id)
-        self.next_client = None
-        self.overrides = {}
+        return True
 
     def _close_session_if_back(self) -> None:
         session, reading = self.session, self.reading
@@ -208,14 +219,16 @@ class Dock:
         dates = rules.eligible_dates(session.started_at, self.config)
         if not session.client_ref:  # a forced removal with no client named: no client to date
             dates = replace(dates, next_eligible=None, recommended=None)
-        if session.id:
-            done = self._write(lambda: self.store.close_session(
-                session.id, result, "completed", reading.strokes, reading.motor_seconds,
-                dates.next_eligible, dates.recommended,
-            ))
-            if done is _FAILED:
-                return  # keep it open; the pen is held by storage_error until writing works
-            self.last_session = self.store.session(session.id)
+        if not self._record_session_start():
+            return  # keep it in memory; the pen is held by storage_error until writing works
+        session_id = self.session.id
+        done = self._write(lambda: self.store.close_session(
+            session_id, result, "completed", reading.strokes, reading.motor_seconds,
+            dates.next_eligible, dates.recommended,
+        ))
+        if done is _FAILED:
+            return  # keep it open; the pen is held by storage_error until writing works
+        self.last_session = self.store.session(session_id)
         self.session = None
         self._live_warnings = ()
 
@@ -331,6 +344,7 @@ class Dock:
             return
         self.storage_ok = True
         log.warning("the record can be written again")
+        self._record_session_start()  # a session that began while the record was unwritable
 
     def _read_latest_record_time(self):
         try:

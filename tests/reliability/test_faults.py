@@ -207,6 +207,29 @@ def test_disk_full_holds_with_storage_error_and_recovers(small_disk, tmp_path):
         sim.close()
 
 
+def test_a_session_begun_while_the_disk_is_full_is_recorded_once_it_is_not(small_disk, tmp_path):
+    """The pen was free, the disk filled, the therapist lifted it: the session must not be lost."""
+    sim = SimDock(small_disk / "data", tmp_path / "control.sock")
+    try:
+        assert not sim.ready_for_client("F-2")["held"]
+        filler = _fill(small_disk)
+        status = sim.call("sim.undock")["status"]
+        assert status["session"] is not None and not status["storage_ok"]
+        sim.call("sim.needle", minutes=12, depth=1.0)
+        status = sim.call("sim.dock")["status"]
+        assert status["held"] and "storage_error" in status["locks"]
+        filler.unlink()
+        status = wait_for(lambda: (s := sim.status())["storage_ok"] and s["session"] is None and s)
+        assert status, "the waiting session was not written after the disk freed up"
+        day = sim.clock.now().date()
+        [session] = [s for s in sim.store.sessions_on(day) if s["client_ref"] == "F-2"]
+        assert session["outcome"] == "completed" and session["needling_seconds"] == 12 * 60
+        assert sim.store.cartridge_used(session["cartridge_serial"])
+        assert sim.store.verify_audit().ok
+    finally:
+        sim.close()
+
+
 def test_daemon_refuses_to_start_on_a_read_only_folder_and_names_it(tmp_path):
     where = tmp_path / "ro"
     why = _mount_tmpfs(where, "1m")
