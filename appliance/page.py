@@ -11,6 +11,7 @@ import os
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Callable
@@ -45,13 +46,16 @@ STATUS_TIMEOUT_S = 2.0
 STATUS_FRESH_S = 0.25  # many open pages share one status call per quarter second
 MAX_REASON = 500
 MIN_REASON = 5
+DAYS_KEPT = 4  # days whose rendered pieces are kept: today and a few looked back on
+PAGE_THREADS = 4  # waitress worker threads
 
 ControlFactory = Callable[[str], object]  # via -> an object with .call(cmd, **args)
 
 
 def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory | None = None,
                store: Store | None = None, secret_key: str | bytes | None = None,
-               throttle: auth.LoginThrottle | None = None, status_fresh_s: float = STATUS_FRESH_S) -> Flask:
+               throttle: auth.LoginThrottle | None = None, status_fresh_s: float = STATUS_FRESH_S,
+               days_kept: int = DAYS_KEPT) -> Flask:
     """The page. `control` and `store` are injectable for tests; by default the daemon's
     socket and a read-only Store of `data_dir`, opened on first use, one per process."""
     web = web_folder()
@@ -95,6 +99,23 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
         return make_client(f"page user {who.name}" if who else "page")
 
     status_cache = _StatusCache(lambda: make_client("page").call("status"), status_fresh_s)
+    day_cache = _DayCache(record, days_kept)
+
+    def day_record(day: date) -> _DayRecord:
+        return day_cache.day(day)
+
+    def rows_of(found: _DayRecord) -> tuple:
+        return found.piece("rows", lambda sessions: tuple(web_view.session_row(s, tz) for s in sessions))
+
+    def timeline_of(found: _DayRecord, day: date, now: datetime) -> web_view.Timeline:
+        # An open session's bar grows with the clock: then the drawing is kept only for
+        # one `now` (the daemon's, which changes with each status call, 4 times a second).
+        return found.piece("timeline", lambda sessions: web_view.timeline(sessions, day, tz, now),
+                           moment=now if found.has_open else None)
+
+    def json_of(found: _DayRecord) -> str:
+        return found.piece("json", lambda sessions: app.json.dumps(
+            [web_view.contract_session(s) for s in sessions]) + "\n")
 
     def live_status() -> dict | None:
         try:
@@ -268,7 +289,7 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
             day = web_view.parse_day(day_text, today)
         except web_view.BadParameter as error:
             day, message, code = today, str(error), 400
-        sessions = record().sessions_on(day)
+        found = day_record(day)
         return render_template(
             "log.html",
             status=status,
@@ -276,8 +297,8 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
             day=day,
             today=today,
             is_today=day == today,
-            rows=[web_view.session_row(s, tz) for s in sessions],
-            timeline=web_view.timeline(sessions, day, tz, now_of(status)),
+            rows=rows_of(found),
+            timeline=timeline_of(found, day, now_of(status)),
             last_session_id=((status or {}).get("last_session") or {}).get("id") or 0,
             prev_day=day - timedelta(days=1) if day > web_view.FIRST_DAY else None,
             next_day=day + timedelta(days=1) if day < min(today, web_view.LAST_DAY) else None,
@@ -361,7 +382,7 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
             day = day_param()
         except web_view.BadParameter as error:
             return _api_error(str(error), 400)
-        return jsonify([web_view.contract_session(s) for s in record().sessions_on(day)])
+        return app.response_class(json_of(day_record(day)), mimetype=app.json.mimetype)
 
     @app.get("/export.csv")
     def export_csv():
@@ -369,7 +390,7 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
             day = day_param()
         except web_view.BadParameter as error:
             return _text_error(str(error), 400)
-        body = sessions_csv(record().sessions_on(day))
+        body = day_record(day).piece("csv", sessions_csv)
         return Response(body, mimetype="text/csv", headers={
             "Content-Disposition": f"attachment; filename=pendock-{day.isoformat()}.csv"})
 
@@ -397,6 +418,58 @@ class _StatusCache:
         """A fresher status, as an action's answer brought it."""
         with self._lock:
             self._value, self._at = value, time.monotonic()
+
+
+class _DayRecord:
+    """One day's sessions as read at one version of the record, and what the page makes
+    of them (rows, timeline, JSON, CSV), each made once. Shared by threads: read only."""
+
+    def __init__(self, sessions: list[dict]):
+        self.sessions = sessions
+        self.has_open = any(s.get("outcome") == "open" for s in sessions)
+        self._pieces: dict[str, tuple[object, object]] = {}  # name -> (moment, value)
+
+    def piece(self, name: str, make: Callable[[list[dict]], object], *, moment: object = None):
+        """The piece `name`, made once; one that changes with time is made again when
+        `moment` changes (only the latest is kept). Two threads may both make it: same value."""
+        found = self._pieces.get(name)
+        if found is None or found[0] != moment:
+            found = self._pieces[name] = (moment, make(self.sessions))
+        return found[1]
+
+
+class _DayCache:
+    """The last `size` days asked for, each kept until another connection (the daemon)
+    commits: many open pages read and render a day once per change, not once per request.
+
+    The record's data_version is read before the day, so a commit in between makes an
+    entry newer than its key (read again next time), never older."""
+
+    def __init__(self, store: Callable[[], Store], size: int):
+        if size < 1:
+            raise ValueError(f"days_kept={size}: keep at least one day")
+        self.store, self.size = store, size
+        self._lock = threading.Lock()
+        self._days: OrderedDict[date, tuple[int, _DayRecord]] = OrderedDict()
+
+    def day(self, day: date) -> _DayRecord:
+        store = self.store()
+        version = store.data_version()
+        with self._lock:
+            kept = self._days.get(day)
+            if kept is not None and kept[0] == version:
+                self._days.move_to_end(day)
+                return kept[1]
+        found = _DayRecord(store.sessions_on(day))
+        with self._lock:
+            self._days[day] = (version, found)
+            self._days.move_to_end(day)
+            while len(self._days) > self.size:
+                self._days.popitem(last=False)
+        return found
+
+    def __len__(self) -> int:
+        return len(self._days)
 
 
 def _safe_next(text: str | None) -> str:
@@ -433,5 +506,5 @@ def serve(config, data_dir: Path, socket: Path, host: str, port: int) -> int:
 
     app = create_app(config, data_dir, socket)
     # ident=None: no Server header naming waitress or its version.
-    waitress_serve(app, host=host, port=port, threads=8, ident=None, clear_untrusted_proxy_headers=True)
+    waitress_serve(app, host=host, port=port, threads=PAGE_THREADS, ident=None, clear_untrusted_proxy_headers=True)
     return 0

@@ -169,6 +169,11 @@ class Store:
         with self._lock:
             return migrations.schema_version(self._conn)
 
+    def data_version(self) -> int:
+        """Changes whenever another connection (the daemon) has committed: what a reader
+        keys its caches on (SQLite's PRAGMA data_version; one cheap call, no table read)."""
+        return self._read("PRAGMA data_version")[0][0]
+
     def close(self) -> None:
         with self._lock:
             if self._conn is None:
