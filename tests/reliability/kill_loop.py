@@ -55,6 +55,7 @@ def run(kills: int, workdir: Path, *, seed: int = 1, longest_s: float = 1.2,
         for round_no in range(1, kills + 1):
             restart_and_check(dock, ledger, report, round_no)
             if report.problems and stop_on_problem:
+                dock.kill()  # the final restart_and_check below starts it again
                 break
             runner = CycleRunner(dock, ledger, f"R{seed}-{round_no}")
             runner.start()

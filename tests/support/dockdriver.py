@@ -34,6 +34,8 @@ class DockProcess:
 
     def start(self, timeout: float = 20.0) -> float:
         """Start and wait for "ready"; returns the seconds it took."""
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError("the daemon is running already: kill or stop it before starting another")
         began = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.support.dockd", "--data", str(self.data),
