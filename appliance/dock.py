@@ -206,8 +206,11 @@ class Dock:
 
     def _close_session_if_back(self) -> None:
         session, reading = self.session, self.reading
-        if session is None or reading is None or reading.pen_serial != session.pen_serial:
+        if session is None or reading is None:
             return
+        # Another pen in the cradle: the one that left cannot be read, so its session ends
+        # here as interrupted (pen_changed), and the pen now docked is judged on its own.
+        outcome = "completed" if reading.pen_serial == session.pen_serial else "interrupted"
         out = self.clock.monotonic() - session.started_monotonic
         # The end is the start plus the monotonic time out: a wall clock that jumped while
         # the pen was out cannot make a session end before it began, or last a year.
@@ -222,9 +225,10 @@ class Dock:
         if not self._record_session_start():
             return  # keep it in memory; the pen is held by storage_error until writing works
         session_id = self.session.id
+        same_pen = outcome == "completed"
         done = self._write(lambda: self.store.close_session(
-            session_id, result, "completed", reading.strokes, reading.motor_seconds,
-            dates.next_eligible, dates.recommended,
+            session_id, result, outcome, reading.strokes if same_pen else None,
+            reading.motor_seconds if same_pen else None, dates.next_eligible, dates.recommended,
         ))
         if done is _FAILED:
             return  # keep it open; the pen is held by storage_error until writing works

@@ -327,3 +327,22 @@ def test_unsynced_clock_is_flagged_and_recorded(sim):
     assert entry.clock_synced is False
     sim.call("sim.clock", synced=True)
     assert "clock_unsynced" not in sim.status()["warnings"]
+
+
+def test_another_pen_docked_mid_session_ends_it_as_interrupted(tmp_path):
+    sim = SimDock(tmp_path / "data", tmp_path / "control.sock")
+    try:
+        assert not sim.ready_for_client("P-1")["held"]
+        first = sim.sim.pen.state.pen_serial
+        sim.call("sim.undock")
+        sim.sim.pen.state.pen_serial = first + 1  # a second pen goes into the cradle
+        status = sim.call("sim.dock")["status"]
+        assert status["session"] is None and status["pen"]["serial"] == first + 1
+        closed = status["last_session"]
+        assert closed["pen_serial"] == first and closed["outcome"] == "interrupted"
+        assert "pen_changed" in closed["warnings"] and closed["needling_seconds"] == 0
+        assert "pen_registered" in sim.audit_actions()
+        assert "cartridge_reused" in status["locks"]  # the simulated pens share the spent cartridge
+        assert sim.store.verify_audit().ok
+    finally:
+        sim.close()
