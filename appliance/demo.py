@@ -34,10 +34,11 @@ DEMO_PASSWORD = "pendock-demo"
 
 def _die_with_parent() -> None:
     """In the page process: end when the demo ends, even by kill -9 (Linux prctl); and
-    yield the CPU to the dock (nice 10, as pendock-web.service's Nice=): the page is
-    the less important process."""
+    yield the CPU to the dock (SCHED_IDLE and nice 10, as pendock-web.service has it):
+    the page is the less important process."""
     try:
         os.nice(10)
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except OSError:
         pass
     try:

@@ -4,8 +4,8 @@ P2: one run builds a five-year record (50 sessions a day, ~91k sessions, inserte
 executemany into the daemon's own schema) and a one-day record, then times GET / and
 GET /api/sessions for the last day on each, server-side through Flask's test client
 (the daemon is a stub answering `status` at once, so only the page and the record count).
-P3: a real `pendock demo` (daemon, simulated pen, page under waitress at nice 10, as the
-demo and pendock-web.service run it) loaded by wrk (Debian's wrk: -t2, 20 connections
+P3: a real `pendock demo` (daemon, simulated pen, page under waitress at SCHED_IDLE and
+nice 10, as the demo and pendock-web.service run it) loaded by wrk (Debian's wrk: -t2, 20 connections
 back to back, 30 s, nice 19, rotating /, /api/status and /api/sessions with a logged-in
 cookie), while a thread runs a session a second through the page's own daemon (so the
 record keeps changing under the page; the simulated day moves on every 50 sessions). The
@@ -340,6 +340,7 @@ def measure_p3(seconds: float = 30.0, clients: int = 20, p1_cycles: int = P1_CYC
             if page_nice is not None and not _renice(page, page_nice):
                 raise RuntimeError(f"cannot set the page's nice value to {page_nice} (needs root)")
             nice_of_page = os.getpriority(os.PRIO_PROCESS, page)
+            idle_page = os.sched_getscheduler(page) == os.SCHED_IDLE
             cookie = _Browser(port).cookie
             script = Path(tmp) / "rotate.lua"
             script.write_text(WRK_SCRIPT)
@@ -374,7 +375,8 @@ def measure_p3(seconds: float = 30.0, clients: int = 20, p1_cycles: int = P1_CYC
                f"NOT INSIDE THE LOAD: loaded P1 ended at {p1_done_at:.0f} s, the load at {load_ended_at:.0f} s")
     stretched = f" (the bar's {seconds:g} s stretched to outlast the loaded P1)" if load_s > seconds else ""
     how = (f"wrk -t{threads} -c{clients} -d{load_s:.0f}s{stretched} (nice 19), /, /api/status, /api/sessions "
-           f"in turn, logged in; page at nice {nice_of_page}; {result.requests} requests "
+           f"in turn, logged in; page at nice {nice_of_page}{' SCHED_IDLE' if idle_page else ''}; "
+           f"{result.requests} requests "
            f"({result.per_second:.0f}/s); {counts['cycles']} dock cycles alongside")
     return [
         Figure("P3 page errors under load", f"{result.errors}", "0", result.errors == 0,
