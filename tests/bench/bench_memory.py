@@ -17,7 +17,6 @@ gives the first-start figure too.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import threading
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 from tests.bench.common import Figure, table
+from tests.support.demo import DemoProcess
 
 P4_DAEMON_LIMIT_MB = 40.0
 P4_PAGE_LIMIT_MB = 50.0
@@ -105,35 +105,21 @@ class Poller:
 
 def _first_start(tmp: Path) -> int:
     """Start the demo on a new data folder (creating the demo users), return its RSS, stop it."""
-    from tests.bench.bench_page import _start_demo
-
-    process, _, _ = _start_demo(tmp)
+    demo = DemoProcess(tmp / "data", data_flag=True).start(timeout=30)
     try:
         time.sleep(0.5)
-        return vmrss_kb(process.pid)
+        return vmrss_kb(demo.proc.pid)
     finally:
-        _stop(process)
-
-
-def _stop(process) -> None:
-    import subprocess
-
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
+        demo.stop()
 
 
 def measure_p4(sessions: int = 50) -> list[Figure]:
     from appliance.control import ControlClient
-    from tests.bench.bench_page import _start_demo
 
     with tempfile.TemporaryDirectory(prefix="pendock-p4-") as tmp:
         first_kb = _first_start(Path(tmp))
-        shutil.rmtree(Path(tmp) / "run")  # _start_demo makes it anew
-        process, data, port = _start_demo(Path(tmp))
+        demo = DemoProcess(Path(tmp) / "data", data_flag=True).start(timeout=30)
+        process, data, port = demo.proc, demo.data, demo.port
         try:
             page = page_pid(process.pid)
             start_daemon_kb, start_page_kb = vmrss_kb(process.pid), vmrss_kb(page)
@@ -145,7 +131,7 @@ def measure_p4(sessions: int = 50) -> list[Figure]:
             took = time.monotonic() - began
             daemon_kb, page_kb = vmrss_kb(process.pid), vmrss_kb(page)
         finally:
-            _stop(process)
+            demo.stop()
     daemon_mb, page_mb = daemon_kb / 1024, page_kb / 1024
     how = (f"after {sessions} sessions in {took:.0f} s with the page polled ({poller.requests} requests, "
            f"{len(poller.errors)} errors)")

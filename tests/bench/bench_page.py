@@ -27,7 +27,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,8 +38,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from tests.bench.common import Figure, median, percentile, table
+from tests.support.demo import DemoProcess
 
-REPO = Path(__file__).resolve().parents[2]
 P2_RATIO_LIMIT = 1.5
 P2_P50_LIMIT_MS = 10.0
 P3_P99_LIMIT_MS = 100.0
@@ -120,32 +119,6 @@ def measure_p2(years: float = 5.0, runs: int = 400) -> list[Figure]:
 
 
 # -- P3 -------------------------------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _start_demo(tmp: Path):
-    data, runtime = tmp / "data", tmp / "run"
-    runtime.mkdir()
-    port = _free_port()
-    env = dict(os.environ, PENDOCK_DATA=str(data), XDG_RUNTIME_DIR=str(runtime), PYTHONUNBUFFERED="1")
-    env.pop("PENDOCK_SOCKET", None)
-    process = subprocess.Popen([sys.executable, "-m", "appliance", "demo", "--data", str(data), "--port", str(port)],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if "Page:" in line:
-            threading.Thread(target=process.stdout.read, daemon=True).start()  # keep the pipe drained
-            return process, data, port
-        if not line:
-            break
-    process.kill()
-    raise RuntimeError("pendock demo did not start")
-
 
 class _Browser:
     """One page client on one keep-alive connection, with its own login cookie."""
@@ -334,9 +307,11 @@ def measure_p3(seconds: float = 30.0, clients: int = 20, p1_cycles: int = P1_CYC
     settle_s = min(2.0, seconds / 10)  # the load is up before P1 starts
     load_s = max(seconds, settle_s + idle_before.took_s * LOAD_STRETCH)
     with tempfile.TemporaryDirectory(prefix="pendock-p3-") as tmp:
-        process, data, port = _start_demo(Path(tmp))
+        demo = DemoProcess(Path(tmp) / "data", data_flag=True).start(timeout=30)
+        data, port = demo.data, demo.port
         try:
-            page = int(Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()[0])
+            pid = demo.proc.pid
+            page = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
             if page_nice is not None and not _renice(page, page_nice):
                 raise RuntimeError(f"cannot set the page's nice value to {page_nice} (needs root)")
             nice_of_page = os.getpriority(os.PRIO_PROCESS, page)
@@ -361,11 +336,7 @@ def measure_p3(seconds: float = 30.0, clients: int = 20, p1_cycles: int = P1_CYC
             stop.set()
             cycler.join(15)
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            demo.stop()
     idle_after = _p1_timed(p1_cycles)
     idle_p1 = min(idle_before.p99_ms, idle_after.p99_ms)
     result = parse_wrk(output)
@@ -400,7 +371,8 @@ def measure_p3_paced(seconds: float = 30.0, clients: int = 20, p1_cycles: int = 
     """P3 with Python client threads paced as open pages (an extra figure beside wrk's)."""
     idle_p1 = _p1_in_child(p1_cycles)
     with tempfile.TemporaryDirectory(prefix="pendock-p3-") as tmp:
-        process, data, port = _start_demo(Path(tmp))
+        demo = DemoProcess(Path(tmp) / "data", data_flag=True).start(timeout=30)
+        data, port = demo.data, demo.port
         try:
             browsers = [_Browser(port) for _ in range(clients)]
             stop = threading.Event()
@@ -448,11 +420,7 @@ def measure_p3_paced(seconds: float = 30.0, clients: int = 20, p1_cycles: int = 
             stop.set()
             cycler.join(15)
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            demo.stop()
     p99, p50 = percentile(latencies, 0.99), median(latencies)
     ratio = loaded_p1 / idle_p1
     pacing = "back to back (stress)" if stress else "paced as open pages (status 1/s, page every 5 s)"

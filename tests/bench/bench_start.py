@@ -11,10 +11,6 @@ Whole processes, timed from the outside, several runs each:
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,51 +18,39 @@ from pathlib import Path
 
 from appliance.control import ControlClient, ControlError
 from tests.bench.common import Figure, median, table
+from tests.support.demo import DemoProcess
 
 READY_LIMIT_S = 1.5
 STATUS_LIMIT_S = 0.5
 PENDOCK = Path(sys.executable).with_name("pendock")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def one_start(tmp: Path, status_runs: int) -> tuple[float, float | None, list[float]]:
     data = tmp / f"data-{time.monotonic_ns()}"
-    env = dict(os.environ, PENDOCK_DATA=str(data), HOME=str(tmp))
-    began = time.perf_counter()
-    demo = subprocess.Popen([str(PENDOCK), "demo", "--port", str(free_port()), "--data", str(data)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    demo = DemoProcess(data, data_flag=True, program=[str(PENDOCK)])
+    demo.env["HOME"] = str(tmp)
     client = ControlClient(data / "control.sock", timeout=2)
     ready = page = None
+    began = time.perf_counter()
+    demo.spawn()
     try:
         while ready is None:
-            if demo.poll() is not None or time.perf_counter() - began > 30:
-                raise RuntimeError("pendock demo did not start")
+            if demo.proc.poll() is not None or time.perf_counter() - began > 30:
+                raise RuntimeError("pendock demo did not start:\n" + "".join(demo.printed))
             try:
                 client.call("status")
                 ready = time.perf_counter() - began
             except ControlError:
                 time.sleep(0.005)
-        line = demo.stdout.readline()
-        if line.startswith("Simulated pen dock running"):
-            page = time.perf_counter() - began
+        demo.wait_for_page(30)
+        page = time.perf_counter() - began
         statuses = []
         for _ in range(status_runs):
             t = time.perf_counter()
-            subprocess.run([str(PENDOCK), "status", "--data", str(data)], env=env, check=True,
-                           capture_output=True)
+            demo.ok("status", "--data", str(data))
             statuses.append(time.perf_counter() - t)
     finally:
-        demo.send_signal(signal.SIGINT)
-        try:
-            demo.wait(10)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            demo.wait()
+        demo.stop()
     return ready, page, statuses
 
 

@@ -1,17 +1,13 @@
 """A real `pendock demo` (daemon, simulated pen, page under waitress) and Debian's Chromium."""
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.demo import REPO, DemoProcess
+
 CHROMIUM = Path("/usr/bin/chromium")
-REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -33,59 +29,14 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Demo:
-    def __init__(self, data: Path, port: int, env: dict):
-        self.data, self.port, self.env = data, port, env
-        self.url = f"http://127.0.0.1:{port}"
-
-    def sim(self, *args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "appliance", "sim", *args], env=self.env,
-                              capture_output=True, text=True, timeout=30)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def pendock(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "appliance", *args], env=self.env, input=stdin,
-                              capture_output=True, text=True, timeout=30)
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    data = tmp_path_factory.mktemp("demo")
-    runtime = tmp_path_factory.mktemp("run")
-    port = _free_port()
-    env = dict(os.environ, PENDOCK_DATA=str(data), XDG_RUNTIME_DIR=str(runtime), PYTHONUNBUFFERED="1")
-    env.pop("PENDOCK_SOCKET", None)
-    process = subprocess.Popen([sys.executable, "-m", "appliance", "demo", "--data", str(data), "--port", str(port)],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 30
-    seen = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if "Page:" in line:
-            break
-    else:
-        line = ""
-    if "Page:" not in line:
-        process.kill()
-        pytest.fail("pendock demo did not start:\n" + "".join(seen))
+    dock = DemoProcess(tmp_path_factory.mktemp("demo"), runtime=tmp_path_factory.mktemp("run"), data_flag=True)
+    dock.start(timeout=30)
     try:
-        yield Demo(data, port, env)
+        yield dock
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        dock.stop()
 
 
 @pytest.fixture(scope="module")

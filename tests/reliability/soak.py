@@ -87,12 +87,13 @@ def run(days: int, per_day: int = 30, *, max_rss_mb: float = 400.0, poll_every_s
         progress=None) -> SoakReport:
     from appliance.control import ControlClient
     from tests.bench.bench_memory import Poller, one_session, open_fds, page_pid, vmrss_kb
-    from tests.bench.bench_page import _start_demo
+    from tests.support.demo import DemoProcess
 
     report = SoakReport(days, per_day)
     rest_of_day = f"{24 * 60 - per_day * NEEDLE_MINUTES}m"
     tmp = Path(tempfile.mkdtemp(prefix="pendock-soak-"))
-    process, data, port = _start_demo(tmp)
+    demo = DemoProcess(tmp / "data", data_flag=True).start(timeout=30)
+    process, data, port = demo.proc, demo.data, demo.port
     began = time.monotonic()
     try:
         page = page_pid(process.pid)
@@ -113,11 +114,7 @@ def run(days: int, per_day: int = 30, *, max_rss_mb: float = 400.0, poll_every_s
         report.poll_requests, report.poll_errors = poller.requests, poller.errors
     finally:
         report.seconds = time.monotonic() - began
-        process.terminate()
-        try:
-            process.wait(10)
-        except Exception:
-            process.kill()
+        demo.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return report
 

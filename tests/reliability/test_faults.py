@@ -9,7 +9,6 @@ import errno
 import os
 import shutil
 import subprocess
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from appliance.control import Refused
 from tests.support.inprocess import CHECKLIST, SimDock
 from tests.support.powercut import PowerCutDisk, fuse_unavailable
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -25,16 +25,6 @@ def sim(tmp_path):
     dock = SimDock(tmp_path / "data", tmp_path / "control.sock")
     yield dock
     dock.close()
-
-
-def wait_for(predicate, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    return predicate()
 
 
 def sessions(sim):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from appliance.passwords import password_hash
-from tests.bench.bench_page import _Browser, _free_port
+from tests.bench.bench_page import _Browser
+from tests.support.demo import end_process, free_port
 from tests.support.dockdriver import DockProcess, REPO
+from tests.support.waiting import wait_for
 
 PASSWORD = "restart-test-pw"
 
@@ -34,36 +37,22 @@ def _healthz(port: int) -> int:
         return 0
 
 
-def _until(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.1)
-    return predicate()
-
-
 @pytest.fixture
 def dock_and_page(tmp_path):
     data, sock = tmp_path / "data", tmp_path / "control.sock"
     dock = DockProcess(data, sock, tmp_path / "pen.json")
     dock.start()
     dock.call("user_add", name="thera", role="therapist", password_hash=password_hash(PASSWORD, n=2**10))
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PENDOCK_SOCKET=str(sock), PENDOCK_DATA=str(data), PYTHONUNBUFFERED="1")
     page = subprocess.Popen([sys.executable, "-m", "appliance", "web", "--data", str(data), "--host", "127.0.0.1",
                              "--port", str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        assert _until(lambda: _healthz(port) == 200), "the page did not come up"
+        assert wait_for(lambda: _healthz(port) == 200, 15, every=0.1), "the page did not come up"
         yield dock, page, port
     finally:
-        page.terminate()
-        try:
-            page.wait(10)
-        except subprocess.TimeoutExpired:
-            page.kill()
+        end_process(page, signal.SIGTERM)
         dock.stop()
 
 
@@ -80,7 +69,7 @@ def test_a_daemon_restart_while_the_page_is_loaded(dock_and_page):
     assert status == 200 and "RS-1" in html and "Dock not answering" not in html
 
     dock.kill()  # kill -9: the socket file stays, nobody answers
-    assert _until(lambda: _healthz(port) == 503, 5), "/healthz did not go 503 with the daemon down"
+    assert wait_for(lambda: _healthz(port) == 503, 5, every=0.1), "/healthz did not go 503 with the daemon down"
     time.sleep(0.3)  # past the page's status cache
     status, html = browser.get("/")
     assert status == 200, f"the log page answered {status} with the daemon down"
@@ -93,7 +82,7 @@ def test_a_daemon_restart_while_the_page_is_loaded(dock_and_page):
     assert page.poll() is None, "the page process died with the daemon"
 
     dock.start()
-    assert _until(lambda: _healthz(port) == 200, 10), "/healthz did not recover"
+    assert wait_for(lambda: _healthz(port) == 200, 10, every=0.1), "/healthz did not recover"
     time.sleep(0.3)
     status, html = browser.get("/")  # the same login: the page never restarted
     assert status == 200 and "Dock not answering" not in html and "RS-1" in html

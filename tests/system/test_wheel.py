@@ -3,8 +3,6 @@ the pin map and frame layout (hw/), the page's templates and static files (web/)
 the default config. Built, installed apart from the checkout, and run."""
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -12,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.scenario.conftest import free_port
+from tests.support.demo import DemoProcess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,25 +25,18 @@ def test_the_wheel_runs_the_demo_away_from_the_checkout(tmp_path):
     wheel = next(dist.glob("pen_dock-*.whl"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
-    env = dict(os.environ, PYTHONPATH=str(target), PENDOCK_DATA=str(tmp_path / "data"))
-    env.pop("PENDOCK_SOCKET", None)
-    where = subprocess.run([sys.executable, "-c", "import appliance; print(appliance.__file__)"], env=env,
+    demo = DemoProcess(tmp_path / "data", cwd=tmp_path)  # away from the checkout
+    demo.env["PYTHONPATH"] = str(target)  # the installed wheel, not the checkout
+    where = subprocess.run([sys.executable, "-c", "import appliance; print(appliance.__file__)"], env=demo.env,
                            cwd=tmp_path, capture_output=True, text=True, check=True)
     assert where.stdout.startswith(str(target)), where.stdout  # not the checkout
-    port = free_port()
-    demo = subprocess.Popen([sys.executable, "-m", "appliance", "demo", "--port", str(port)], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    demo.start()
     try:
-        for line in demo.stdout:
-            if "Page:" in line:
-                break
-        status = json.loads(subprocess.run([sys.executable, "-m", "appliance", "status", "--json"], env=env,
-                                           cwd=tmp_path, capture_output=True, text=True, timeout=30).stdout)
+        status = demo.status()
         assert status["pen"] is not None  # the frame layout came from the wheel's hw/
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as page:
+        with urllib.request.urlopen(f"{demo.url}/login", timeout=5) as page:
             assert "password" in page.read().decode()  # the wheel's templates
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/style.css", timeout=5) as css:
+        with urllib.request.urlopen(f"{demo.url}/static/style.css", timeout=5) as css:
             assert css.status == 200
     finally:
-        demo.terminate()
-        demo.wait(10)
+        demo.stop()
