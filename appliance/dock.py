@@ -48,6 +48,7 @@ class Dock:
         self.decision = Decision(locks=("no_pen",))
         self.released = False
         self.storage_ok = True
+        self.storage_error = ""  # why the record could not be written, while it cannot
         self.last_session: dict | None = None
         self.forced_by: str | None = None
         self._opened_by = DOCK_ACTOR
@@ -258,39 +259,43 @@ class Dock:
             self._storage_failed(error)
             return History()
 
-    def decide(self) -> Decision:
+    def decide(self, history: History | None = None) -> Decision:
         now = self.clock.now()
-        history = self._history(now)
+        history = self._history(now) if history is None else history
         return rules.decide(self.dock_state(), history, self.config, now)
 
     def _refresh(self) -> None:
         """Decide, commit what changed in one durable transaction, then set latch and light."""
-        decision = self.decide()
+        history = self._history(self.clock.now())
+        decision = self.decide(history)
         release = self.seated and not decision.held
         changed = (decision != self.decision) or (release != self.released)
-        counters = self._counters_to_keep(decision)
-        if changed or counters:
-            if self._write(lambda: self._record(decision, release, changed, counters)) is _FAILED:
-                decision = self.decide()  # now with storage_error
+        pen_write = self._pen_write(decision, history)
+        if changed or pen_write:
+            if self._write(lambda: self._record(decision, release, changed, pen_write)) is _FAILED:
+                decision = self.decide(history)  # now with storage_error
                 release = False
         self._drive(decision, release)
 
-    def _counters_to_keep(self, decision: Decision) -> bool:
-        """True when the pen is new or its counters moved on (never after a rollback)."""
+    def _pen_write(self, decision: Decision, history: History) -> str | None:
+        """"register" for a pen never seen, "counters" when its counters moved on (never
+        after a rollback), else None. The pen's record comes with the decision's history."""
         reading = self.reading
         if reading is None or not self.storage_ok or "counter_rollback" in decision.locks:
-            return False
-        known = self.store.pen(reading.pen_serial)
-        return known is None or (reading.strokes, reading.motor_seconds) != (
-            known.last_strokes, known.last_motor_seconds)
+            return None
+        known = history.pen
+        if known is None:
+            return "register"
+        moved = (reading.strokes, reading.motor_seconds) != (known.last_strokes, known.last_motor_seconds)
+        return "counters" if moved else None
 
-    def _record(self, decision: Decision, release: bool, changed: bool, counters: bool) -> None:
+    def _record(self, decision: Decision, release: bool, changed: bool, pen_write: str | None) -> None:
         reading = self.reading
         now, synced = self.clock.now(), self.clock_ok()
         with self.store.transaction("the dock's decision"):
-            if counters and self.store.pen(reading.pen_serial) is None:
+            if pen_write == "register":
                 self.store.register_pen(reading, now, DOCK_ACTOR, synced)
-            elif counters:
+            elif pen_write == "counters":
                 self.store.record_pen_counters(reading.pen_serial, reading.strokes, reading.motor_seconds)
             if changed:
                 detail = {
@@ -342,7 +347,7 @@ class Dock:
 
     def _probe_storage(self) -> None:
         try:
-            self.store.audit(DOCK_ACTOR, "storage_recovered", {"error": getattr(self, "storage_error", "")},
+            self.store.audit(DOCK_ACTOR, "storage_recovered", {"error": self.storage_error},
                              self.clock.now(), self.clock_ok())
         except StorageError:
             return

@@ -124,14 +124,6 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
             log.warning("status: %s", error)
             return None
 
-    def today_of(status: dict | None) -> date:
-        if status and status.get("today"):
-            try:
-                return date.fromisoformat(status["today"])
-            except ValueError:
-                pass
-        return datetime.now(tz).date()
-
     def now_of(status: dict | None) -> datetime:
         if status and status.get("now"):
             try:
@@ -284,7 +276,7 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
 
     def render_day(day_text: str | None, *, message: str = "", code: int = 200, form: dict | None = None):
         status = live_status()
-        today = today_of(status)
+        today = now_of(status).date()
         try:
             day = web_view.parse_day(day_text, today)
         except web_view.BadParameter as error:
@@ -374,7 +366,7 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
         text = request.args.get("date")
         if text:
             return web_view.parse_day(text, datetime.now(tz).date())
-        return today_of(live_status())
+        return now_of(live_status()).date()
 
     @app.get("/api/sessions")
     def api_sessions():
