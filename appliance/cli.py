@@ -14,10 +14,10 @@ import os
 import secrets
 import sys
 
-from appliance import paths
-from appliance.passwords import password_hash
-from appliance.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Refused
-from appliance.export import sessions_csv
+from appliance.core import paths
+from appliance.record.passwords import password_hash
+from appliance.daemon.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Refused
+from appliance.record.export import sessions_csv
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -322,9 +322,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_demo(args)
         if args.verb in ("daemon", "web"):
-            from appliance import services
+            from appliance import processes
 
-            return services.run(args)
+            return processes.run(args)
         if args.verb == "sim":
             return run_sim(args)
         return run_verb(args)

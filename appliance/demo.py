@@ -19,14 +19,14 @@ from pathlib import Path
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from appliance import paths
-from appliance.passwords import password_hash
-from appliance.config import ConfigError, resolve_config_path
-from appliance.daemon import install_signal_handlers, run_loop, start_dock
-from appliance.pinmap import PinMapError, load_pinmap
-from appliance.services import load, pinmap_path, refusal
-from appliance.store import StoreError
-from appliance.sim import SimClock, Simulator
+from appliance.core import paths
+from appliance.record.passwords import password_hash
+from appliance.core.config import ConfigError, resolve_config_path
+from appliance.daemon.loop import install_signal_handlers, run_loop, start_dock
+from appliance.hardware.pinmap import PinMapError, load_pinmap
+from appliance.processes import load, pinmap_path, refusal
+from appliance.record.store import StoreError
+from appliance.hardware.sim import SimClock, Simulator
 
 DEMO_USERS = (("demo", "therapist"), ("manager", "manager"))
 DEMO_PASSWORD = "pendock-demo"

@@ -214,11 +214,11 @@ install_config() {
         chown "0:$conf_gid" "$dest"
         chmod 0640 "$dest"
         say "Kept the existing config $CONFIG_FILE (never overwritten)."
-    elif [[ -f $REPO/appliance/pendock.toml ]]; then
-        install -m 0640 -o 0 -g "$conf_gid" "$REPO/appliance/pendock.toml" "$dest"
+    elif [[ -f $REPO/appliance/core/pendock.toml ]]; then
+        install -m 0640 -o 0 -g "$conf_gid" "$REPO/appliance/core/pendock.toml" "$dest"
         say "Wrote the default config to $CONFIG_FILE; edit it for this clinic."
     else
-        say "No default config in $REPO/appliance/pendock.toml: the dock will run on built-in defaults."
+        say "No default config in $REPO/appliance/core/pendock.toml: the dock will run on built-in defaults."
     fi
 }
 

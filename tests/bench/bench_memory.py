@@ -114,7 +114,7 @@ def _first_start(tmp: Path) -> int:
 
 
 def measure_p4(sessions: int = 50) -> list[Figure]:
-    from appliance.control import ControlClient
+    from appliance.daemon.control import ControlClient
 
     with tempfile.TemporaryDirectory(prefix="pendock-p4-") as tmp:
         first_kb = _first_start(Path(tmp))

@@ -50,9 +50,9 @@ LAST_DAY = date(2026, 11, 28)
 # -- P2 -------------------------------------------------------------------------------------
 
 def _page_app(data: Path, today: date):
-    from appliance.config import Config
-    from appliance.page import create_app
-    from appliance.store import Store
+    from appliance.core.config import Config
+    from appliance.page.app import create_app
+    from appliance.record.store import Store
     from tests.web.conftest import STATUS
 
     status = dict(STATUS, today=today.isoformat(), now=f"{today.isoformat()}T18:00:00+00:00")
@@ -157,7 +157,7 @@ def _dock_cycles(sock: Path, stop: threading.Event, counts: dict, pace_s: float 
     (far busier than a clinic, where one takes 45 minutes), so the record keeps changing
     under the page; the simulated day moves on every 50 sessions, as a clinic's does.
     The dock-cycle loop whose timing P1 measures runs in its own process (bench_dock)."""
-    from appliance.control import ControlClient, ControlError
+    from appliance.daemon.control import ControlClient, ControlError
 
     client = ControlClient(sock, timeout=10)
     n = 0

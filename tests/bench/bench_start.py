@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from appliance.control import ControlClient, ControlError
+from appliance.daemon.control import ControlClient, ControlError
 from tests.bench.common import Figure, median, table
 from tests.support.demo import DemoProcess
 

@@ -85,7 +85,7 @@ class SoakReport:
 
 def run(days: int, per_day: int = 30, *, max_rss_mb: float = 400.0, poll_every_s: float = 0.1,
         progress=None) -> SoakReport:
-    from appliance.control import ControlClient
+    from appliance.daemon.control import ControlClient
     from tests.bench.bench_memory import Poller, one_session, open_fds, page_pid, vmrss_kb
     from tests.support.demo import DemoProcess
 

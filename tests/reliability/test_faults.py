@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.control import Refused
+from appliance.daemon.control import Refused
 from tests.support.inprocess import CHECKLIST, SimDock
 from tests.support.powercut import PowerCutDisk, fuse_unavailable
 from tests.support.waiting import wait_for
@@ -228,7 +228,7 @@ def test_daemon_refuses_to_start_on_a_read_only_folder_and_names_it(tmp_path):
     try:
         (where / "data").mkdir()
         subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
-        from appliance.store import StorageError
+        from appliance.record.store import StorageError
         with pytest.raises(StorageError) as error:
             SimDock(where / "data", tmp_path / "control.sock")
         assert str(where) in str(error.value)

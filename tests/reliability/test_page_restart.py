@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.passwords import password_hash
+from appliance.record.passwords import password_hash
 from tests.bench.bench_page import _Browser
 from tests.support.demo import end_process, free_port
 from tests.support.dockdriver import DockProcess, REPO

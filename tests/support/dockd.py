@@ -29,10 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     from gpiozero import Device
     from gpiozero.pins.mock import MockFactory
 
-    from appliance.config import Config
-    from appliance.daemon import install_signal_handlers, run_loop, start_dock
-    from appliance.pinmap import load_pinmap
-    from appliance.sim import SimClock, Simulator
+    from appliance.core.config import Config
+    from appliance.daemon.loop import install_signal_handlers, run_loop, start_dock
+    from appliance.hardware.pinmap import load_pinmap
+    from appliance.hardware.sim import SimClock, Simulator
 
     config = Config()
     factory = MockFactory()

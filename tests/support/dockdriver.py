@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from appliance.control import ControlClient, ControlError, Refused
-from appliance.store import Store
+from appliance.daemon.control import ControlClient, ControlError, Refused
+from appliance.record.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKLIST = "screened,test-area"

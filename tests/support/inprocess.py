@@ -11,11 +11,11 @@ from pathlib import Path
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from appliance.config import Config
-from appliance.control import ControlClient
-from appliance.daemon import run_loop, start_dock
-from appliance.pinmap import load_pinmap
-from appliance.sim import SimClock, Simulator
+from appliance.core.config import Config
+from appliance.daemon.control import ControlClient
+from appliance.daemon.loop import run_loop, start_dock
+from appliance.hardware.pinmap import load_pinmap
+from appliance.hardware.sim import SimClock, Simulator
 
 CHECKLIST = "screened,test-area"
 

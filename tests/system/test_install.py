@@ -39,12 +39,12 @@ def source(tmp_path: Path) -> Path:
     src = tmp_path / "src"
     (src / "hw").mkdir(parents=True)
     (src / "systemd").mkdir()
-    (src / "appliance").mkdir()
+    (src / "appliance" / "core").mkdir(parents=True)
     shutil.copy2(REPO / "hw" / "install.sh", src / "hw" / "install.sh")
     shutil.copy2(REPO / "hw" / "sshd_pendock.conf", src / "hw" / "sshd_pendock.conf")
     for unit in UNITS:
         shutil.copy2(REPO / "systemd" / unit, src / "systemd" / unit)
-    (src / "appliance" / "pendock.toml").write_text("# default config from the source tree\n[web]\nport = 8080\n")
+    (src / "appliance" / "core" / "pendock.toml").write_text("# default config from the source tree\n[web]\nport = 8080\n")
     return src
 
 
@@ -137,7 +137,7 @@ def test_install_creates_folders_config_and_units(source: Path, root: Path) -> N
         assert (oct(info.st_mode & 0o7777), info.st_uid, info.st_gid) == (oct(0o2770), uid, gid), folder
 
     config = root / "etc" / "pendock" / "pendock.toml"
-    assert config.read_text() == (source / "appliance" / "pendock.toml").read_text()
+    assert config.read_text() == (source / "appliance" / "core" / "pendock.toml").read_text()
     info = config.stat()
     assert (oct(info.st_mode & 0o777), info.st_uid, info.st_gid) == (oct(0o640), 0, gid)
 
@@ -188,7 +188,7 @@ def test_no_boot_config_is_reported_and_none_is_created(source: Path, root: Path
 
 
 def test_missing_default_config_is_reported_and_nothing_written(source: Path, root: Path) -> None:
-    (source / "appliance" / "pendock.toml").unlink()
+    (source / "appliance" / "core" / "pendock.toml").unlink()
     output = install(source, root, "--no-venv")
     assert "built-in defaults" in output
     assert not (root / "etc" / "pendock" / "pendock.toml").exists()

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from appliance import audit
-from appliance.store import Store
+from appliance.record import audit
+from appliance.record.store import Store
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone(timedelta(hours=1)))
 ENTRIES = 6

@@ -14,12 +14,12 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from appliance.cli import main
-from appliance.export import sessions_csv
-from appliance.passwords import check_password, password_hash
-from appliance.config import Config
-from appliance.daemon import start_dock
-from appliance.pinmap import load_pinmap
-from appliance.sim import SimClock
+from appliance.record.export import sessions_csv
+from appliance.record.passwords import check_password, password_hash
+from appliance.core.config import Config
+from appliance.daemon.loop import start_dock
+from appliance.hardware.pinmap import load_pinmap
+from appliance.hardware.sim import SimClock
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,7 +77,7 @@ def test_csv_export_defuses_spreadsheet_formulas():
 
 @pytest.mark.parametrize("verb", ["demo", "daemon"])
 def test_a_pin_map_with_a_duplicate_pin_is_refused_at_start(tmp_path, verb):
-    from appliance.resources import hw_file
+    from appliance.core.resources import hw_file
 
     text = hw_file("pinmap.toml").read_text()
     latch_bcm = load_pinmap()["latch"].bcm

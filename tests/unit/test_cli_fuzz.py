@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from appliance import cli
-from appliance.control import BadRequest, DaemonUnavailable, Denied, Refused
+from appliance.daemon.control import BadRequest, DaemonUnavailable, Denied, Refused
 
 # demo, daemon and web would start servers if their arguments were valid: they get only
 # arguments argparse refuses (an unknown option), so no server starts in the test.

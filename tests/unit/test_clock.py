@@ -1,7 +1,7 @@
 """The real clock's view of synchronisation comes from systemd's flag file."""
 from zoneinfo import ZoneInfo
 
-from appliance.clock import SystemClock
+from appliance.hardware.clock import SystemClock
 
 
 def test_synced_follows_systemd_timesync_flag(tmp_path, monkeypatch):

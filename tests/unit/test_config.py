@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from appliance.config import (
+from appliance.core.config import (
     DEFAULT_CONFIG_PATH,
     Config,
     ConfigError,

@@ -8,10 +8,10 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from appliance import frame
-from appliance.devices import DockHardware, Latch, PenLinkError
-from appliance.pinmap import load_pinmap
-from appliance.sim import SimClock, Simulator
+from appliance.hardware import frame
+from appliance.hardware.devices import DockHardware, Latch, PenLinkError
+from appliance.hardware.pinmap import load_pinmap
+from appliance.hardware.sim import SimClock, Simulator
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appliance import frame
-from appliance.frame import (
+from appliance.hardware import frame
+from appliance.hardware.frame import (
     FRAME_LENGTH, READ_COMMAND, CrcError, FieldView, FrameError, FrameFormatError,
     UnknownVersionError, append_crc, crc16, decode, describe, encode,
 )
-from appliance.model import FAULTS, PenReading
-from appliance.resources import hw_file
+from appliance.core.model import FAULTS, PenReading
+from appliance.core.resources import hw_file
 
 U32 = st.integers(0, 2**32 - 1)
 

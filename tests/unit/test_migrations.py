@@ -7,8 +7,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import sqlite_utils
 
-from appliance import audit, migrations
-from appliance.store import Store, StoreError
+from appliance.record import audit
+from appliance.record import migrations
+from appliance.record.store import Store, StoreError
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone(timedelta(hours=1)))
 

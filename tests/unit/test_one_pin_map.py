@@ -39,7 +39,7 @@ def test_the_check_finds_a_hard_coded_pin():
 
 def test_no_module_outside_the_pin_map_loader_hard_codes_a_pin():
     offenders = {}
-    for path in APPLIANCE.glob("*.py"):
+    for path in APPLIANCE.rglob("*.py"):
         if path.name == "pinmap.py":
             continue
         lines = literal_pins(path.read_text())

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.pinmap import ROLES, PinMap, PinMapError, header_pin, load_pinmap
-from appliance.resources import hw_file
+from appliance.hardware.pinmap import ROLES, PinMap, PinMapError, header_pin, load_pinmap
+from appliance.core.resources import hw_file
 
 SHIPPED = hw_file("pinmap.toml").read_text(encoding="utf-8")
 

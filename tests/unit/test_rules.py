@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance import rules
-from appliance.config import Areas, Config, Dock, replace_rules
-from appliance.model import (
+from appliance.core import rules
+from appliance.core.config import Areas, Config, Dock, replace_rules
+from appliance.core.model import (
     CHECKLIST_ITEMS,
     DockState,
     History,
@@ -21,7 +21,7 @@ from appliance.model import (
     PenRecord,
     Treatment,
 )
-from appliance.rules import (
+from appliance.core.rules import (
     DESCRIPTIONS,
     close_warnings,
     decide,

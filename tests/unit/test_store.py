@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from appliance import audit as audit_chain
-from appliance import migrations
-from appliance.model import PenReading, SessionResult
-from appliance.store import LOG_KEYS, StorageError, Store, StoreError
+from appliance.record import audit as audit_chain
+from appliance.record import migrations
+from appliance.core.model import PenReading, SessionResult
+from appliance.record.store import LOG_KEYS, StorageError, Store, StoreError
 
 TZ = ZoneInfo("Europe/Berlin")
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=TZ)

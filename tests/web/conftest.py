@@ -7,10 +7,10 @@ from datetime import date
 
 import pytest
 
-from appliance.config import Config
-from appliance.control import BadRequest, DaemonUnavailable, Refused
-from appliance.page import create_app
-from appliance.store import Store
+from appliance.core.config import Config
+from appliance.daemon.control import BadRequest, DaemonUnavailable, Refused
+from appliance.page.app import create_app
+from appliance.record.store import Store
 from tests.web import records
 
 TODAY = date(2026, 11, 28)

@@ -9,8 +9,8 @@ import sqlite3
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
-from appliance.passwords import password_hash
-from appliance.store import Store
+from appliance.record.passwords import password_hash
+from appliance.record.store import Store
 
 PEN = 1592590337
 AREAS = ("face", "forehead", "neck", "hands")

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from appliance.auth import LoginThrottle
+from appliance.page.auth import LoginThrottle
 from tests.web import records
 from tests.web.conftest import csrf_of, log_in
 

@@ -13,10 +13,10 @@ import string
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from appliance.auth import LoginThrottle
-from appliance.config import Config
-from appliance.page import create_app
-from appliance.store import Store
+from appliance.page.auth import LoginThrottle
+from appliance.core.config import Config
+from appliance.page.app import create_app
+from appliance.record.store import Store
 from tests.web import records
 from tests.web.conftest import FakeDaemon, csrf_of
 
@@ -147,6 +147,6 @@ def test_the_crawl_would_see_a_500(crawl_app, monkeypatch):
     monkeypatch.setattr(daemon, "status", None)  # the fake daemon answers None: the page's code fails
     response = client.get("/api/sessions?date=2026-11-27")
     assert response.status_code == 200  # no status needed for a named day
-    monkeypatch.setattr("appliance.web_view.session_row", lambda *a: 1 / 0)
+    monkeypatch.setattr("appliance.page.view.session_row", lambda *a: 1 / 0)
     broken = client.get("/?date=2026-11-27")
     assert broken.status_code == 500 and "Traceback" not in broken.get_data(as_text=True)

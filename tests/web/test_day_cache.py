@@ -7,9 +7,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from appliance.config import Config
-from appliance.page import _DayCache, create_app
-from appliance.store import Store
+from appliance.core.config import Config
+from appliance.page.app import _DayCache, create_app
+from appliance.record.store import Store
 from tests.web import records
 from tests.web.conftest import TODAY, FakeDaemon, log_in
 

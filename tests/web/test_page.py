@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from appliance.store import LOG_KEYS
+from appliance.record.store import LOG_KEYS
 from tests.web.conftest import TODAY, csrf_of
 
 BAD_DATES = ["20261128", "2026-13-01", "2026-02-30", "yesterday", "2026-11-28T00:00", "0001-01-01",
@@ -153,7 +153,7 @@ def test_the_aftercare_card(therapist):
     assert therapist.get("/sessions/99999999999999999999999/aftercare").status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/nowhere", "/api/nothing", "/static/../appliance/page.py", "/sessions/-1/aftercare"])
+@pytest.mark.parametrize("path", ["/nowhere", "/api/nothing", "/static/../appliance/page/app.py", "/sessions/-1/aftercare"])
 def test_unknown_paths_are_404_without_a_trace(therapist, path):
     response = therapist.get(path)
     assert response.status_code == 404 and "Traceback" not in response.get_data(as_text=True)
@@ -167,7 +167,7 @@ def test_wrong_methods_and_huge_posts_are_plain_errors(therapist):
 
 
 def test_an_unexpected_error_is_a_plain_500_page(app, therapist, monkeypatch):
-    from appliance import web_view
+    from appliance.page import view as web_view
 
     monkeypatch.setattr(web_view, "timeline", lambda *a: 1 / 0)
     response = therapist.get("/")
@@ -201,9 +201,9 @@ def test_odd_form_values_never_make_a_500(manager):
 
 
 def test_many_open_pages_share_one_status_call(record_dir, daemon):
-    from appliance.config import Config
-    from appliance.page import create_app
-    from appliance.store import Store
+    from appliance.core.config import Config
+    from appliance.page.app import create_app
+    from appliance.record.store import Store
     from tests.web.conftest import log_in
 
     with Store.open(record_dir, readonly=True) as store:

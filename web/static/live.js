@@ -1,5 +1,5 @@
 // Pen dock page: redraws the live dock state from /api/status every second, with no
-// reload, and prints the aftercare card. Mirrors appliance/web_view.py live_state().
+// reload, and prints the aftercare card. Mirrors appliance/page/view.py live_state().
 (function () {
   "use strict";
   var POLL_MS = 1000;

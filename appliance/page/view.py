@@ -1,7 +1,7 @@
 """What the page shows, as plain values: no Flask, no I/O, so it is tested on its own.
 
 The templates only lay these out. Times are shown in the dock's time zone; codes become
-the rule table's plain words (appliance/rules.py).
+the rule table's plain words (appliance/core/rules.py).
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
-from appliance import rules
-from appliance.store import LOG_KEYS
+from appliance.core import rules
+from appliance.record.store import LOG_KEYS
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # what a date parameter may name

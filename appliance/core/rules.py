@@ -1,10 +1,10 @@
 """The treatment rules: may this pen go onto this client now, and how did the session go.
 
-Pure functions of plain values (appliance/model.py) and the config: no I/O, no clock
+Pure functions of plain values (appliance/core/model.py) and the config: no I/O, no clock
 reads, no state. The daemon feeds them what it read and what the record says, and acts
 on the answer. Each code is a stable string; DESCRIPTIONS says it in a therapist's words.
 Basis of every default: the product brief's rule table and the clinical notes (see
-appliance/pendock.toml).
+appliance/core/pendock.toml).
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import re
 from datetime import datetime, timedelta
 from typing import Iterable, NamedTuple
 
-from appliance.config import Config
-from appliance.model import (
+from appliance.core.config import Config
+from appliance.core.model import (
     CHECKLIST_ITEMS,
     Decision,
     DockState,

@@ -2,7 +2,7 @@
 
 A bad file is refused whole, with the file, line and key named, because a typo that
 silently fell back to a default could release a pen the clinic meant to hold. The shipped
-`appliance/pendock.toml` is the commented copy of these defaults.
+`appliance/core/pendock.toml` is the commented copy of these defaults.
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def resolve_config_path(cli_path: str | None, environ: Mapping[str, str]) -> Pat
 
 def default_config_text() -> str:
     """The shipped, commented config file: a starting point for /etc/pendock/pendock.toml."""
-    return (resources.files("appliance") / "pendock.toml").read_text(encoding="utf-8")
+    return (resources.files("appliance.core") / "pendock.toml").read_text(encoding="utf-8")
 
 
 def load_config(path: Path | None) -> Config:

@@ -13,10 +13,11 @@ import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from appliance import frame, rules
-from appliance.devices import DockHardware, PenLinkError
-from appliance.model import Decision, DockState, History, NextClient, OpenSession, PenReading
-from appliance.store import StorageError, Store
+from appliance.hardware import frame
+from appliance.core import rules
+from appliance.hardware.devices import DockHardware, PenLinkError
+from appliance.core.model import Decision, DockState, History, NextClient, OpenSession, PenReading
+from appliance.record.store import StorageError, Store
 
 log = logging.getLogger("pendock.dock")
 

@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 
 from gpiozero.pins.mock import MockFactory, MockSPIDevice
 
-from appliance import frame
-from appliance.model import FAULTS, PenReading
-from appliance.pinmap import PinMap
+from appliance.hardware import frame
+from appliance.core.model import FAULTS, PenReading
+from appliance.hardware.pinmap import PinMap
 
 STROKES_PER_SECOND = 120  # a typical pen runs at 120 strokes a second
 FAULT_NAMES = ("crc", "stall", "overtemp", "battery-low", "chip")

@@ -2,7 +2,7 @@
 
 All of it lives in the page process's memory on purpose: the page may not write the data
 folder, and a page restart ending every login is acceptable. Passwords are checked with
-the slow salted hash of `pendock user add` (appliance/passwords.py).
+the slow salted hash of `pendock user add` (appliance/record/passwords.py).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from appliance.passwords import check_password, password_hash
+from appliance.record.passwords import check_password, password_hash
 
 
 ROLES = ("therapist", "manager")

@@ -20,9 +20,9 @@ from gpiozero import (
     SPIDevice,
 )
 
-from appliance import frame
-from appliance.model import PenReading
-from appliance.pinmap import PinMap
+from appliance.hardware import frame
+from appliance.core.model import PenReading
+from appliance.hardware.pinmap import PinMap
 
 # Light colours (r, g, b) by meaning. Amber: held for a reason the therapist can fix;
 # red: held for a fault or a never-overridable reason; green: released; blue: service.

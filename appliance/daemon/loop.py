@@ -14,14 +14,14 @@ from pathlib import Path
 
 from gpiozero import Device
 
-from appliance import commands
-from appliance.control import ControlServer
-from appliance.devices import DockHardware
-from appliance.dock import Dock
-from appliance.paths import DB_NAME
-from appliance.pinmap import PinMap, load_pinmap
-from appliance.sdnotify import Notifier
-from appliance.store import Store
+from appliance.daemon import commands
+from appliance.daemon.control import ControlServer
+from appliance.hardware.devices import DockHardware
+from appliance.daemon.dock import Dock
+from appliance.core.paths import DB_NAME
+from appliance.hardware.pinmap import PinMap, load_pinmap
+from appliance.daemon.sdnotify import Notifier
+from appliance.record.store import Store
 
 log = logging.getLogger("pendock.daemon")
 SOCKET_GROUP = "pendock"

@@ -6,8 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from appliance import paths
-from appliance.config import ConfigError, load_config, resolve_config_path
+from appliance.core import paths
+from appliance.core.config import ConfigError, load_config, resolve_config_path
 
 
 def load(args):
@@ -38,11 +38,11 @@ def run(args) -> int:
     if args.verb == "daemon":
         from gpiozero.exc import BadPinFactory
 
-        from appliance.clock import SystemClock
-        from appliance.daemon import run_daemon
+        from appliance.hardware.clock import SystemClock
+        from appliance.daemon.loop import run_daemon
 
-        from appliance.pinmap import PinMapError, load_pinmap
-        from appliance.store import StoreError
+        from appliance.hardware.pinmap import PinMapError, load_pinmap
+        from appliance.record.store import StoreError
 
         try:
             pinmap = load_pinmap(pinmap_path())
@@ -57,7 +57,7 @@ def run(args) -> int:
                 file=sys.stderr,
             )
             return 2
-    from appliance.page import serve
+    from appliance.page.app import serve
 
     host = args.host or config.web.host
     port = args.port or config.web.port

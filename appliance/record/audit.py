@@ -20,7 +20,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from appliance.model import AuditEntry
+from appliance.core.model import AuditEntry
 
 GENESIS_HASH = "0" * 64
 HEAD_KEY = "audit_head"

@@ -22,9 +22,9 @@ from typing import Any
 
 import sqlite_utils
 
-from appliance import audit as audit_chain
-from appliance import migrations
-from appliance.model import AuditEntry, History, PenReading, PenRecord, SessionResult, Treatment
+from appliance.record import audit as audit_chain
+from appliance.record import migrations
+from appliance.core.model import AuditEntry, History, PenReading, PenRecord, SessionResult, Treatment
 
 DB_NAME = "pendock.db"
 BUSY_TIMEOUT_MS = 5000

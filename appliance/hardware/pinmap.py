@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.resources import hw_file
+from appliance.core.resources import hw_file
 
 # The roles the code asks for; hw/pinmap.toml must define each of them, and no other.
 ROLES = ("seat", "latch", "light_red", "light_green", "light_blue", "buzzer", "button")

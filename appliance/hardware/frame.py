@@ -16,8 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from appliance.model import FAULTS, PenReading
-from appliance.resources import hw_file
+from appliance.core.model import FAULTS, PenReading
+from appliance.core.resources import hw_file
 
 __all__ = [
     "FRAME_LENGTH", "FRAME_VERSION", "READ_COMMAND", "RESPONSE_OFFSET", "TRANSFER_LENGTH",

@@ -11,11 +11,12 @@ import sqlite3
 from datetime import date, timedelta
 from pathlib import Path
 
-from appliance import frame, rules
-from appliance.control import BadRequest, ControlServer, Peer, Refused
-from appliance.dock import Dock
-from appliance.model import NextClient
-from appliance.store import StorageError
+from appliance.hardware import frame
+from appliance.core import rules
+from appliance.daemon.control import BadRequest, ControlServer, Peer, Refused
+from appliance.daemon.dock import Dock
+from appliance.core.model import NextClient
+from appliance.record.store import StorageError
 
 MIN_REASON = 5
 MAX_REASON = 500

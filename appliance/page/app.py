@@ -2,7 +2,7 @@
 
 It has no GPIO, reads the record through a read-only Store, and sends its few commands
 (next client, override, login audit) through the daemon's control socket. Logins live in
-this process's memory (appliance/auth.py): the page may not write the data folder.
+this process's memory (appliance/page/auth.py): the page may not write the data folder.
 """
 from __future__ import annotations
 
@@ -20,12 +20,14 @@ from flask import (Flask, Response, abort, flash, g, jsonify, redirect, render_t
                    session, url_for)
 from werkzeug.exceptions import HTTPException
 
-from appliance import auth, rules, web_view
-from appliance.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Denied, Refused
-from appliance.export import sessions_csv
-from appliance.model import CHECKLIST_ITEMS
-from appliance.resources import web_folder
-from appliance.store import Store, StoreError
+from appliance.page import auth
+from appliance.core import rules
+from appliance.page import view as web_view
+from appliance.daemon.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Denied, Refused
+from appliance.record.export import sessions_csv
+from appliance.core.model import CHECKLIST_ITEMS
+from appliance.core.resources import web_folder
+from appliance.record.store import Store, StoreError
 
 log = logging.getLogger("pendock.page")
 
