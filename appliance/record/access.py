@@ -1,0 +1,44 @@
+"""Access: the page's users and the API's tokens. The caller hashes (passwords.py);
+the record stores only hashes, and audits every user and token it adds.
+
+A mixin of `Store` (store.py).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from appliance.record.errors import StoreError
+from appliance.record.values import iso
+
+
+class AccessMixin:
+    def add_user(self, name: str, role: str, password_hash: str, at: datetime, *,
+                 actor: str = "system", clock_synced: bool = True) -> None:
+        with self.transaction(f"the user {name!r}"):
+            if self.user(name) is not None:
+                raise StoreError(f"user {name!r} already exists: choose another name")
+            self._conn.execute(
+                "INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                (name, role, password_hash, iso(at)))
+            self._audit(actor, "user_added", {"name": name, "role": role}, at, clock_synced)
+
+    def user(self, name: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT name, role, password_hash, created_at FROM users "
+                          "WHERE name = ?", (name,))
+        return dict(rows[0]) if rows else None
+
+    def add_token(self, name: str, token_hash: str, at: datetime, *, actor: str = "system",
+                  clock_synced: bool = True) -> int:
+        with self.transaction(f"the API token {name!r}"):
+            token_id = self._conn.execute(
+                "INSERT INTO tokens (name, token_hash, created_at) VALUES (?, ?, ?)",
+                (name, token_hash, iso(at))).lastrowid
+            self._audit(actor, "token_created", {"id": token_id, "name": name}, at,
+                        clock_synced)
+        return token_id
+
+    def token_by_hash(self, token_hash: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT id, name, token_hash, created_at FROM tokens "
+                          "WHERE token_hash = ?", (token_hash,))
+        return dict(rows[0]) if rows else None

@@ -1,0 +1,46 @@
+"""What the rules need to know of the past for one decision: the pen's record, whether
+the cartridge was used before, the client's recent treatments.
+
+A mixin of `Store` (store.py); reads only.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from appliance.core.model import History, PenReading, Treatment
+from appliance.record.values import iso
+
+
+class HistoryMixin:
+    def cartridge_used(self, serial: int) -> bool:
+        """Whether this cartridge serial was on any earlier session (even a purged one)."""
+        if serial == 0:
+            return False
+        rows = self._read(
+            "SELECT EXISTS (SELECT 1 FROM spent_cartridges WHERE serial = ?) "
+            "OR EXISTS (SELECT 1 FROM sessions WHERE cartridge_serial = ?)", (serial, serial))
+        return bool(rows[0][0])
+
+    def treatments(self, client_ref: str, since: datetime) -> tuple[Treatment, ...]:
+        """The client's finished sessions (every area) started at or after `since`, newest
+        first. The SQL bound is widened by two days because ISO texts with different UTC
+        offsets do not sort as instants; the exact cut is made on parsed times."""
+        iso(since)
+        rough = (since - timedelta(days=2)).isoformat()
+        rows = self._read(
+            "SELECT client_ref, area, started_at FROM sessions "
+            "WHERE client_ref = ? AND started_at >= ? AND outcome != 'open'",
+            (client_ref, rough))
+        found = [Treatment(ref, area, datetime.fromisoformat(started))
+                 for ref, area, started in rows]
+        return tuple(sorted((t for t in found if t.started_at >= since),
+                            key=lambda t: t.started_at, reverse=True))
+
+    def history(self, reading: PenReading | None, client_ref: str | None, now: datetime,
+                window_days: int) -> History:
+        """What the rules need for one decision: the pen, the cartridge, the client."""
+        pen = self.pen(reading.pen_serial) if reading else None
+        used = self.cartridge_used(reading.cartridge_serial) if reading else False
+        treatments = (self.treatments(client_ref, now - timedelta(days=window_days))
+                      if client_ref else ())
+        return History(pen=pen, cartridge_used_before=used, treatments=treatments)
