@@ -8,7 +8,8 @@ from datetime import date, timedelta
 import pytest
 
 from appliance.core.config import Config
-from appliance.page.app import _DayCache, create_app
+from appliance.page.app import create_app
+from appliance.page.caches import DayCache
 from appliance.record.store import Store
 from tests.web import records
 from tests.web.conftest import TODAY, FakeDaemon, log_in
@@ -92,7 +93,7 @@ class CountingStore:
 
 def test_a_day_is_read_once_per_commit():
     store = CountingStore()
-    cache = _DayCache(lambda: store, 3)
+    cache = DayCache(lambda: store, 3)
     first = cache.day(TODAY)
     assert cache.day(TODAY) is first and store.reads == [TODAY]
     store.commit()
@@ -101,7 +102,7 @@ def test_a_day_is_read_once_per_commit():
 
 def test_the_cache_keeps_only_the_last_days_asked_for():
     store = CountingStore()
-    cache = _DayCache(lambda: store, 2)
+    cache = DayCache(lambda: store, 2)
     days = [TODAY - timedelta(days=n) for n in range(5)]
     for day in days:
         cache.day(day)
@@ -111,7 +112,7 @@ def test_the_cache_keeps_only_the_last_days_asked_for():
     cache.day(days[0])  # dropped long ago: read again
     assert store.reads == [days[0]]
     with pytest.raises(ValueError, match="at least one day"):
-        _DayCache(lambda: store, 0)
+        DayCache(lambda: store, 0)
 
 
 def test_the_readers_data_version_moves_when_another_connection_commits(own_record):

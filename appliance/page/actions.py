@@ -1,0 +1,64 @@
+"""The page's forms that ask the daemon to act: name the next client, override a lock.
+The page checks the input and the login's role; the daemon decides and records."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, g, redirect, request, url_for
+
+from appliance.core import rules
+from appliance.daemon.control import ControlError
+from appliance.page import view as web_view
+from appliance.page.context import here
+from appliance.page.log import render_day
+from appliance.page.replies import control_code, control_words
+
+MAX_REASON = 500
+MIN_REASON = 5
+
+bp = Blueprint("actions", __name__)
+
+
+@bp.post("/next-client")
+def next_client():
+    if not g.login.can_act:
+        abort(403)
+    page = here()
+    form = {"ref": (request.form.get("ref") or "").strip(),
+            "area": (request.form.get("area") or "").strip(),
+            "checklist": [item for item in request.form.getlist("checklist")][:5]}
+    try:
+        ref = rules.validate_client_ref(form["ref"])
+        area = rules.validate_area(form["area"] or None, page.config)
+        checklist = rules.parse_checklist(",".join(form["checklist"]))
+    except ValueError as error:
+        return render_day(None, message=str(error), code=400, form=form)
+    try:
+        status = page.daemon().call("next_client", ref=ref, area=area, checklist=sorted(checklist))
+    except ControlError as error:
+        return render_day(None, message=control_words(error), code=control_code(error), form=form)
+    page.status_cache.put(status)
+    state = "the pen is free to lift" if not status.get("held") else "the pen is still held: see why above"
+    flash(f"Next client {ref} ({area}) named; {state}.")
+    return redirect(url_for("log.index"))
+
+
+@bp.post("/override")
+def override():
+    if not g.login.is_manager:
+        return render_day(None, message="Only a manager may override a lock. Ask a manager to log in.",
+                          code=403)
+    code = (request.form.get("code") or "").strip()
+    reason = (request.form.get("reason") or "").strip()
+    form = {"code": code, "reason": reason}
+    if code not in rules.OVERRIDABLE:
+        return render_day(None, message=f"{code[:40]!r} is not a lock a manager may override; choose one of: "
+                                        f"{', '.join(sorted(rules.OVERRIDABLE))}.", code=400, form=form)
+    if not MIN_REASON <= len(reason) <= MAX_REASON:
+        return render_day(None, message=f"Write the reason for the override ({MIN_REASON} to {MAX_REASON} "
+                                        f"characters), e.g. \"client's dermatologist approved\".",
+                          code=400, form=form)
+    try:
+        here().status_cache.put(here().daemon().call("override", code=code, reason=reason))
+    except ControlError as error:
+        return render_day(None, message=control_words(error), code=control_code(error), form=form)
+    flash(f"{web_view.words(code)} Overridden for this session, reason recorded.")
+    return redirect(url_for("log.index"))

@@ -1,0 +1,40 @@
+"""The machine paths: the live status and a day's sessions as JSON (the contract's
+keys), and /healthz for the watchdog of the page process (open, no login)."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from appliance.daemon.control import ControlError
+from appliance.page import view as web_view
+from appliance.page.context import here
+from appliance.page.replies import api_error
+
+bp = Blueprint("api", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    try:
+        here().make_client("page healthz").call("status")
+    except ControlError:
+        return jsonify(ok=False), 503
+    return jsonify(ok=True)
+
+
+@bp.get("/api/status")
+def api_status():
+    try:
+        return jsonify(here().status_cache.get())
+    except ControlError as error:
+        return api_error(f"dock not answering: {error}", 503)
+
+
+@bp.get("/api/sessions")
+def api_sessions():
+    page = here()
+    try:
+        day = page.day_param()
+    except web_view.BadParameter as error:
+        return api_error(str(error), 400)
+    return current_app.response_class(page.json_of(page.day_record(day)),
+                                      mimetype=current_app.json.mimetype)
