@@ -55,6 +55,11 @@ class Rules:
     battery_min_mv: int = 3600  # battery_low: charge for a 30-minute session
     checklist_required: bool = False  # true: checklist_missing is a lock
 
+    @property
+    def history_days(self) -> int:
+        """How far back the interval and course rules look: retention keeps at least this."""
+        return max(self.course_window_days, self.recommended_interval_days)
+
 
 @dataclass(frozen=True)
 class Areas:
@@ -306,7 +311,7 @@ class _Checker:
             key = blame("areas.default_area", "areas.max_depth_mm")
             raise self.fail(key, f"is wrong: default_area {_show(areas.default_area)} is not one of the "
                             f"areas in [areas.max_depth_mm] ({', '.join(areas.max_depth_mm)})", show_value=False)
-        needed = max(rules.course_window_days, rules.recommended_interval_days)
+        needed = rules.history_days
         if 0 < store.retention_days < needed:
             raise self.fail("store.retention_days", f"must be 0 (keep forever) or at least {needed} days, "
                             "or the interval and course rules would lose the treatments they count",

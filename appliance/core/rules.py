@@ -9,7 +9,8 @@ appliance/core/pendock.toml).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from typing import Iterable, NamedTuple
 
 from appliance.core.config import Config
@@ -272,6 +273,53 @@ def eligible_dates(started_at: datetime, config: Config) -> EligibleDates:
         next_eligible=day + timedelta(days=config.rules.min_interval_days),
         recommended=day + timedelta(days=config.rules.recommended_interval_days),
     )
+
+
+def session_outcome(session: OpenSession, reading: PenReading) -> str:
+    """How a session ends when a pen is docked: "completed" when it is the pen that left.
+    Another pen in the cradle: the one that left cannot be read, so its session ends as
+    "interrupted" (pen_changed), and the pen now docked is judged on its own."""
+    return "completed" if reading.pen_serial == session.pen_serial else "interrupted"
+
+
+def with_clock_warning(result: SessionResult, clock_synced: bool) -> SessionResult:
+    """A session closed while the wall clock is not trusted says so on the record: its
+    dates rest on that clock."""
+    if clock_synced or "clock_unsynced" in result.warnings:
+        return result
+    return replace(result, warnings=result.warnings + ("clock_unsynced",))
+
+
+def session_dates(session: OpenSession, config: Config) -> EligibleDates | None:
+    """The dates a closed session gives its client; None when no client was named (a
+    forced removal): there is no client to date."""
+    if not session.client_ref:
+        return None
+    return eligible_dates(session.started_at, config)
+
+
+class PurgeRefused(ValueError):
+    """Retention may not delete what was asked; the message says why and what to do."""
+
+
+def purge_cutoff(today: date, asked: date | None, config: Config) -> date:
+    """What retention may delete: finished sessions of days before the returned date.
+
+    `asked` is the technician's --before day, else the config's retention_days apply. No
+    day the interval and course rules still count (Rules.history_days) may be purged.
+    """
+    if asked is not None:
+        before = asked
+    elif config.store.retention_days:
+        before = today - timedelta(days=config.store.retention_days)
+    else:
+        raise PurgeRefused("retention_days is 0 (keep forever) in the config: give --before "
+                           "YYYY-MM-DD to purge")
+    keep_from = today - timedelta(days=config.rules.history_days)
+    if before > keep_from:
+        raise PurgeRefused(f"sessions since {keep_from.isoformat()} are needed by the interval "
+                           f"and course rules and cannot be purged")
+    return before
 
 
 # --- what the therapist types ----------------------------------------------------------

@@ -8,7 +8,7 @@ commands need root or the technicians' group (see control.Peer).
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from appliance.hardware import frame
@@ -210,17 +210,11 @@ def register(server: ControlServer, dock: Dock) -> None:
 
     def purge(args, peer):
         now = clock.now()
-        if args.get("before"):
-            before = parse_day(args["before"], now.date())
-        elif config.store.retention_days:
-            before = now.date() - timedelta(days=config.store.retention_days)
-        else:
-            raise Refused("retention_days is 0 (keep forever) in the config: give --before YYYY-MM-DD to purge")
-        keep_from = now.date() - timedelta(days=max(config.rules.course_window_days,
-                                                    config.rules.recommended_interval_days))
-        if before > keep_from:
-            raise Refused(f"sessions since {keep_from.isoformat()} are needed by the interval and "
-                          f"course rules and cannot be purged")
+        asked = parse_day(args["before"], now.date()) if args.get("before") else None
+        try:
+            before = rules.purge_cutoff(now.date(), asked, config)
+        except rules.PurgeRefused as error:
+            raise Refused(str(error)) from None
         with dock.lock:
             count = store.purge_before(before, peer.actor, now, dock.clock_ok())
         return {"purged": count, "before": before.isoformat()}

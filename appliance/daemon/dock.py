@@ -17,6 +17,7 @@ from appliance.hardware import frame
 from appliance.core import rules
 from appliance.hardware.devices import DockHardware, PenLinkError
 from appliance.core.model import Decision, DockState, History, NextClient, OpenSession, PenReading
+from appliance.daemon.status import present_status
 from appliance.record.store import StorageError, Store
 
 log = logging.getLogger("pendock.dock")
@@ -210,27 +211,22 @@ class Dock:
         session, reading = self.session, self.reading
         if session is None or reading is None:
             return
-        # Another pen in the cradle: the one that left cannot be read, so its session ends
-        # here as interrupted (pen_changed), and the pen now docked is judged on its own.
-        outcome = "completed" if reading.pen_serial == session.pen_serial else "interrupted"
+        outcome = rules.session_outcome(session, reading)
         out = self.clock.monotonic() - session.started_monotonic
         # The end is the start plus the monotonic time out: a wall clock that jumped while
         # the pen was out cannot make a session end before it began, or last a year.
         ended_at = session.started_at + timedelta(seconds=out)
-        result = rules.session_result(session, reading, self.config, ended_at, out)
-        if not self.clock_ok() and "clock_unsynced" not in result.warnings:
-            # Its dates rest on a wall clock that cannot be trusted now: say so on the record.
-            result = replace(result, warnings=result.warnings + ("clock_unsynced",))
-        dates = rules.eligible_dates(session.started_at, self.config)
-        if not session.client_ref:  # a forced removal with no client named: no client to date
-            dates = replace(dates, next_eligible=None, recommended=None)
+        result = rules.with_clock_warning(
+            rules.session_result(session, reading, self.config, ended_at, out), self.clock_ok())
+        dates = rules.session_dates(session, self.config)
         if not self._record_session_start():
             return  # keep it in memory; the pen is held by storage_error until writing works
         session_id = self.session.id
         same_pen = outcome == "completed"
         done = self._write(lambda: self.store.close_session(
             session_id, result, outcome, reading.strokes if same_pen else None,
-            reading.motor_seconds if same_pen else None, dates.next_eligible, dates.recommended,
+            reading.motor_seconds if same_pen else None,
+            dates.next_eligible if dates else None, dates.recommended if dates else None,
         ))
         if done is _FAILED:
             return  # keep it open; the pen is held by storage_error until writing works
@@ -377,53 +373,17 @@ class Dock:
 
     # -- what the page and the CLI see ----------------------------------------------------
     def status(self) -> dict:
+        """The contract's status object (appliance/daemon/status.py presents it)."""
         with self.lock:
-            decision = self.decision
-            reading = self.reading
-            now = self.clock.now()
-            warnings = list(dict.fromkeys(decision.warnings + self._live_warnings))
-            session = None
-            if self.session is not None:
-                s = self.session
-                session = {
-                    "id": s.id, "started_at": s.started_at.isoformat(), "client_ref": s.client_ref,
-                    "area": s.area, "pen_serial": s.pen_serial, "cartridge_serial": s.cartridge_serial,
-                    "out_seconds": round(self.clock.monotonic() - s.started_monotonic),
-                    "forced": s.forced, "warnings": list(s.warnings), "overrides": list(s.overrides),
-                }
-            return {
-                "docked": self.seated,
-                "held": not self.released,
-                "locks": list(decision.locks),
-                "warnings": warnings,
-                "overridden": list(decision.overridden),
-                "reasons": [
-                    {"code": code, **rules.describe(code)._asdict()} for code in decision.locks + tuple(warnings)
-                ],
-                "pen": None if reading is None else {
-                    "serial": reading.pen_serial, "firmware": reading.firmware,
-                    "strokes": reading.strokes, "motor_seconds": reading.motor_seconds,
-                    "battery_mv": reading.battery_mv, "temperature_c": reading.temperature_c,
-                    "max_depth_mm": reading.max_depth_mm, "faults": sorted(reading.faults),
-                },
-                "cartridge": None if reading is None or reading.cartridge_serial == 0 else {
-                    "serial": reading.cartridge_serial, "strokes": reading.cartridge_strokes,
-                },
-                "next_client": None if self.next_client is None else {
-                    "ref": self.next_client.ref, "area": self.next_client.area,
-                    "checklist": sorted(self.next_client.checklist),
-                },
-                "session": session,
-                "last_session": self.last_session,
-                "readout_error": self.readout_error,
-                "clock_synced": self.clock_ok(),
-                "storage_ok": self.storage_ok,
-                "light": self.hw.light.colour,
-                "now": now.isoformat(),
-                "today": now.date().isoformat(),
-                "timezone": str(self.config.tz),
-                "pin_factory": self.hw.factory_name,
-            }
+            session = self.session
+            return present_status(
+                docked=self.seated, released=self.released, decision=self.decision,
+                live_warnings=self._live_warnings, reading=self.reading, session=session,
+                out_seconds=(self.clock.monotonic() - session.started_monotonic) if session else 0.0,
+                next_client=self.next_client, last_session=self.last_session,
+                readout_error=self.readout_error, clock_synced=self.clock_ok(),
+                storage_ok=self.storage_ok, light=self.hw.light.colour, now=self.clock.now(),
+                tz=self.config.tz, pin_factory=self.hw.factory_name)
 
 
 class _Failed:

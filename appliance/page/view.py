@@ -223,6 +223,7 @@ class Reason:
     kind: str  # lock, warning, overridden
     words: str
     action: str
+    shown_undocked: bool = True  # False: the "No pen in the cradle" headline says it already
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,8 @@ def live_state(status: dict | None, problem: str = "") -> LiveState:
                          "The page cannot reach the dock, so the pen's state is unknown. The log below is "
                          "still the record. If this lasts, restart the dock or call the technician.",
                          (), ())
-    reasons = [Reason(r.get("kind", "lock"), r.get("words", ""), r.get("action", ""))
+    reasons = [Reason(r.get("kind", "lock"), r.get("words", ""), r.get("action", ""),
+                      r.get("shown_undocked", True) is not False)
                for r in status.get("reasons") or ()]
     reasons += [Reason("overridden", f"{words(code)}", "Overridden by a manager for this session.")
                 for code in status.get("overridden") or ()]
@@ -258,7 +260,7 @@ def live_state(status: dict | None, problem: str = "") -> LiveState:
         reasons = [r for r in reasons if r.kind != "lock"]
     elif not status.get("docked"):
         tone, headline, detail = "held", "No pen in the cradle", "Put the pen in the cradle."
-        reasons = [r for r in reasons if r.words != rules.DESCRIPTIONS["no_pen"].words]
+        reasons = [r for r in reasons if r.shown_undocked]  # the flag: daemon/status.py
     elif status.get("held"):
         tone, headline = "held", "Pen HELD"
         detail = "The pen stays in the cradle until every lock below is cleared."

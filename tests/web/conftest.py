@@ -3,28 +3,30 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import date
+from datetime import date, datetime, timezone
 
 import pytest
 
 from appliance.core.config import Config
+from appliance.core.model import Decision, NextClient, PenReading
 from appliance.daemon.control import BadRequest, DaemonUnavailable, Refused
+from appliance.daemon.status import present_status
 from appliance.page.app import create_app
 from appliance.record.store import Store
 from tests.web import records
 
 TODAY = date(2026, 11, 28)
 
-STATUS = {
-    "docked": True, "held": True, "locks": ["no_cartridge"], "warnings": [], "overridden": [],
-    "reasons": [{"code": "no_cartridge", "kind": "lock", "words": "No needle cartridge is fitted.",
-                 "action": "Fit a new sterile cartridge."}],
-    "pen": {"serial": records.PEN, "firmware": "1.4", "strokes": 1, "motor_seconds": 1, "battery_mv": 4050,
-            "temperature_c": 24.5, "max_depth_mm": 0.0, "faults": []},
-    "cartridge": None, "next_client": None, "session": None, "last_session": None, "readout_error": None,
-    "clock_synced": True, "storage_ok": True, "light": "red", "now": "2026-11-28T09:00:00+00:00",
-    "today": TODAY.isoformat(), "timezone": "UTC", "pin_factory": "MockFactory",
-}
+# The dock's state the fake daemon presents: a docked pen with no cartridge, held. Its
+# status is built by the daemon's own presenter, so it has the real status's shape.
+STATE = dict(
+    docked=True, released=False, decision=Decision(locks=("no_cartridge",)),
+    reading=PenReading(pen_serial=records.PEN, firmware="1.4", strokes=1, motor_seconds=1,
+                       cartridge_serial=0, cartridge_strokes=0, max_depth_mm=0.0, battery_mv=4050,
+                       temperature_c=24.5),
+    next_client=None, clock_synced=True, storage_ok=True, light="red",
+    now=datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc), tz=timezone.utc, pin_factory="MockFactory",
+)
 
 
 class FakeDaemon:
@@ -32,9 +34,15 @@ class FakeDaemon:
 
     def __init__(self):
         self.calls: list[tuple[str, str, dict]] = []
-        self.status = copy.deepcopy(STATUS)
+        self.state = dict(STATE)
+        self.status = present_status(**self.state)
         self.down = False
         self.refuse: str | None = None
+
+    def set(self, **values) -> None:
+        """Change the dock's state (present_status's arguments); the status follows."""
+        self.state.update(values)
+        self.status = present_status(**self.state)
 
     def client(self, via: str):
         daemon = self
@@ -53,8 +61,8 @@ class FakeDaemon:
                 if cmd == "next_client":
                     if not args.get("ref"):
                         raise BadRequest("empty ref")
-                    daemon.status["next_client"] = {"ref": args["ref"], "area": args["area"],
-                                                    "checklist": args["checklist"]}
+                    daemon.set(next_client=NextClient(args["ref"], args["area"],
+                                                      frozenset(args["checklist"])))
                     return copy.deepcopy(daemon.status)
                 if cmd == "override":
                     return copy.deepcopy(daemon.status)

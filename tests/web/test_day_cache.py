@@ -3,7 +3,7 @@ and only a few days kept."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -68,9 +68,9 @@ def test_an_open_sessions_bar_grows_with_the_dock_clock(page, own_record):
         html = client.get("/").get_data(as_text=True)
         return float(html.split('class="bar bar-open"')[1].split('width="')[1].split('"')[0])
 
-    daemon.status["now"] = f"{TODAY.isoformat()}T09:00:00+00:00"
+    daemon.set(now=datetime(TODAY.year, TODAY.month, TODAY.day, 9, tzinfo=timezone.utc))
     early = bar_width()
-    daemon.status["now"] = f"{TODAY.isoformat()}T11:00:00+00:00"
+    daemon.set(now=datetime(TODAY.year, TODAY.month, TODAY.day, 11, tzinfo=timezone.utc))
     assert bar_width() > early
 
 

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from appliance.core.model import Decision
 from appliance.record.store import LOG_KEYS
 from tests.web.conftest import TODAY, csrf_of
 
@@ -77,9 +78,18 @@ def test_live_state_words_and_colour(therapist, daemon):
     html = therapist.get("/").get_data(as_text=True)
     assert 'class="live tone-held"' in html and "Pen HELD" in html
     assert "Fit a new sterile cartridge." in html
-    daemon.status.update(held=False, locks=[], reasons=[])
+    daemon.set(released=True, decision=Decision(), light="green")
     html = therapist.get("/").get_data(as_text=True)
     assert 'class="live tone-free"' in html and "Pen FREE to lift" in html
+
+
+def test_an_empty_cradle_lists_the_other_locks_but_not_no_pen_again(therapist, daemon):
+    from appliance.core import rules
+
+    daemon.set(docked=False, reading=None, decision=Decision(locks=("no_pen", "client_missing")), light="off")
+    html = therapist.get("/").get_data(as_text=True)
+    assert "No pen in the cradle" in html and rules.describe("client_missing").words in html
+    assert rules.describe("no_pen").words not in html
 
 
 def test_the_log_still_shows_when_the_dock_does_not_answer(therapist, daemon):

@@ -3,7 +3,6 @@
 (function () {
   "use strict";
   var POLL_MS = 1000;
-  var NO_PEN = "No pen is in the cradle.";
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -16,7 +15,8 @@
 
   function stateOf(status) {
     var reasons = (status.reasons || []).map(function (r) {
-      return { kind: r.kind || "lock", words: r.words || "", action: r.action || "" };
+      return { kind: r.kind || "lock", words: r.words || "", action: r.action || "",
+               shownUndocked: r.shown_undocked !== false };
     });
     (status.overridden || []).forEach(function (code) {
       reasons.push({ kind: "overridden", words: WORDS[code] || code.replace(/_/g, " "), action: "Overridden by a manager for this session." });
@@ -31,7 +31,8 @@
       s.reasons = reasons.filter(function (r) { return r.kind !== "lock"; });
     } else if (!status.docked) {
       s.tone = "held"; s.headline = "No pen in the cradle"; s.detail = "Put the pen in the cradle.";
-      s.reasons = reasons.filter(function (r) { return r.words !== NO_PEN; });
+      // The daemon flags the reasons the headline already says (appliance/daemon/status.py).
+      s.reasons = reasons.filter(function (r) { return r.shownUndocked; });
     } else if (status.held) {
       s.tone = "held"; s.headline = "Pen HELD";
       s.detail = "The pen stays in the cradle until every lock below is cleared.";

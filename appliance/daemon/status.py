@@ -1,0 +1,77 @@
+"""The dock's live status as the contract's `status --json` object: one pure function
+of the dock's state values, so the daemon, and the page tests' fake daemon, present it
+the same way and cannot drift apart.
+
+Each reason also says whether the page lists it while no pen is docked
+(`shown_undocked`): the panel's headline already says "No pen in the cradle", so the
+`no_pen` lock would only repeat it. The page (view.py and live.js) filters on that flag,
+never on the sentence's words.
+"""
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+
+from appliance.core import rules
+from appliance.core.model import Decision, NextClient, OpenSession, PenReading
+
+# Codes the panel's "No pen in the cradle" headline already says.
+SAID_BY_UNDOCKED_HEADLINE = frozenset({"no_pen"})
+
+
+def present_status(*, docked: bool, released: bool, decision: Decision,
+                   live_warnings: tuple[str, ...] = (), reading: PenReading | None = None,
+                   session: OpenSession | None = None, out_seconds: float = 0.0,
+                   next_client: NextClient | None = None, last_session: dict | None = None,
+                   readout_error: str | None = None, clock_synced: bool = True,
+                   storage_ok: bool = True, light: str, now: datetime, tz: tzinfo,
+                   pin_factory: str) -> dict:
+    """The status object, keys in the contract's order. `out_seconds`: how long the open
+    session's pen has been out (monotonic), ignored without a session."""
+    warnings = list(dict.fromkeys(decision.warnings + tuple(live_warnings)))
+    return {
+        "docked": docked,
+        "held": not released,
+        "locks": list(decision.locks),
+        "warnings": warnings,
+        "overridden": list(decision.overridden),
+        "reasons": [present_reason(code) for code in decision.locks + tuple(warnings)],
+        "pen": None if reading is None else {
+            "serial": reading.pen_serial, "firmware": reading.firmware,
+            "strokes": reading.strokes, "motor_seconds": reading.motor_seconds,
+            "battery_mv": reading.battery_mv, "temperature_c": reading.temperature_c,
+            "max_depth_mm": reading.max_depth_mm, "faults": sorted(reading.faults),
+        },
+        "cartridge": None if reading is None or reading.cartridge_serial == 0 else {
+            "serial": reading.cartridge_serial, "strokes": reading.cartridge_strokes,
+        },
+        "next_client": None if next_client is None else {
+            "ref": next_client.ref, "area": next_client.area,
+            "checklist": sorted(next_client.checklist),
+        },
+        "session": None if session is None else _present_session(session, out_seconds),
+        "last_session": last_session,
+        "readout_error": readout_error,
+        "clock_synced": clock_synced,
+        "storage_ok": storage_ok,
+        "light": light,
+        "now": now.isoformat(),
+        "today": now.date().isoformat(),
+        "timezone": str(tz),
+        "pin_factory": pin_factory,
+    }
+
+
+def present_reason(code: str) -> dict:
+    """One lock or warning: its code, kind, words and action, and whether the page lists
+    it while no pen is docked."""
+    return {"code": code, **rules.describe(code)._asdict(),
+            "shown_undocked": code not in SAID_BY_UNDOCKED_HEADLINE}
+
+
+def _present_session(s: OpenSession, out_seconds: float) -> dict:
+    return {
+        "id": s.id, "started_at": s.started_at.isoformat(), "client_ref": s.client_ref,
+        "area": s.area, "pen_serial": s.pen_serial, "cartridge_serial": s.cartridge_serial,
+        "out_seconds": round(out_seconds),
+        "forced": s.forced, "warnings": list(s.warnings), "overrides": list(s.overrides),
+    }
