@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import sys
+from typing import Callable
 
 from appliance.core import paths
 from appliance.record.passwords import password_hash
@@ -216,90 +217,140 @@ def run_sim(args) -> int:
     return EXIT_OK
 
 
+def _status(args, client) -> int:
+    status = client.call("status")
+    _emit(args, status, format_status(status))
+    return EXIT_OK
+
+
+def _next_client(args, client) -> int:
+    status = client.call("next_client", ref=args.ref, area=args.area, checklist=args.checklist)
+    _emit(args, status, format_status(status))
+    return EXIT_REFUSED if status["held"] and status["docked"] else EXIT_OK
+
+
+def _override(args, client) -> int:
+    status = client.call("override", code=args.code, reason=args.reason)
+    _emit(args, status, f"{args.code} overridden for the next session.\n" + format_status(status))
+    return EXIT_OK
+
+
+def _log(args, client) -> int:
+    if args.json and args.csv:
+        raise UsageError("choose one of --json and --csv")
+    sessions = client.call("sessions", date=args.date)
+    if args.csv:
+        sys.stdout.write(sessions_csv(sessions))
+    else:
+        day = args.date or client.call("status")["today"]
+        _emit(args, sessions, format_log(sessions, day))
+    return EXIT_OK
+
+
+def _technician_reset(args, client) -> int:
+    """service-reset and rebaseline: the same shape, the verb names the command."""
+    status = client.call(args.verb.replace("-", "_"), reason=args.reason)
+    _emit(args, status, f"{args.verb} recorded.\n" + format_status(status))
+    return EXIT_OK
+
+
+def _readout(args, client) -> int:
+    result = client.call("readout")
+    text = [f"Frame ({result['length']} bytes): {result['hex']}", f"CRC: {result['crc']}"]
+    for fv in result["fields"]:
+        text.append(f"  {fv['offset']:>3} {fv['name']:<20} {fv['raw_hex']:<12} {fv['value']} {fv['unit']}")
+    _emit(args, result, "\n".join(text))
+    return EXIT_OK
+
+
+def _pins(args, client) -> int:
+    rows = client.call("pins")
+    text = [f"{'role':<13} {'BCM':>3}  {'dir':<6} {'active':<6} level  what"]
+    for r in rows:
+        level = "-" if r["level"] is None else str(r["level"])
+        text.append(f"{r['role']:<13} {r['bcm']:>3}  {r['direction']:<6} {r['active']:<6} {level:<5}  {r['what']}")
+    _emit(args, rows, "\n".join(text))
+    return EXIT_OK
+
+
+def _selftest(args, client) -> int:
+    rows = client.call("selftest")
+    text = [f"{'PASS' if r['ok'] else 'FAIL'}  {r['part']:<9} {r['seen']}" for r in rows]
+    _emit(args, rows, "\n".join(text))
+    return EXIT_OK if all(r["ok"] for r in rows) else EXIT_REFUSED
+
+
+def _audit(args, client) -> int:
+    result = client.call("audit_verify")
+    if result["ok"]:
+        _emit(args, result, f"Audit trail intact: {result['checked']} entries verified.")
+        return EXIT_OK
+    _emit(args, result, f"Audit trail BROKEN at entry {result['first_bad_id']}: {result['reason']}")
+    return EXIT_REFUSED
+
+
+def _user(args, client) -> int:
+    password = _read_password()
+    result = client.call("user_add", name=args.name, role=args.role, password_hash=password_hash(password))
+    _emit(args, result, f"User {result['name']} ({result['role']}) added.")
+    return EXIT_OK
+
+
+def _token(args, client) -> int:
+    token = "pdk_" + secrets.token_urlsafe(32)
+    result = client.call("token_create", name=args.name, token_hash=hashlib.sha256(token.encode()).hexdigest())
+    result["token"] = token
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"Read-only API token {result['id']} ({result['name']}); it is shown once, keep it safe:")
+    print(token)
+    return EXIT_OK
+
+
+def _backup(args, client) -> int:
+    result = client.call("backup", path=os.path.abspath(args.path))
+    _emit(args, result, f"Backup written to {result['path']} ({result['bytes']} bytes), integrity {result['integrity']}.")
+    return EXIT_OK
+
+
+def _restore(args, client) -> int:
+    result = client.call("restore", path=os.path.abspath(args.path))
+    _emit(args, result, f"Record restored from {result['restored']}.")
+    return EXIT_OK
+
+
+def _purge(args, client) -> int:
+    result = client.call("purge", before=args.before)
+    _emit(args, result, f"{result['purged']} sessions before {result['before']} purged (audit kept).")
+    return EXIT_OK
+
+
+# Each verb that talks to the daemon: its handler, (parsed args, control client) -> exit code.
+VERBS: dict[str, Callable[..., int]] = {
+    "status": _status,
+    "next-client": _next_client,
+    "override": _override,
+    "log": _log,
+    "service-reset": _technician_reset,
+    "rebaseline": _technician_reset,
+    "readout": _readout,
+    "pins": _pins,
+    "selftest": _selftest,
+    "audit": _audit,
+    "user": _user,
+    "token": _token,
+    "backup": _backup,
+    "restore": _restore,
+    "purge": _purge,
+}
+
+
 def run_verb(args) -> int:
-    client = client_for(args)
-    verb = args.verb
-    if verb == "status":
-        status = client.call("status")
-        _emit(args, status, format_status(status))
-        return EXIT_OK
-    if verb == "next-client":
-        status = client.call("next_client", ref=args.ref, area=args.area, checklist=args.checklist)
-        _emit(args, status, format_status(status))
-        return EXIT_REFUSED if status["held"] and status["docked"] else EXIT_OK
-    if verb == "override":
-        status = client.call("override", code=args.code, reason=args.reason)
-        _emit(args, status, f"{args.code} overridden for the next session.\n" + format_status(status))
-        return EXIT_OK
-    if verb == "log":
-        if args.json and args.csv:
-            raise UsageError("choose one of --json and --csv")
-        sessions = client.call("sessions", date=args.date)
-        if args.csv:
-            sys.stdout.write(sessions_csv(sessions))
-        else:
-            day = args.date or client.call("status")["today"]
-            _emit(args, sessions, format_log(sessions, day))
-        return EXIT_OK
-    if verb in ("service-reset", "rebaseline"):
-        status = client.call(verb.replace("-", "_"), reason=args.reason)
-        _emit(args, status, f"{verb} recorded.\n" + format_status(status))
-        return EXIT_OK
-    if verb == "readout":
-        result = client.call("readout")
-        text = [f"Frame ({result['length']} bytes): {result['hex']}", f"CRC: {result['crc']}"]
-        for fv in result["fields"]:
-            text.append(f"  {fv['offset']:>3} {fv['name']:<20} {fv['raw_hex']:<12} {fv['value']} {fv['unit']}")
-        _emit(args, result, "\n".join(text))
-        return EXIT_OK
-    if verb == "pins":
-        rows = client.call("pins")
-        text = [f"{'role':<13} {'BCM':>3}  {'dir':<6} {'active':<6} level  what"]
-        for r in rows:
-            level = "-" if r["level"] is None else str(r["level"])
-            text.append(f"{r['role']:<13} {r['bcm']:>3}  {r['direction']:<6} {r['active']:<6} {level:<5}  {r['what']}")
-        _emit(args, rows, "\n".join(text))
-        return EXIT_OK
-    if verb == "selftest":
-        rows = client.call("selftest")
-        text = [f"{'PASS' if r['ok'] else 'FAIL'}  {r['part']:<9} {r['seen']}" for r in rows]
-        _emit(args, rows, "\n".join(text))
-        return EXIT_OK if all(r["ok"] for r in rows) else EXIT_REFUSED
-    if verb == "audit":
-        result = client.call("audit_verify")
-        if result["ok"]:
-            _emit(args, result, f"Audit trail intact: {result['checked']} entries verified.")
-            return EXIT_OK
-        _emit(args, result, f"Audit trail BROKEN at entry {result['first_bad_id']}: {result['reason']}")
-        return EXIT_REFUSED
-    if verb == "user":
-        password = _read_password()
-        result = client.call("user_add", name=args.name, role=args.role, password_hash=password_hash(password))
-        _emit(args, result, f"User {result['name']} ({result['role']}) added.")
-        return EXIT_OK
-    if verb == "token":
-        token = "pdk_" + secrets.token_urlsafe(32)
-        result = client.call("token_create", name=args.name, token_hash=hashlib.sha256(token.encode()).hexdigest())
-        result["token"] = token
-        if args.json:
-            print(json.dumps(result, indent=2))
-        else:
-            print(f"Read-only API token {result['id']} ({result['name']}); it is shown once, keep it safe:")
-        print(token)
-        return EXIT_OK
-    if verb == "backup":
-        result = client.call("backup", path=os.path.abspath(args.path))
-        _emit(args, result, f"Backup written to {result['path']} ({result['bytes']} bytes), integrity {result['integrity']}.")
-        return EXIT_OK
-    if verb == "restore":
-        result = client.call("restore", path=os.path.abspath(args.path))
-        _emit(args, result, f"Record restored from {result['restored']}.")
-        return EXIT_OK
-    if verb == "purge":
-        result = client.call("purge", before=args.before)
-        _emit(args, result, f"{result['purged']} sessions before {result['before']} purged (audit kept).")
-        return EXIT_OK
-    raise UsageError(f"unknown verb {verb}")
+    handler = VERBS.get(args.verb)
+    if handler is None:
+        raise UsageError(f"unknown verb {args.verb}")
+    return handler(args, client_for(args))
 
 
 def _read_password() -> str:
