@@ -1,7 +1,7 @@
 """`pendock demo`: the daemon on gpiozero's mock pins with the simulated pen, and the page.
 
-The composition root for the simulated dock: it puts a MockFactory and the simulated pen
-under the very same daemon code a Pi runs, starts the page as its own process (as systemd
+It starts the simulated dock (appliance/simdock.py: a MockFactory and the simulated pen
+under the very same daemon code a Pi runs), starts the page as its own process (as systemd
 would), and prints where to look.
 """
 from __future__ import annotations
@@ -16,17 +16,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
-
 from appliance.core import paths
 from appliance.record.passwords import password_hash
 from appliance.core.config import ConfigError, resolve_config_path
-from appliance.daemon.loop import install_signal_handlers, run_loop, start_dock
+from appliance.daemon.loop import install_signal_handlers, run_loop
 from appliance.hardware.pinmap import PinMapError, load_pinmap
 from appliance.processes import load, pinmap_path, refusal
 from appliance.record.store import StoreError
-from appliance.hardware.sim import SimClock, Simulator
+from appliance.simdock import build_sim_dock
 
 DEMO_USERS = (("demo", "therapist"), ("manager", "manager"))
 DEMO_PASSWORD = "pendock-demo"
@@ -93,16 +90,12 @@ def run_demo(args) -> int:
         pinmap = load_pinmap(pinmap_path())
     except PinMapError as error:
         return refusal(error)
-    factory = MockFactory()
-    Device.pin_factory = factory
-    clock = SimClock(config.tz)
-    simulator = Simulator(pinmap, factory, clock, data / "sim-pen.json")
     try:
-        running = start_dock(config, data, socket, clock, pinmap=pinmap, pin_factory=factory,
-                         extensions=[simulator.register],
-                         config_source=resolve_config_path(args.config, os.environ))
+        simulated = build_sim_dock(config, data, socket, pen_file=data / "sim-pen.json", pinmap=pinmap,
+                                   config_source=resolve_config_path(args.config, os.environ))
     except StoreError as error:
         return refusal(error)
+    running, clock = simulated.running, simulated.clock
     missing = [(name, role) for name, role in DEMO_USERS if running.store.user(name) is None]
     if missing:
         demo_hash = password_hash(DEMO_PASSWORD)  # one slow hash for both demo users
@@ -153,6 +146,6 @@ def run_demo(args) -> int:
         except subprocess.TimeoutExpired:
             page.kill()
         loop.join(2)
-        running.close()
+        simulated.close()
         if link is not None and link.is_symlink() and os.readlink(link) == str(socket):
             link.unlink()

@@ -1,7 +1,9 @@
 """Putting the dock together and running it: the same code on a Pi and in the demo.
 
-`run_daemon` takes whatever pin factory gpiozero has and a clock; the demo passes a mock
-factory with the simulated pen on it and a simulated clock. Nothing below asks which.
+`start_dock` takes a pin factory (None: gpiozero's default for this machine, as on a
+Pi) and a clock, and hands the factory to every device; the simulated dock
+(appliance/simdock.py) passes a mock factory with the simulated pen on it and a simulated
+clock. Nothing below asks which, and nothing sets gpiozero's global factory.
 """
 from __future__ import annotations
 
@@ -11,8 +13,6 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-
-from gpiozero import Device
 
 from appliance.daemon import commands
 from appliance.daemon.control import ControlServer
@@ -112,7 +112,7 @@ def run_daemon(config, data_dir: Path, socket: Path, clock, *, pinmap: PinMap | 
     stop = threading.Event()
     install_signal_handlers(stop)
     running = start_dock(config, data_dir, socket, clock, pinmap=pinmap, config_source=config_source)
-    factory = type(Device.pin_factory).__name__
+    factory = running.dock.hw.factory_name
     notifier.ready(f"pen held; pins by {factory}; record at {data_dir}")
     log.info("pen-dock daemon ready (pins by %s, socket %s)", factory, socket)
     try:

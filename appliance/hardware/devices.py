@@ -1,6 +1,6 @@
 """The dock's hardware, as gpiozero devices built from the pin map in hw/.
 
-Whatever pin factory gpiozero has (lgpio or RPi.GPIO on a Pi, the mock factory off it)
+Whatever pin factory the devices are given (lgpio or RPi.GPIO on a Pi, the mock factory off it)
 drives the same classes: the simulation lives in the pin factory, not here. Every pin
 number comes from hw/pinmap.toml through `PinMap`.
 """
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from gpiozero import (
     Buzzer,
     Button,
-    Device,
     DigitalInputDevice,
     DigitalOutputDevice,
     RGBLED,
@@ -234,7 +233,7 @@ class DockHardware:
 
     def levels(self) -> list[dict]:
         """Every pin of the map with its live level, for `pendock pins`."""
-        factory = Device.pin_factory
+        factory = self.seat.pin.factory  # the one the devices were given, not a global
         by_role = {
             "seat": self.seat.pin, "latch": self.latch.pin, "buzzer": self.buzzer.pin,
             "button": self.button.pin,

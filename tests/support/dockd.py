@@ -1,7 +1,7 @@
 """Only the daemon, on mock pins with the simulated pen: what the kill and power-cut tests kill.
 
 `pendock demo` also starts the page, which these tests do not need; this runs the very
-same `start_dock` + `run_loop` as the demo and a Pi, and nothing else:
+same `build_sim_dock` + `run_loop` as the demo, and nothing else:
 
     python -m tests.support.dockd --data DIR --socket PATH [--pen PEN.json]
 
@@ -26,29 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from gpiozero import Device
-    from gpiozero.pins.mock import MockFactory
-
     from appliance.core.config import Config
-    from appliance.daemon.loop import install_signal_handlers, run_loop, start_dock
-    from appliance.hardware.pinmap import load_pinmap
-    from appliance.hardware.sim import SimClock, Simulator
+    from appliance.daemon.loop import install_signal_handlers, run_loop
+    from appliance.simdock import build_sim_dock
 
-    config = Config()
-    factory = MockFactory()
-    Device.pin_factory = factory
-    clock = SimClock(config.tz)
-    pinmap = load_pinmap()
-    simulator = Simulator(pinmap, factory, clock, args.pen)
-    running = start_dock(config, args.data, args.socket, clock, pinmap=pinmap,
-                         pin_factory=factory, extensions=[simulator.register])
+    simulated = build_sim_dock(Config(), args.data, args.socket, pen_file=args.pen)
+    running = simulated.running
     stop = threading.Event()
     install_signal_handlers(stop)
     print("ready", flush=True)
     try:
         run_loop(running, stop)
     finally:
-        running.close()
+        simulated.close()
     return 0
 
 

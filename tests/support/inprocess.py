@@ -1,21 +1,17 @@
 """The simulated dock inside the test process: the demo's daemon half, without the page.
 
-`SimDock` builds the same parts as `pendock demo` (MockFactory, simulated pen, start_dock,
-run_loop in a thread) and talks to them through the control socket, as the CLI does.
+`SimDock` builds the same simulated dock as `pendock demo` (appliance/simdock.py), runs
+its loop in a thread, and talks to it through the control socket, as the CLI does.
 """
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
-
 from appliance.core.config import Config
 from appliance.daemon.control import ControlClient
-from appliance.daemon.loop import run_loop, start_dock
-from appliance.hardware.pinmap import load_pinmap
-from appliance.hardware.sim import SimClock, Simulator
+from appliance.daemon.loop import run_loop
+from appliance.simdock import build_sim_dock
 
 CHECKLIST = "screened,test-area"
 
@@ -24,14 +20,10 @@ class SimDock:
     def __init__(self, data: Path, socket: Path, *, config: Config | None = None,
                  loop: bool = True):
         self.config = config or Config()
-        self.factory = MockFactory()
-        Device.pin_factory = self.factory
-        self.clock = SimClock(self.config.tz)
-        self.pinmap = load_pinmap()
-        self.sim = Simulator(self.pinmap, self.factory, self.clock, None)
-        self.running = start_dock(self.config, Path(data), Path(socket), self.clock,
-                                  pinmap=self.pinmap, pin_factory=self.factory,
-                                  extensions=[self.sim.register])
+        self.simulated = build_sim_dock(self.config, Path(data), Path(socket))
+        self.factory, self.clock = self.simulated.factory, self.simulated.clock
+        self.pinmap, self.sim = self.simulated.pinmap, self.simulated.simulator
+        self.running = self.simulated.running
         self.dock = self.running.dock
         self.store = self.running.store
         self.client = ControlClient(Path(socket), timeout=10, via="test")
@@ -70,6 +62,4 @@ class SimDock:
         self.dock.hw.seat.changed.set()
         if self.loop is not None:
             self.loop.join(5)
-        self.running.close()
-        self.factory.close()
-        Device.pin_factory = None
+        self.simulated.close()

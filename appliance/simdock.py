@@ -1,0 +1,57 @@
+"""The simulated dock, assembled once: gpiozero's MockFactory with the simulated pen on
+it, a movable clock, and the very same `start_dock` a Pi runs, with the simulator's
+`sim.*` commands added. `pendock demo` and the tests that need a dock use this.
+
+The pin factory is handed to every device explicitly; this code never sets or reads
+gpiozero's global `Device.pin_factory`. One gpiozero quirk remains: its software SPI bus
+(gpiozero 2.0.1, `SPISoftwareBus.__init__`) builds itself without the factory it was
+given, so gpiozero must be able to make *a* default factory; off a Pi none loads, so
+the simulated dock names gpiozero's default "mock" (GPIOZERO_PIN_FACTORY, unless set).
+That default is never used for a pin: the bus's pins come from the injected factory.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpiozero.pins.mock import MockFactory
+
+from appliance.daemon.loop import RunningDock, start_dock
+from appliance.hardware.pinmap import PinMap, load_pinmap
+from appliance.hardware.sim import SimClock, Simulator
+
+
+@dataclass
+class SimulatedDock:
+    """A started simulated dock (the pen held, the control socket up) and its parts."""
+
+    running: RunningDock
+    simulator: Simulator
+    factory: MockFactory
+    clock: SimClock
+    pinmap: PinMap
+
+    def close(self) -> None:
+        self.running.close()
+        self.factory.close()
+
+
+def build_sim_dock(config, data_dir: Path, socket: Path, *, pen_file: Path | None = None,
+                   pinmap: PinMap | None = None,
+                   config_source: Path | None = None) -> SimulatedDock:
+    """Start the daemon's dock on mock pins with the simulated pen. `pen_file` keeps the
+    pen's state between runs (it stands for the physical pen); None keeps it in memory."""
+    pinmap = pinmap or load_pinmap()
+    os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")  # see the module's docstring
+    factory = MockFactory()
+    clock = SimClock(config.tz)
+    try:
+        simulator = Simulator(pinmap, factory, clock, pen_file)
+        running = start_dock(config, Path(data_dir), Path(socket), clock, pinmap=pinmap,
+                             pin_factory=factory, extensions=[simulator.register],
+                             config_source=config_source)
+    except BaseException:
+        factory.close()
+        raise
+    return SimulatedDock(running, simulator, factory, clock, pinmap)
