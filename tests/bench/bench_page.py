@@ -53,9 +53,13 @@ def _page_app(data: Path, today: date):
     from appliance.core.config import Config
     from appliance.page.app import create_app
     from appliance.record.store import Store
-    from tests.web.conftest import STATUS
+    from datetime import datetime, timezone
 
-    status = dict(STATUS, today=today.isoformat(), now=f"{today.isoformat()}T18:00:00+00:00")
+    from appliance.daemon.status import present_status
+    from tests.web.conftest import STATE
+
+    status = present_status(**dict(STATE, now=datetime(today.year, today.month, today.day, 18,
+                                                       tzinfo=timezone.utc)))
 
     class _Daemon:
         def call(self, cmd, **args):
