@@ -13,7 +13,7 @@ from pathlib import Path
 
 from appliance.hardware import frame
 from appliance.core import rules
-from appliance.daemon.control import BadRequest, ControlServer, Peer, Refused
+from appliance.daemon.control import BadRequest, ControlServer, Peer, Refused, flag
 from appliance.daemon.dock import Dock
 from appliance.daemon.selftest import run_selftest
 from appliance.core.model import NextClient
@@ -94,7 +94,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         return store.sessions_on(day)
 
     def login(args, peer):
-        audit(peer, "login" if args.get("ok") else "login_failed",
+        audit(peer, "login" if flag(args, "ok") else "login_failed",
               {"user": str(args.get("user", ""))[:64], "remote": str(args.get("remote", ""))[:64]})
         return {"recorded": True}
 

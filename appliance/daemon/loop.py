@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.daemon import commands
-from appliance.daemon.control import ControlServer
+from appliance.daemon.control import ControlServer, may_connect
 from appliance.hardware.devices import DockHardware
 from appliance.daemon.dock import Dock
 from appliance.core.paths import DB_NAME
@@ -56,7 +56,10 @@ def start_dock(config, data_dir: Path, socket: Path, clock, *, pinmap: PinMap | 
         hw.close()
         raise
     dock = Dock(hw, store, config, clock, config_source=config_source)
-    server = ControlServer(socket, group=SOCKET_GROUP)
+    # Any local user may open the socket file; the daemon itself admits only root, its own
+    # user and group (the page) and the technicians (may_connect), so technicians need not
+    # be in the daemon's group, which can read the record (quality bar S6).
+    server = ControlServer(socket, group=SOCKET_GROUP, mode=0o666, admit=may_connect)
     commands.register(server, dock)
     for extend in extensions:
         extend(server, dock)

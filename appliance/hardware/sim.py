@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from gpiozero.pins.mock import MockFactory, MockSPIDevice
 
 from appliance.hardware import frame
+from appliance.core.inputs import flag
 from appliance.core.model import FAULTS, PenReading
 from appliance.hardware.pinmap import PinMap
 
@@ -283,20 +284,20 @@ class Simulator:
             return result
 
         def sim_dock(args, peer):
-            if args.get("bounce"):
+            if flag(args, "bounce"):
                 self.bounce_seat(True)
             else:
                 self.dock()
             return settled({"done": "pen seated"})
 
         def sim_undock(args, peer):
-            forced = self.undock(latch_held=dock.hw.latch.is_held, force=bool(args.get("force")))
+            forced = self.undock(latch_held=dock.hw.latch.is_held, force=flag(args, "force"))
             if forced:
                 dock.note_forced_removal(peer)
             return settled({"done": "pen lifted" + (" with the technician's key" if forced else "")})
 
         def sim_cartridge(args, peer):
-            if args.get("remove"):
+            if flag(args, "remove"):
                 self.remove_cartridge()
                 return settled({"done": "cartridge removed"})
             serial = self.fit_cartridge(_int_arg(args, "serial"), _int_arg(args, "strokes") or 0)
@@ -324,7 +325,7 @@ class Simulator:
             elif args.get("jump") is not None:
                 self.clock.jump(parse_duration(args["jump"]))
             elif args.get("synced") is not None:
-                self.clock.is_synced = bool(args["synced"])
+                self.clock.is_synced = flag(args, "synced")
             else:
                 raise SimUsage("clock needs --advance DURATION (or --jump DURATION, --unsync, --sync)")
             return settled({"done": "clock moved", "now": self.clock.now().isoformat()})
