@@ -78,6 +78,7 @@ class Dock:
 class Web:
     host: str = "127.0.0.1"
     port: int = 8080
+    session_hours: int = 12  # a login ends this long after it began, however active (S1, S5)
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,7 @@ _SCHEMA: dict[str, dict[str, Check]] = {
         "readout_retries": _whole(0, 10, "retries"),
         "poll_interval_s": _number(0, 10, "seconds"),
     },
-    "web": {"host": _text, "port": _whole(1, 65535)},
+    "web": {"host": _text, "port": _whole(1, 65535), "session_hours": _whole(1, 168, "hours")},
     "store": {"retention_days": _whole(0, 36500, "days")},
 }
 _SECTIONS = {"rules": Rules, "areas": Areas, "dock": Dock, "web": Web, "store": Store}

@@ -13,65 +13,132 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from urllib.parse import unquote
 
+from appliance.core import inputs
 from appliance.record.passwords import check_password, password_hash
 
 
 ROLES = ("therapist", "manager")
-USER_NAME = re.compile(r"[A-Za-z0-9._-]{1,32}")
+USER_NAME = inputs.USER_NAME
 MAX_PASSWORD = 1024
+SESSION_HOURS = 12  # the default absolute lifetime of a login (config web.session_hours)
 # Checked when the name is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = password_hash("not a password of anyone")
 
 
 def valid_user_name(name: str) -> bool:
-    return bool(USER_NAME.fullmatch(name or ""))
+    """The one rule for user names, shared with `pendock user add` (appliance/core/inputs.py)."""
+    return inputs.valid_user_name(name)
+
+
+class _Backoff:
+    """Misses per key: after `free` misses in a row the key waits `base` seconds, doubling
+    with each further miss up to `most`. Bounded: the oldest keys are forgotten first."""
+
+    def __init__(self, free: int, base: float, most: float, max_keys: int):
+        self.free, self.base, self.most, self.max_keys = free, base, most, max_keys
+        self.misses: OrderedDict[object, tuple[int, float]] = OrderedDict()  # key -> (count, until)
+
+    def wait(self, key: object, now: float) -> float:
+        _, until = self.misses.get(key, (0, 0.0))
+        return max(0.0, until - now)
+
+    def miss(self, key: object, now: float) -> None:
+        count, _ = self.misses.pop(key, (0, 0.0))
+        count += 1
+        until = 0.0
+        if count >= self.free:
+            until = now + min(self.most, self.base * 2 ** (count - self.free))
+        self.misses[key] = (count, until)
+        while len(self.misses) > self.max_keys:
+            self.misses.popitem(last=False)
+
+    def clear(self, key: object) -> None:
+        self.misses.pop(key, None)
 
 
 class LoginThrottle:
-    """Per-name backoff: after `free_attempts` wrong passwords in a row, that name must
-    wait `base_delay` seconds, doubling with each further miss up to `max_delay`.
+    """Wrong passwords slow down the one who types them, not the clinic's staff.
 
-    Keyed by the lower-cased name, known or not, so guessing names gains nothing. A
-    success clears the name. The table is bounded: the oldest names are forgotten first.
+    Misses are counted per (name, client address): after `free_attempts` wrong passwords
+    in a row that name waits `base_delay` seconds from that address, doubling up to
+    `max_delay`, while the same name from another device is not slowed (a stranger cannot
+    lock the manager out). An address that tries many names is slowed too, after
+    `free_per_address` misses. Names are lower-cased and counted known or not, so guessing
+    names gains nothing. A success clears that name at that address.
+
+    Attempts refused while waiting are only counted here, in memory (`refused`), so a
+    flood of them costs no write to the record; the login route writes one audit entry
+    when a burst begins and the count with the next attempt that is checked (`summary`).
     """
 
     def __init__(self, free_attempts: int = 5, base_delay: float = 30.0, max_delay: float = 900.0,
-                 max_names: int = 10_000, clock=time.monotonic):
+                 max_names: int = 10_000, clock=time.monotonic, free_per_address: int = 20):
         self.free_attempts = free_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
-        self.max_names = max_names
         self.clock = clock
-        self._misses: OrderedDict[str, tuple[int, float]] = OrderedDict()  # name -> (count, locked until)
+        self._pairs = _Backoff(free_attempts, base_delay, max_delay, max_names)
+        self._addresses = _Backoff(free_per_address, base_delay, max_delay, max_names)
+        self._refused: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self.max_names = max_names
         self._lock = threading.Lock()
 
     @staticmethod
-    def _key(name: str) -> str:
-        return (name or "").lower()
+    def _key(name: str, address: str) -> tuple[str, str]:
+        return ((name or "").lower(), address or "")
 
-    def wait_seconds(self, name: str) -> float:
-        """How long this name must still wait before a password is even checked (0: go)."""
+    def wait_seconds(self, name: str, address: str = "") -> float:
+        """How long this name must still wait at this address before a password is even checked (0: go)."""
+        now = self.clock()
         with self._lock:
-            _, until = self._misses.get(self._key(name), (0, 0.0))
-        return max(0.0, until - self.clock())
+            return max(self._pairs.wait(self._key(name, address), now),
+                       self._addresses.wait(address or "", now))
 
-    def failed(self, name: str) -> None:
-        key = self._key(name)
+    def failed(self, name: str, address: str = "") -> None:
+        now = self.clock()
         with self._lock:
-            count, _ = self._misses.pop(key, (0, 0.0))
-            count += 1
-            until = 0.0
-            if count >= self.free_attempts:
-                delay = min(self.max_delay, self.base_delay * 2 ** (count - self.free_attempts))
-                until = self.clock() + delay
-            self._misses[key] = (count, until)
-            while len(self._misses) > self.max_names:
-                self._misses.popitem(last=False)
+            self._pairs.miss(self._key(name, address), now)
+            self._addresses.miss(address or "", now)
 
-    def succeeded(self, name: str) -> None:
+    def succeeded(self, name: str, address: str = "") -> None:
         with self._lock:
-            self._misses.pop(self._key(name), None)
+            self._pairs.clear(self._key(name, address))
+            self._addresses.clear(address or "")
+
+    def refused(self, name: str, address: str = "") -> int:
+        """Count one attempt refused while waiting; returns how many in this burst (1: the first)."""
+        key = self._key(name, address)
+        with self._lock:
+            count = self._refused.pop(key, 0) + 1
+            self._refused[key] = count
+            while len(self._refused) > self.max_names:
+                self._refused.popitem(last=False)
+            return count
+
+    def summary(self, name: str, address: str = "") -> int:
+        """Attempts refused (and not yet written down) since the last checked one; resets."""
+        with self._lock:
+            return self._refused.pop(self._key(name, address), 0)
+
+
+def safe_next(text: str | None) -> str:
+    """Where to go after a login: a path on this dock, else `/`; never an open redirect.
+
+    Only a plain path of safe characters: no scheme or host, no `//` or `/\\` start, no
+    control characters or spaces (a browser drops a tab, so `/\t/evil.example/` would
+    become `//evil.example/`), no backslash."""
+    if not text or len(text) > 200 or not _SAFE_NEXT.fullmatch(text):
+        return "/"
+    decoded = unquote(text)  # nor once decoded, in case something on the way decodes it again
+    if text[1:2] in ("/", "\\") or decoded[1:2] in ("/", "\\") or "\\" in decoded \
+            or any(ord(c) < 0x21 or ord(c) == 0x7F for c in decoded):
+        return "/"
+    return text
+
+
+_SAFE_NEXT = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
 
 
 @dataclass(frozen=True)
@@ -95,19 +162,24 @@ class SessionTable:
     """Server-side login sessions: the cookie holds only a random id, so logging out (or
     a page restart) really ends the session, even for a copied cookie."""
 
-    def __init__(self, idle_seconds: float = 12 * 3600, max_sessions: int = 1000, clock=time.monotonic):
-        self.idle_seconds = idle_seconds
+    def __init__(self, idle_seconds: float = 12 * 3600, max_sessions: int = 1000, clock=time.monotonic,
+                 max_seconds: float = SESSION_HOURS * 3600):
+        self.idle_seconds = min(idle_seconds, max_seconds)
+        self.max_seconds = max_seconds  # absolute: however active, a login ends this long after it began
         self.max_sessions = max_sessions
         self.clock = clock
         self._sessions: OrderedDict[str, tuple[Login, float]] = OrderedDict()
+        self._started: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def start(self, login: Login) -> str:
         sid = secrets.token_urlsafe(32)
         with self._lock:
             self._sessions[sid] = (login, self.clock())
+            self._started[sid] = self.clock()
             while len(self._sessions) > self.max_sessions:
-                self._sessions.popitem(last=False)
+                dropped, _ = self._sessions.popitem(last=False)
+                self._started.pop(dropped, None)
         return sid
 
     def get(self, sid: str | None) -> Login | None:
@@ -119,8 +191,9 @@ class SessionTable:
                 return None
             login, seen = found
             now = self.clock()
-            if now - seen > self.idle_seconds:
+            if now - seen > self.idle_seconds or now - self._started.get(sid, now) > self.max_seconds:
                 del self._sessions[sid]
+                self._started.pop(sid, None)
                 return None
             self._sessions[sid] = (login, now)
             self._sessions.move_to_end(sid)
@@ -129,6 +202,14 @@ class SessionTable:
     def end(self, sid: str | None) -> None:
         with self._lock:
             self._sessions.pop(sid or "", None)
+            self._started.pop(sid or "", None)
+
+    def end_user(self, name: str) -> None:
+        """End every login of this user (removed, or a new password)."""
+        with self._lock:
+            for sid in [sid for sid, (login, _) in self._sessions.items() if login.name == name]:
+                del self._sessions[sid]
+                self._started.pop(sid, None)
 
 
 def verify_password(store, name: str, password: str) -> Login | None:
