@@ -8,6 +8,7 @@ The contract: data in /var/lib/pendock or PENDOCK_DATA (or --data); config from
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 SYSTEM_DATA = Path("/var/lib/pendock")
@@ -50,6 +51,42 @@ def socket_path(cli_data: str | None, environ=os.environ) -> Path:
     if SYSTEM_SOCKET.exists():
         return SYSTEM_SOCKET
     link = demo_socket_link(environ)
-    if link.exists():
-        return link
+    if link.is_symlink() or link.exists():
+        return trusted_demo_socket(link)
     return SYSTEM_SOCKET
+
+
+class UntrustedSocket(ValueError):
+    """A demo socket link that another user could have planted: not used."""
+
+
+def trusted_demo_socket(link: Path, uid: int | None = None) -> Path:
+    """The socket a demo's link points to, once it is certain to be this user's own demo.
+
+    The link lives in /tmp when there is no runtime folder, where any local user can put a
+    file of that name first: a fake daemon would then receive what the CLI sends (a new
+    user's password hash). So the link must be a symbolic link owned by this user, and
+    the socket it names a socket owned by this user, in a folder owned by this user that
+    no one else may write. Raises UntrustedSocket saying what was wrong."""
+    uid = os.getuid() if uid is None else uid
+    fix = f"remove {link} if it is not yours, or pass --data DIR of your demo"
+    try:
+        info = link.lstat()
+        if not stat.S_ISLNK(info.st_mode) or info.st_uid != uid:
+            raise UntrustedSocket(f"{link} is not a link made by your demo (owner uid {info.st_uid}, "
+                                  f"not a symbolic link or not yours): not used; {fix}")
+        target = Path(os.path.realpath(link))
+        target_info = target.lstat()
+        folder_info = target.parent.lstat()
+    except FileNotFoundError:
+        raise UntrustedSocket(f"{link} names a socket that is gone (a demo that stopped?): "
+                              f"start `pendock demo` again, or {fix}") from None
+    except OSError as error:
+        raise UntrustedSocket(f"{link} cannot be checked ({error.strerror}): not used; {fix}") from None
+    if not stat.S_ISSOCK(target_info.st_mode) or target_info.st_uid != uid:
+        raise UntrustedSocket(f"{link} points to {target}, which is not a socket of yours "
+                              f"(owner uid {target_info.st_uid}): not used; {fix}")
+    if folder_info.st_uid != uid or folder_info.st_mode & 0o022:
+        raise UntrustedSocket(f"{link} points into {target.parent}, a folder others may write or "
+                              f"that is not yours: not used; {fix}")
+    return target
