@@ -16,6 +16,7 @@ from appliance.core import rules
 from appliance.daemon.control import BadRequest, ControlServer, Peer, Refused, flag
 from appliance.daemon.dock import Dock
 from appliance.daemon.selftest import run_selftest
+from appliance.daemon.files import create_private_file
 from appliance.core.model import NextClient
 from appliance.record.store import StorageError
 
@@ -183,10 +184,18 @@ def register(server: ControlServer, dock: Dock) -> None:
         target = Path(str(args.get("path") or ""))
         if not target.is_absolute():
             raise BadRequest("backup needs an absolute path for the copy")
-        if target.exists():
-            raise Refused(f"{target} exists already: choose a new file name (nothing is overwritten)")
-        with dock.lock:
-            store.backup_to(target)
+        try:
+            create_private_file(target)  # 0600 from the start: it holds password and token hashes
+        except FileExistsError:
+            raise Refused(f"{target} exists already: choose a new file name (nothing is overwritten)") from None
+        except OSError as error:
+            raise Refused(f"cannot create {target}: {error.strerror}; choose a folder the dock may write") from None
+        try:
+            with dock.lock:
+                store.backup_to(target)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
         check = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
         try:
             verdict = check.execute("PRAGMA integrity_check").fetchone()[0]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from appliance.daemon import commands
 from appliance.daemon.control import ControlServer, may_connect
+from appliance.daemon.files import secure_data_folder
 from appliance.hardware.devices import DockHardware
 from appliance.daemon.dock import Dock
 from appliance.core.paths import DB_NAME
@@ -47,11 +48,12 @@ def start_dock(config, data_dir: Path, socket: Path, clock, *, pinmap: PinMap | 
     `extensions` are callables `(server, dock)` that add commands (the simulator's verbs).
     """
     pinmap = pinmap or load_pinmap()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     hw = DockHardware.from_pinmap(pinmap, retries=config.dock.readout_retries, pin_factory=pin_factory)
     try:
         hw.latch.hold()
         store = Store(data_dir / DB_NAME, synchronous=_synchronous_for_tests())
+        secure_data_folder(data_dir)  # the record holds password and token hashes
     except BaseException:
         hw.close()
         raise

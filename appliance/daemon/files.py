@@ -1,0 +1,49 @@
+"""Who may read the data folder: the daemon's user alone, and on an installed dock the
+page through the folder's group, read-only (quality bar S6).
+
+The record holds the users' password hashes and the API tokens' hashes, so it is never
+readable by other users, nor writable by a group. The installer makes /var/lib/pendock
+setgid (2750, group pendock, whose only member is the page): there the files are 0640.
+Anywhere else (a demo's folder, a test's) nobody else has a reason to read it: 0700 and
+0600. Backups are 0600 in a 0700 folder everywhere: the page never reads them.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+BACKUPS = "backups"
+
+
+def folder_modes(shared_with_group: bool) -> tuple[int, int]:
+    """(folder mode, file mode) for the data folder."""
+    return (0o2750, 0o640) if shared_with_group else (0o700, 0o600)
+
+
+def secure_data_folder(data_dir: Path) -> None:
+    """Tighten the data folder and the files in it (an older release left them readable
+    by all, and group-writable); a folder that is not ours is left alone."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = data_dir.stat()
+    if info.st_uid != os.geteuid():
+        return
+    folder_mode, file_mode = folder_modes(bool(info.st_mode & stat.S_ISGID))
+    os.chmod(data_dir, folder_mode)
+    _tighten_files(data_dir, file_mode)
+    backups = data_dir / BACKUPS
+    if backups.is_dir() and not backups.is_symlink() and backups.stat().st_uid == os.geteuid():
+        os.chmod(backups, 0o700)
+        _tighten_files(backups, 0o600)
+
+
+def _tighten_files(folder: Path, mode: int) -> None:
+    for entry in os.scandir(folder):
+        if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.geteuid():
+            os.chmod(entry.path, mode)
+
+
+def create_private_file(path: Path) -> None:
+    """Create `path` empty, 0600, refusing to follow a link or to replace anything there."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    os.close(fd)
