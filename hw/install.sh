@@ -6,9 +6,12 @@
 #
 # Install sets up: system groups gpio, spi (if missing), pendock, pendock-web, pendock-tech;
 # system users pendock (the daemon: groups gpio, spi) and pendock-web (the page: group
-# pendock); the venv /opt/pendock/venv with the program; /etc/pendock/pendock.toml (only
-# when missing: an upgrade keeps the clinic's config); /var/lib/pendock and its backups
-# folder (records are never touched: the daemon migrates the schema when it starts); the
+# pendock, the record's read-only group; no one else is in it); technicians (--tech) go
+# in pendock-tech only and reach the record through the daemon's socket, never the file;
+# the venv /opt/pendock/venv with the program; /etc/pendock/pendock.toml (only
+# when missing: an upgrade keeps the clinic's config); /var/lib/pendock (2750, files 0640)
+# and its backups folder (0700, files 0600): records are never changed, only their modes
+# tightened (the daemon migrates the schema when it starts); the
 # systemd units; the hardware watchdog feed; the boot config lines (SPI on, watchdog on)
 # in one marked block; then, on a running system, enables and (re)starts the services.
 # Running it twice is the same as running it once.
@@ -157,19 +160,39 @@ copy_file() { # SOURCE DEST MODE: reports whether DEST changed
     fi
 }
 
+# The record and backups hold password and token hashes: the daemon writes them, the page
+# (group pendock) reads the record, no one else reads either. Earlier releases left them
+# group-writable; only modes change here, never contents.
+tighten_records() {
+    find "$(at "$DATA_DIR")" -maxdepth 1 -type f -exec chmod 0640 {} +
+    find "$(at "$DATA_DIR/backups")" -maxdepth 1 -type f -exec chmod 0600 {} +
+}
+
 install_accounts() {
     ensure_group gpio "GPIO pins; Raspberry Pi OS normally has it"
     ensure_group spi "SPI bus; Raspberry Pi OS normally has it"
-    ensure_group pendock "the daemon's group: record, config, control socket"
+    ensure_group pendock "the daemon's group: the record's read-only group (the page only) and the config"
     ensure_group pendock-web "the page's own group"
-    ensure_group pendock-tech "technicians allowed in over SSH"
+    ensure_group pendock-tech "technicians: the pendock CLI over the socket, SSH"
     ensure_user pendock pendock "gpio spi" "Pen dock daemon"
     ensure_user pendock-web pendock-web "pendock" "Pen dock page"
     local tech
     for tech in "${TECHS[@]}"; do
         has_user "$tech" || die "--tech $tech: no such user in $(at /etc/passwd); create the account first (adduser $tech)"
-        ensure_membership "$tech" pendock-tech "may log in over SSH when the sshd drop-in is on"
-        ensure_membership "$tech" pendock "may use the pendock CLI (control socket, record)"
+        ensure_membership "$tech" pendock-tech "may use the pendock CLI over the daemon's socket, and log in over SSH when the sshd drop-in is on"
+    done
+    keep_technicians_out_of_the_record
+}
+
+# An earlier release put technicians in group pendock, which then could write the record:
+# they reach it through the daemon's socket now (group pendock-tech), never the file.
+keep_technicians_out_of_the_record() {
+    local member members
+    members=$(field_of group pendock 4)
+    for member in ${members//,/ }; do
+        [[ $member == pendock-web ]] && continue
+        shadow_tool gpasswd --delete "$member" pendock >/dev/null
+        say "Took $member out of group pendock (the record's read group): technicians use the socket (group pendock-tech)."
     done
 }
 
@@ -332,8 +355,9 @@ do_install() {
     install_accounts
     install_venv
     install_config
-    ensure_dir "$DATA_DIR" 2770 pendock pendock
-    ensure_dir "$DATA_DIR/backups" 2770 pendock pendock
+    ensure_dir "$DATA_DIR" 2750 pendock pendock
+    ensure_dir "$DATA_DIR/backups" 00700 pendock pendock
+    tighten_records
     install_units
     install_boot_lines
     install_sshd

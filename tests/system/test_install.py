@@ -17,14 +17,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = ("pendock.service", "pendock-web.service", "pendock-backup.service", "pendock-backup.timer")
-SHADOW_TOOLS = ("useradd", "groupadd", "usermod", "userdel", "groupdel")
+SHADOW_TOOLS = ("useradd", "groupadd", "usermod", "userdel", "groupdel", "gpasswd")
 STOCK_BOOT_CONFIG = "# stock Raspberry Pi OS lines\ndtparam=audio=on\n[pi4]\narm_boost=1\n"
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="useradd --root needs root; run as root (CI does)"),
     pytest.mark.skipif(
         not all(shutil.which(tool) for tool in SHADOW_TOOLS),
-        reason="needs the shadow tools (useradd, groupadd, usermod, userdel, groupdel): apt install passwd",
+        reason="needs the shadow tools (useradd, groupadd, usermod, userdel, groupdel, gpasswd): apt install passwd",
     ),
     pytest.mark.skipif(shutil.which("bash") is None, reason="the installer is a bash script"),
 ]
@@ -132,9 +132,12 @@ def test_install_creates_folders_config_and_units(source: Path, root: Path) -> N
     uid = int(accounts(root, "passwd")["pendock"][2])
     gid = int(accounts(root, "group")["pendock"][2])
 
-    for folder in ("var/lib/pendock", "var/lib/pendock/backups"):
-        info = (root / folder).stat()
-        assert (oct(info.st_mode & 0o7777), info.st_uid, info.st_gid) == (oct(0o2770), uid, gid), folder
+    # S6: the page reads the record through group pendock (setgid, never group-writable);
+    # backups are the daemon's user's alone.
+    info = (root / "var/lib/pendock").stat()
+    assert (oct(info.st_mode & 0o7777), info.st_uid, info.st_gid) == (oct(0o2750), uid, gid)
+    info = (root / "var/lib/pendock/backups").stat()
+    assert (oct(info.st_mode & 0o777), info.st_uid) == (oct(0o700), uid)
 
     config = root / "etc" / "pendock" / "pendock.toml"
     assert config.read_text() == (source / "appliance" / "core" / "pendock.toml").read_text()
@@ -229,7 +232,8 @@ def test_tech_joins_groups_and_sshd_dropin_is_installed(source: Path, root: Path
     (root / "etc" / "ssh" / "sshd_config.d").mkdir(parents=True)
     install(source, root, "--no-venv", "--tech", "alice", "--sshd")
 
-    assert "alice" in members(root, "pendock-tech") and "alice" in members(root, "pendock")
+    assert "alice" in members(root, "pendock-tech")
+    assert "alice" not in members(root, "pendock"), "a technician in the record's group could read it (S6)"
     dropin = root / "etc" / "ssh" / "sshd_config.d" / "pendock.conf"
     assert dropin.read_text() == (source / "hw" / "sshd_pendock.conf").read_text()
 
@@ -334,3 +338,73 @@ def test_reinstall_after_uninstall_gives_the_kept_records_to_the_new_user(source
     assert record.read_bytes() == b"SQLite format 3\x00 sessions to keep"
     assert record.stat().st_uid == new_uid
     assert (root / "var" / "lib" / "pendock").stat().st_uid == new_uid
+
+
+# --- S6: who may touch the record, on the installed layout ---------------------------------
+
+
+def may(root: Path, user: str, path: Path, bit: int) -> bool:
+    """Whether `user` of the scratch root may read (4) or write (2) `path`, by its owner,
+    group and mode, as the kernel decides for a non-root user."""
+    passwd, groups = accounts(root, "passwd"), accounts(root, "group")
+    uid, gid = int(passwd[user][2]), int(passwd[user][3])
+    gids = {gid} | {int(g[2]) for g in groups.values() if user in g[3].split(",")}
+    info = path.stat()
+    mode = info.st_mode
+    if info.st_uid == uid:
+        return bool(mode & (bit << 6))
+    if info.st_gid in gids:
+        return bool(mode & (bit << 3))
+    return bool(mode & bit)
+
+
+def test_s6_only_the_daemon_writes_the_record_and_only_it_and_the_page_read_it(source: Path, root: Path) -> None:
+    install(source, root, "--no-venv", "--tech", "alice")
+    data = root / "var" / "lib" / "pendock"
+    uid = int(accounts(root, "passwd")["pendock"][2])
+    gid = int(accounts(root, "group")["pendock"][2])
+    # what the daemon makes under its unit's UMask=0027 in the setgid folder
+    old_umask = os.umask(0o027)
+    try:
+        for name in ("pendock.db", "pendock.db-wal", "pendock.db-shm"):
+            (data / name).write_bytes(b"users: password hashes; tokens: token hashes")
+            os.chown(data / name, uid, -1)
+    finally:
+        os.umask(old_umask)
+    backup = data / "backups" / "pendock-20261129.db"
+    fd = os.open(backup, os.O_WRONLY | os.O_CREAT, 0o600)  # as the daemon's `backup` creates it
+    os.close(fd)
+    os.chown(backup, uid, gid)
+
+    record = [data / n for n in ("pendock.db", "pendock.db-wal", "pendock.db-shm")]
+    assert all(p.stat().st_gid == gid for p in record), "the setgid folder did not give the record its group"
+    for path in record + [backup]:
+        assert may(root, "pendock", path, 4) and may(root, "pendock", path, 2), path
+        assert not may(root, "alice", path, 4), f"the technician can read {path.name} (hashes)"
+        assert not may(root, "alice", path, 2), f"the technician can write {path.name}"
+        assert not may(root, "pendock-web", path, 2), f"the page can write {path.name}"
+    assert all(may(root, "pendock-web", p, 4) for p in record), "the page cannot read the record"
+    assert not may(root, "pendock-web", backup, 4), "the page can read a backup"
+    assert members(root, "pendock") == {"pendock-web"}, "someone besides the page is in the record's group"
+    assert "alice" in members(root, "pendock-tech")
+
+
+def test_s6_an_upgrade_takes_technicians_out_of_the_record_and_tightens_old_files(source: Path, root: Path) -> None:
+    install(source, root, "--no-venv")
+    data = root / "var" / "lib" / "pendock"
+    # what an earlier release left: a group-writable record, a world-readable backup,
+    # the technician in the daemon's group
+    record, backup = data / "pendock.db", data / "backups" / "pendock-20240101.db"
+    record.write_bytes(b"SQLite format 3\x00 hashes")
+    record.chmod(0o660)
+    backup.write_bytes(b"SQLite format 3\x00 hashes")
+    backup.chmod(0o644)
+    subprocess.run(["usermod", "--root", str(root), "--append", "--groups", "pendock", "alice"], check=True)
+    assert "alice" in members(root, "pendock")
+
+    output = install(source, root, "--no-venv", "--tech", "alice")
+
+    assert "Took alice out of group pendock" in output
+    assert members(root, "pendock") == {"pendock-web"}
+    assert record.stat().st_mode & 0o777 == 0o640 and backup.stat().st_mode & 0o777 == 0o600
+    assert record.read_bytes() == b"SQLite format 3\x00 hashes", "an upgrade changed the record"

@@ -1,6 +1,6 @@
 """Who may use technician commands: root, the daemon's own user, or the pendock-tech group;
-everyone else who can reach the socket gets the clinic's commands only (brief: technician
-verbs are for technicians; contract: exit 2, nothing done).
+the daemon's own group (the page) gets the clinic's commands; any other user is not admitted
+at all (S6), whatever the socket file's mode (contract: exit 2, nothing done).
 
 The check under test is the daemon's own (SO_PEERCRED on the control socket), so the test
 opens a simulated dock's socket to everyone (test only: 0711 on its folder, 0666 on the
@@ -129,17 +129,21 @@ def test_only_technicians_may_use_technician_commands(outsider, technicians_grou
     groups = subprocess.run(["id", "-Gn", outsider], capture_output=True, text=True, check=True).stdout.split()
     assert TECHNICIANS not in groups and outsider != "root"
 
-    # not a technician: technician verbs are refused, nothing is done
+    # not a technician, not the daemon's group: the daemon admits nothing (S6), the socket's
+    # file mode notwithstanding, and the record itself is not readable
     before = audit_entries(open_demo.data)
-    denied = pendock("selftest")
-    assert denied.returncode == 2, denied.stdout + denied.stderr
-    assert TECHNICIANS in denied.stderr and outsider in denied.stderr, denied.stderr
-    denied = pendock("rebaseline", "--reason", "not mine to do")
-    assert denied.returncode == 2, denied.stdout + denied.stderr
-    assert TECHNICIANS in denied.stderr
-    assert audit_entries(open_demo.data) == before, "a refused technician command left a trace of being done"
+    for args in (("selftest",), ("rebaseline", "--reason", "not mine to do"), ("status",),
+                 ("next-client", "BK-7001", "--area", "face")):
+        denied = pendock(*args)
+        assert denied.returncode == 2, denied.stdout + denied.stderr
+        assert TECHNICIANS in denied.stderr and outsider in denied.stderr, denied.stderr
+        assert "Traceback" not in denied.stderr
+    assert audit_entries(open_demo.data) == before, "a refused command left a trace of being done"
+    peek = _as_user(outsider, ["cat", str(open_demo.data / "pendock.db")], {})
+    assert peek.returncode != 0 and "Permission denied" in peek.stderr, "another user can read the hashes"
 
-    # ... but the clinic's verbs work, and are recorded in that user's name
+    # in the technicians' group: the clinic's verbs work, recorded in that user's name
+    technicians_group(outsider)
     status = pendock("status", "--json")
     assert status.returncode == 0, status.stdout + status.stderr
     assert STATUS_KEYS <= json.loads(status.stdout).keys()
@@ -149,8 +153,7 @@ def test_only_technicians_may_use_technician_commands(outsider, technicians_grou
     assert named.returncode == 0, named.stdout + named.stderr
     assert (outsider, "next_client") in actions_since(open_demo.data, mark)
 
-    # in the technicians' group: the same verbs go through, in that user's name
-    technicians_group(outsider)
+    # ... and the technician verbs go through, in that user's name
     reason = "access test: pen board swapped"
     mark = len(audit_entries(open_demo.data))
     allowed = pendock("rebaseline", "--reason", reason)

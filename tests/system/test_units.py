@@ -132,8 +132,11 @@ def test_daemon_is_a_watched_notify_service_with_only_its_devices() -> None:
     assert one(d, "Service.Restart") == "on-failure"
     assert (one(d, "Service.User"), one(d, "Service.Group")) == ("pendock", "pendock")
     assert set(one(d, "Service.SupplementaryGroups").split()) == {"gpio", "spi"}
-    assert one(d, "Service.UMask") == "0007"
-    assert one(d, "Service.StateDirectoryMode") == "2770"
+    # S6: the record is never group-writable; the page reads it through group pendock.
+    assert one(d, "Service.UMask") == "0027"
+    assert one(d, "Service.StateDirectoryMode") == "2750"
+    # technicians (pendock-tech) reach the socket; the daemon admits them (may_connect)
+    assert one(d, "Service.RuntimeDirectoryMode") == "0755"
     assert one(d, "Service.DevicePolicy") == "closed"
     allowed = " ".join(d["Service.DeviceAllow"])
     for device in ("gpiochip", "gpiomem", "/dev/spidev0.0"):
