@@ -8,11 +8,10 @@ commands need root or the technicians' group (see control.Peer).
 from __future__ import annotations
 
 import sqlite3
-from datetime import date
 from pathlib import Path
 
 from appliance.hardware import frame
-from appliance.core import rules
+from appliance.core import inputs, rules
 from appliance.daemon.control import BadRequest, ControlServer, Peer, Refused, flag
 from appliance.daemon.dock import Dock
 from appliance.daemon.selftest import run_selftest
@@ -25,13 +24,7 @@ MAX_REASON = 500
 ROLES = ("therapist", "manager")
 
 
-def parse_day(text, today: date) -> date:
-    if text in (None, ""):
-        return today
-    try:
-        return date.fromisoformat(str(text))
-    except ValueError:
-        raise BadRequest(f"date {text!r} is not a date: use YYYY-MM-DD, e.g. {today.isoformat()}") from None
+parse_day = inputs.parse_day  # the one date rule, shared with the page (YYYY-MM-DD exactly)
 
 
 def _reason(args: dict) -> str:
@@ -154,12 +147,10 @@ def register(server: ControlServer, dock: Dock) -> None:
         return result.__dict__ if hasattr(result, "__dict__") else dict(result._asdict())
 
     def user_add(args, peer):
-        name = str(args.get("name") or "")
+        name = inputs.check_user_name(args.get("name"))  # the login form's own rule
         role = str(args.get("role") or "")
         if role not in ROLES:
             raise BadRequest(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-        if not name or len(name) > 32 or not all(c.isalnum() or c in "-_." for c in name):
-            raise BadRequest("a user name is 1 to 32 letters, digits, '-', '_' or '.'")
         password_hash = str(args.get("password_hash") or "")
         if not password_hash.startswith("scrypt$"):
             raise BadRequest("password_hash must be made by `pendock user add` (scrypt)")

@@ -5,37 +5,19 @@ the rule table's plain words (appliance/core/rules.py).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
-from appliance.core import rules
+from appliance.core import inputs, rules
+from appliance.core.inputs import FIRST_DAY, LAST_DAY  # noqa: F401  (the page's date bounds)
 from appliance.record.store import LOG_KEYS
 
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # what a date parameter may name
 AFTERCARE_DAYS = 3  # brief: home care matters most in the first 3 days
 REDNESS_HOURS = (3, 48)  # brief: redness can last 3 to 48 hours
 
-
-class BadParameter(ValueError):
-    """A request parameter the page cannot use; the message says what to send instead."""
-
-
-def parse_day(text: str | None, today: date) -> date:
-    """'YYYY-MM-DD' (exactly) -> date; empty -> today."""
-    if text is None or text == "":
-        return today
-    if not isinstance(text, str) or len(text) > 10 or not _DAY.fullmatch(text):
-        raise BadParameter(f"date {str(text)[:40]!r} is not a date: use YYYY-MM-DD, e.g. {today.isoformat()}")
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise BadParameter(f"date {text!r} does not exist: use YYYY-MM-DD, e.g. {today.isoformat()}") from None
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise BadParameter(f"date {text!r} is out of range: the record holds days from "
-                           f"{FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}")
-    return day
+# One date rule for the page, the CLI and the daemon (appliance/core/inputs.py).
+BadParameter = inputs.BadInput
+parse_day = inputs.parse_day
 
 
 def contract_session(session: dict) -> dict:

@@ -277,3 +277,16 @@ def test_the_daemon_takes_the_string_false_for_nothing(sim_dock):
     assert sim_dock.audit_actions() == before, "a refused request was recorded"
     sim_dock.call("login", user="manager", ok=False)
     assert sim_dock.audit_actions()[-1] == "login_failed"
+
+
+def test_the_daemon_refuses_a_user_name_the_login_form_would_refuse(sim_dock):
+    from appliance.record.passwords import password_hash
+
+    with pytest.raises(BadRequest, match="ASCII"):
+        sim_dock.call("user_add", name="José", role="therapist", password_hash=password_hash("long enough", n=2**10))
+    assert sim_dock.store.user("José") is None
+
+
+def test_the_daemon_takes_only_yyyy_mm_dd(sim_dock):
+    with pytest.raises(BadRequest, match="YYYY-MM-DD"):
+        sim_dock.call("sessions", date="2026-W48-1")
