@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -60,5 +61,25 @@ def run(args) -> int:
     from appliance.page.app import serve
 
     host = args.host or config.web.host
-    port = args.port or config.web.port
-    return serve(config, data, socket, host, port)
+    port = config.web.port if args.port is None else args.port
+    try:
+        check_listen_address(host, port)
+    except ValueError as error:
+        return refusal(error)
+    try:
+        return serve(config, data, socket, host, port)
+    except OSError as error:  # the address is not this machine's, or the port is taken
+        return refusal(f"the page cannot listen on {host} port {port}: {error.strerror or error}; "
+                       f"choose another --host/--port (or web.host/web.port in the config)")
+
+
+def check_listen_address(host: str, port: int) -> None:
+    """A TCP port (waitress would quietly take 99999 as another port) and an address of
+    this machine (a name that does not resolve would end in a traceback); ValueError says which."""
+    if not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"--port {port} is not a TCP port: use 1 to 65535, e.g. --port 8080")
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        raise ValueError(f"--host {host!r} is not an address: use 127.0.0.1 (this dock only), "
+                         f"0.0.0.0 (the clinic's network) or one of this dock's IP addresses") from None

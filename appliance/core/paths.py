@@ -90,3 +90,33 @@ def trusted_demo_socket(link: Path, uid: int | None = None) -> Path:
         raise UntrustedSocket(f"{link} points into {target.parent}, a folder others may write or "
                               f"that is not yours: not used; {fix}")
     return target
+
+
+class UnusableDataDir(ValueError):
+    """A --data folder the dock cannot keep its record in; the message says why."""
+
+
+_KERNEL_FOLDERS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def usable_data_dir(path: Path) -> Path:
+    """`path` made ready as a data folder (created 0700 if missing), or UnusableDataDir
+    in one plain line: a file, a kernel folder (/proc, /sys, /dev), or a folder that
+    cannot be made."""
+    path = Path(path)
+    absolute = Path(os.path.abspath(path))
+    if any(absolute == k or k in absolute.parents for k in _KERNEL_FOLDERS):
+        raise UnusableDataDir(f"--data {path}: {absolute.parts[1] and '/' + absolute.parts[1]} is the kernel's, "
+                              f"not a place for the record; choose a folder of your own, e.g. ~/pendock-data")
+    if path.exists() and not path.is_dir():
+        raise UnusableDataDir(f"--data {path} is a file, not a folder: choose a folder for the record "
+                              f"(it is made if missing), e.g. ~/pendock-data")
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise UnusableDataDir(f"--data {path}: cannot make the folder ({error.strerror}); choose one "
+                              f"you may write, e.g. ~/pendock-data") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UnusableDataDir(f"--data {path}: this user may not write there; choose a folder you may "
+                              f"write, e.g. ~/pendock-data")
+    return path
