@@ -13,6 +13,7 @@ from pathlib import Path
 from appliance.hardware import frame
 from appliance.core import inputs, rules
 from appliance.daemon.control import BadRequest, ControlServer, Peer, Refused, flag
+from appliance.daemon import accounts
 from appliance.daemon.dock import Dock
 from appliance.daemon.selftest import run_selftest
 from appliance.daemon.files import create_private_file
@@ -229,3 +230,4 @@ def register(server: ControlServer, dock: Dock) -> None:
                           ("token_create", token_create), ("backup", backup),
                           ("restore", restore), ("purge", purge)):
         server.register(name, handler, technician=True, errors={StorageError: "refused"})
+    accounts.register(server, dock)
