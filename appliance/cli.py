@@ -15,7 +15,7 @@ import secrets
 import sys
 from typing import Callable
 
-from appliance.core import paths
+from appliance.core import inputs, paths
 from appliance.record.passwords import password_hash
 from appliance.daemon.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Refused
 from appliance.record.export import sessions_csv
@@ -50,24 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--port", type=int)
     web.add_argument("--host")
 
+    # The same options after a sim verb, without defaults: `sim --data D dock` keeps D.
+    inner = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    inner.add_argument("--config", help="config file (default: PENDOCK_CONFIG or /etc/pendock/pendock.toml)")
+    inner.add_argument("--data", help="data folder (default: PENDOCK_DATA or /var/lib/pendock)")
+    inner.add_argument("--json", action="store_true", help="print JSON for scripts")
     sim = sub.add_parser("sim", parents=[common], help="drive the simulated pen of a running demo")
     simsub = sim.add_subparsers(dest="sim_verb", metavar="SIM_VERB", parser_class=_Parser)
     simsub.required = True
-    d = simsub.add_parser("dock", parents=[common], help="seat the pen")
+    d = simsub.add_parser("dock", parents=[inner], help="seat the pen")
     d.add_argument("--bounce", action="store_true", help="with switch chatter")
-    u = simsub.add_parser("undock", parents=[common], help="lift the pen (refused while held)")
+    u = simsub.add_parser("undock", parents=[inner], help="lift the pen (refused while held)")
     u.add_argument("--force", action="store_true", help="the technician's key: recorded as a forced removal")
-    c = simsub.add_parser("cartridge", parents=[common], help="fit (or --remove) a cartridge")
+    c = simsub.add_parser("cartridge", parents=[inner], help="fit (or --remove) a cartridge")
     c.add_argument("--serial")
     c.add_argument("--strokes")
     c.add_argument("--remove", action="store_true")
-    n = simsub.add_parser("needle", parents=[common], help="use the lifted pen")
+    n = simsub.add_parser("needle", parents=[inner], help="use the lifted pen")
     n.add_argument("--minutes", required=True)
     n.add_argument("--depth")
     n.add_argument("--strokes")
-    f = simsub.add_parser("fault", parents=[common], help="crc, stall, overtemp, battery-low, chip, or clear")
+    f = simsub.add_parser("fault", parents=[inner], help="crc, stall, overtemp, battery-low, chip, or clear")
     f.add_argument("name")
-    k = simsub.add_parser("clock", parents=[common], help="move the simulated wall clock")
+    k = simsub.add_parser("clock", parents=[inner], help="move the simulated wall clock")
     k.add_argument("--advance", help="e.g. 90m, 21d")
     k.add_argument("--jump", help="wall clock only, e.g. -1d, 365d")
     k.add_argument("--unsync", action="store_true")
@@ -93,13 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reason", required=True)
     au = sub.add_parser("audit", parents=[common], help="audit trail")
     au.add_argument("action", choices=["verify"])
-    us = sub.add_parser("user", parents=[common], help="page users")
-    us.add_argument("action", choices=["add"])
+    us = sub.add_parser("user", parents=[common], help="page users: add, remove, passwd (password on stdin)")
+    us.add_argument("action", choices=["add", "remove", "passwd"])
     us.add_argument("name")
-    us.add_argument("--role", required=True, choices=["therapist", "manager"])
-    tk = sub.add_parser("token", parents=[common], help="read-only API tokens")
-    tk.add_argument("action", choices=["create"])
-    tk.add_argument("--name", default="api")
+    us.add_argument("--role", choices=["therapist", "manager"], help="for add")
+    tk = sub.add_parser("token", parents=[common], help="read-only API tokens: create, list, revoke ID|NAME")
+    tk.add_argument("action", choices=["create", "list", "revoke"])
+    tk.add_argument("ref", nargs="?", help="for revoke: the token's id or name")
+    tk.add_argument("--name", default="api", help="for create")
     bk = sub.add_parser("backup", parents=[common], help="online copy of the record")
     bk.add_argument("path")
     rs = sub.add_parser("restore", parents=[common], help="replace the record with a backup (no session open)")
@@ -290,13 +296,38 @@ def _audit(args, client) -> int:
 
 
 def _user(args, client) -> int:
+    try:
+        name = inputs.check_user_name(args.name)  # the login form's rule, before any password
+    except inputs.BadInput as error:
+        raise UsageError(str(error)) from None
+    if args.action == "remove":
+        result = client.call("user_remove", name=name)
+        _emit(args, result, f"User {name} removed; their logins on the page have ended.")
+        return EXIT_OK
+    if args.action == "add" and not args.role:
+        raise UsageError("user add needs --role therapist or --role manager")
     password = _read_password()
-    result = client.call("user_add", name=args.name, role=args.role, password_hash=password_hash(password))
+    if args.action == "passwd":
+        result = client.call("user_passwd", name=name, password_hash=password_hash(password))
+        _emit(args, result, f"Password of {name} changed; their logins on the page have ended.")
+        return EXIT_OK
+    result = client.call("user_add", name=name, role=args.role, password_hash=password_hash(password))
     _emit(args, result, f"User {result['name']} ({result['role']}) added.")
     return EXIT_OK
 
 
 def _token(args, client) -> int:
+    if args.action == "list":
+        tokens = client.call("token_list")
+        text = [f"{t['id']:>4}  {t['name']:<24} created {t['created_at'][:16].replace('T', ' ')}" for t in tokens]
+        _emit(args, tokens, "\n".join(text) or "No API tokens.")
+        return EXIT_OK
+    if args.action == "revoke":
+        if not args.ref:
+            raise UsageError("token revoke needs the token's id or name (see `pendock token list`)")
+        result = client.call("token_revoke", ref=args.ref)
+        _emit(args, result, f"API token {result['id']} ({result['name']}) revoked.")
+        return EXIT_OK
     token = "pdk_" + secrets.token_urlsafe(32)
     result = client.call("token_create", name=args.name, token_hash=hashlib.sha256(token.encode()).hexdigest())
     result["token"] = token
@@ -367,6 +398,18 @@ def _read_password() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        code = _dispatch(argv)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
+    except BrokenPipeError:
+        # `pendock status | head -1`: the reader left; end quietly, and let nothing
+        # try to flush into the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_USAGE
+
+
+def _dispatch(argv: list[str] | None) -> int:
+    try:
         args = build_parser().parse_args(argv)
         if args.verb == "demo":
             from appliance.demo import run_demo
@@ -389,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pendock: {error}", file=sys.stderr)
         return EXIT_USAGE
     except ControlError as error:
+        print(f"pendock: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (paths.UntrustedSocket, paths.UnusableDataDir) as error:
         print(f"pendock: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

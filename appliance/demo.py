@@ -82,8 +82,10 @@ def run_demo(args) -> int:
     if not _port_free(args.port):
         print(f"pendock: port {args.port} on 127.0.0.1 is in use: stop what uses it or pass --port N", file=sys.stderr)
         return 2
-    data = Path(args.data or os.environ.get("PENDOCK_DATA") or paths.demo_data_dir())
-    data.mkdir(parents=True, exist_ok=True)
+    try:  # a file, a kernel folder or an unwritable one: one plain line, exit 2
+        data = paths.usable_data_dir(Path(args.data or os.environ.get("PENDOCK_DATA") or paths.demo_data_dir()))
+    except paths.UnusableDataDir as error:
+        return refusal(error)
     socket = data / paths.SOCKET_NAME
 
     try:

@@ -46,6 +46,10 @@ def run(args) -> int:
         from appliance.record.store import StoreError
 
         try:
+            data = paths.usable_data_dir(data)
+        except paths.UnusableDataDir as error:
+            return refusal(error)
+        try:
             pinmap = load_pinmap(pinmap_path())
             return run_daemon(config, data, socket, SystemClock(config.tz), pinmap=pinmap,
                               config_source=resolve_config_path(args.config, os.environ))

@@ -42,3 +42,35 @@ class AccessMixin:
         rows = self._read("SELECT id, name, token_hash, created_at FROM tokens "
                           "WHERE token_hash = ?", (token_hash,))
         return dict(rows[0]) if rows else None
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user's name, role and creation time (never the hash)."""
+        return [dict(r) for r in self._read("SELECT name, role, created_at FROM users ORDER BY name")]
+
+    def remove_user(self, name: str, at: datetime, *, actor: str = "system",
+                    clock_synced: bool = True) -> None:
+        with self.transaction(f"removing the user {name!r}"):
+            if self._conn.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount != 1:
+                raise StoreError(f"there is no user {name!r}")
+            self._audit(actor, "user_removed", {"name": name}, at, clock_synced)
+
+    def set_password(self, name: str, password_hash: str, at: datetime, *, actor: str = "system",
+                     clock_synced: bool = True) -> None:
+        with self.transaction(f"the password of {name!r}"):
+            if self._conn.execute("UPDATE users SET password_hash = ? WHERE name = ?",
+                                  (password_hash, name)).rowcount != 1:
+                raise StoreError(f"there is no user {name!r}")
+            self._audit(actor, "user_password_changed", {"name": name}, at, clock_synced)
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every API token's id, name and creation time (never the hash)."""
+        return [dict(r) for r in self._read("SELECT id, name, created_at FROM tokens ORDER BY id")]
+
+    def revoke_token(self, token_id: int, at: datetime, *, actor: str = "system",
+                     clock_synced: bool = True) -> None:
+        with self.transaction(f"revoking the API token {token_id}"):
+            row = self._conn.execute("SELECT name FROM tokens WHERE id = ?", (token_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"there is no API token {token_id}")
+            self._conn.execute("DELETE FROM tokens WHERE id = ?", (token_id,))
+            self._audit(actor, "token_revoked", {"id": token_id, "name": row[0]}, at, clock_synced)

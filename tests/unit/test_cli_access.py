@@ -131,4 +131,8 @@ def test_a_planted_demo_link_is_refused_in_one_line(tmp_path):
 @pytest.mark.parametrize("data, words", [("/etc/passwd", ("is a file",)), ("/proc/x", ("kernel",)),
                                          ("/proc", ("kernel",))])
 def test_demo_refuses_a_data_folder_it_cannot_use(tmp_path, data, words):
-    plain_refusal(run("demo", "--data", data, "--port", "1", timeout=30), *words)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    plain_refusal(run("demo", "--data", data, "--port", str(port), timeout=30), *words)
+    assert not Path(data, "pendock.db").exists()
