@@ -89,8 +89,14 @@ def register(server: ControlServer, dock: Dock) -> None:
         return store.sessions_on(day)
 
     def login(args, peer):
-        audit(peer, "login" if flag(args, "ok") else "login_failed",
-              {"user": str(args.get("user", ""))[:64], "remote": str(args.get("remote", ""))[:64]})
+        action = "login_throttled" if flag(args, "refused") else "login" if flag(args, "ok") else "login_failed"
+        detail = {"user": str(args.get("user", ""))[:64], "remote": str(args.get("remote", ""))[:64]}
+        throttled = args.get("throttled", 0)
+        if isinstance(throttled, bool) or not isinstance(throttled, int) or not 0 <= throttled < 2**31:
+            raise BadRequest("throttled must be a whole number of refused attempts")
+        if throttled:
+            detail["throttled"] = throttled  # attempts refused while slowed, summarised here (S5)
+        audit(peer, action, detail)
         return {"recorded": True}
 
     # -- technician --------------------------------------------------------------------

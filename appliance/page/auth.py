@@ -147,6 +147,7 @@ class Login:
 
     name: str
     role: str
+    stamp: str = ""  # of the password hash it was made with: a new password ends it
 
     @property
     def is_manager(self) -> bool:
@@ -220,7 +221,20 @@ def verify_password(store, name: str, password: str) -> Login | None:
         return None
     if not check_password(password, user["password_hash"]):
         return None
-    return Login(user["name"], user["role"])
+    return Login(user["name"], user["role"], password_stamp(user["password_hash"]))
+
+
+def password_stamp(stored_hash: str) -> str:
+    return hashlib.sha256(stored_hash.encode()).hexdigest()[:16]
+
+
+def still_valid(store, login: Login) -> bool:
+    """A person's login holds while the user is there with the same role and password."""
+    if login.role not in ROLES:
+        return True  # a token's: checked against the record at every request anyway
+    user = store.user(login.name)
+    return (user is not None and user.get("role") == login.role
+            and password_stamp(user["password_hash"]) == login.stamp)
 
 
 def token_login(store, header: str | None) -> Login | None:

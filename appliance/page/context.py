@@ -34,7 +34,7 @@ class PageContext:
         self.areas = tuple(config.areas.max_depth_mm)
         self.data_dir = data_dir
         self.make_client = make_client
-        self.logins = auth.SessionTable()
+        self.logins = auth.SessionTable(max_seconds=config.web.session_hours * 3600)
         self.throttle = throttle
         self._store = store
         self._open_lock = threading.Lock()

@@ -39,10 +39,15 @@ def identify():
         return None
     page = here()
     login = page.logins.get(session.get("sid"))
-    if login is None and request.method == "GET" and "Authorization" in request.headers:
+    if login is not None and not auth.still_valid(page.record(), login):
+        page.logins.end(session.get("sid"))  # removed, or a new password: that login is over
+        login = None
+    machine = request.path.startswith(MACHINE_PATHS)
+    if login is None and machine and request.method == "GET" and "Authorization" in request.headers:
+        # Tokens are for the API and the CSV only: never the HTML pages, never a cookie.
         login = auth.token_login(page.record(), request.headers.get("Authorization"))
     if login is None:
-        if request.path.startswith(MACHINE_PATHS):
+        if machine:
             return api_error("log in, or send Authorization: Bearer TOKEN (pendock token create)", 401,
                              {"WWW-Authenticate": 'Bearer realm="pendock"'})
         if request.method == "GET":

@@ -1,5 +1,5 @@
 """Logging in and out of the page. Every attempt goes to the daemon's audit trail;
-wrong passwords are throttled per user name (auth.LoginThrottle)."""
+wrong passwords are throttled per user name and client address (auth.LoginThrottle)."""
 from __future__ import annotations
 
 import logging
@@ -29,19 +29,23 @@ def login():
         return render_template("login.html", next=next_path, name=name[:32],
                                message="Enter your user name (letters, digits, '-', '_' or '.') "
                                        "and your password."), 400
-    wait = page.throttle.wait_seconds(name)
+    address = request.remote_addr or ""
+    wait = page.throttle.wait_seconds(name, address)
     if wait > 0:
-        report_login(name, False)
+        # Counted in memory only: one audit entry when a burst begins, its total with the
+        # next attempt that is checked. A flood of refused attempts writes nothing (S5).
+        if page.throttle.refused(name, address) == 1:
+            report_login(name, False, refused=True, throttled=1)
         return render_template("login.html", next=next_path, name=name,
-                               message=f"Too many wrong passwords for {name}. Wait {int(wait) + 1} "
-                                       f"seconds and try again, or ask a manager."), 429
+                               message=f"Too many wrong passwords for {name} from this device. Wait "
+                                       f"{int(wait) + 1} seconds and try again, or ask a manager."), 429
     who = auth.verify_password(page.record(), name, password)
-    report_login(name, who is not None)
+    report_login(name, who is not None, throttled=page.throttle.summary(name, address))
     if who is None:
-        page.throttle.failed(name)
+        page.throttle.failed(name, address)
         return render_template("login.html", next=next_path, name=name,
                                message="That user name and password do not match."), 401
-    page.throttle.succeeded(name)
+    page.throttle.succeeded(name, address)
     page.logins.end(session.get("sid"))
     session.clear()
     session["sid"] = page.logins.start(who)
@@ -56,17 +60,19 @@ def logout():
     return redirect(url_for("login.login"))
 
 
-def report_login(name: str, ok: bool) -> None:
-    """Every attempt goes to the daemon's audit trail; a login is not refused when the
-    daemon is down (the log must stay readable), but that is logged here."""
+def report_login(name: str, ok: bool, *, refused: bool = False, throttled: int = 0) -> None:
+    """Every checked attempt goes to the daemon's audit trail, and the first refused one of
+    a burst (with `throttled`, how many were refused since the last entry); a login is not
+    refused when the daemon is down (the log must stay readable), but that is logged here."""
+    extra = {"refused": True} if refused else {}
+    if throttled:
+        extra["throttled"] = throttled
     try:
-        here().make_client("page login").call("login", user=name, ok=ok, remote=request.remote_addr or "")
+        here().make_client("page login").call("login", user=name, ok=ok, remote=request.remote_addr or "", **extra)
     except ControlError as error:
         log.warning("login of %r (ok=%s) not in the audit trail: %s", name, ok, error)
 
 
 def safe_next(text: str | None) -> str:
-    """Only a path on this site: never an open redirect."""
-    if not text or not text.startswith("/") or text.startswith("//") or "\\" in text or len(text) > 200:
-        return "/"
-    return text
+    """Only a path on this dock: never an open redirect (auth.safe_next)."""
+    return auth.safe_next(text)

@@ -290,3 +290,13 @@ def test_the_daemon_refuses_a_user_name_the_login_form_would_refuse(sim_dock):
 def test_the_daemon_takes_only_yyyy_mm_dd(sim_dock):
     with pytest.raises(BadRequest, match="YYYY-MM-DD"):
         sim_dock.call("sessions", date="2026-W48-1")
+
+
+def test_a_throttled_burst_is_one_audit_entry_with_its_count(sim_dock):
+    sim_dock.call("login", user="boss", ok=False, refused=True, throttled=1, remote="192.168.1.66")
+    sim_dock.call("login", user="boss", ok=False, throttled=199, remote="192.168.1.66")
+    first, second = sim_dock.store.audit_entries(limit=2)[::-1]
+    assert (first.action, second.action) == ("login_throttled", "login_failed")
+    assert second.detail["throttled"] == 199
+    with pytest.raises(BadRequest, match="whole number"):
+        sim_dock.call("login", user="boss", ok=False, throttled="many")

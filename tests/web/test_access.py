@@ -44,9 +44,15 @@ def test_posts_without_login_do_nothing(client, daemon, path):
     assert not daemon.commands("next_client") and not daemon.commands("override")
 
 
-@pytest.mark.parametrize("path", MACHINE + PAGES)
+@pytest.mark.parametrize("path", MACHINE)
 def test_a_token_reads(client, path):
     assert client.get(path, headers=BEARER).status_code == 200
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_a_token_does_not_open_the_pages(client, path):  # tokens are for the API and the CSV (issue 9)
+    response = client.get(path, headers=BEARER)
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
 @pytest.mark.parametrize("header", ["Bearer wrong", "Bearer ", "Basic dGhlcmE6eA==", f"Token {records.TOKEN}",

@@ -4,6 +4,7 @@ absolute lifetime. Each attack bounded in count and time."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from dataclasses import replace
 
 import pytest
@@ -115,7 +116,7 @@ def test_the_page_takes_the_lifetime_from_the_config(record_dir, daemon):
     try:
         app = create_app(config, record_dir, record_dir / "control.sock", control=daemon.client, store=store,
                          secret_key="k")
-        assert app.extensions["pendock.logins"].max_seconds == 3 * 3600
+        assert app.extensions["pendock"].logins.max_seconds == 3 * 3600
     finally:
         store.close()
 
@@ -124,3 +125,44 @@ def test_a_non_ascii_name_is_refused_by_the_form_as_by_the_cli(client):
     response = attempt(client, "José", records.PASSWORD, RECEPTION)
     assert response.status_code == 400
     assert not auth.valid_user_name("José")
+
+
+def test_a_removed_user_or_a_new_password_ends_the_login_at_once(tmp_path, daemon):
+    from datetime import date as day
+
+    records.build_record(tmp_path / "r", list(records.session_rows(day(2026, 11, 20), 1, 1)))
+    writer = Store.open(tmp_path / "r")
+    reader = Store.open(tmp_path / "r", readonly=True)
+    try:
+        app = create_app(Config(), tmp_path / "r", tmp_path / "r" / "control.sock", control=daemon.client,
+                         store=reader, secret_key="k", status_fresh_s=0)
+        thera, boss = app.test_client(), app.test_client()
+        assert log_in(thera).status_code == 302 and log_in(boss, "boss").status_code == 302
+        assert thera.get("/").status_code == 200 and boss.get("/").status_code == 200
+        now = datetime(2026, 11, 29, tzinfo=timezone.utc)
+        writer.set_password("boss", "scrypt$another", now)
+        writer.remove_user("thera", now)
+        for client in (thera, boss):
+            response = client.get("/")
+            assert response.status_code == 302 and "/login" in response.headers["Location"]
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_a_revoked_token_is_refused_at_once(tmp_path, daemon):
+    from datetime import date as day
+
+    records.build_record(tmp_path / "r", list(records.session_rows(day(2026, 11, 20), 1, 1)))
+    writer = Store.open(tmp_path / "r")
+    reader = Store.open(tmp_path / "r", readonly=True)
+    try:
+        app = create_app(Config(), tmp_path / "r", tmp_path / "r" / "control.sock", control=daemon.client,
+                         store=reader, secret_key="k", status_fresh_s=0)
+        client = app.test_client()
+        assert client.get("/api/status", headers=BEARER).status_code == 200
+        writer.revoke_token(writer.tokens()[0]["id"], datetime(2026, 11, 29, tzinfo=timezone.utc))
+        assert client.get("/api/status", headers=BEARER).status_code == 401
+    finally:
+        writer.close()
+        reader.close()
