@@ -83,6 +83,27 @@ class DockState:
     overrides: frozenset[str] = frozenset()  # codes a manager overrode for the next session
     storage_ok: bool = True
     clock_synced: bool = True
+    clock_behind_record: bool = False  # the wall clock reads earlier than the record: a lock
+
+
+@dataclass(frozen=True)
+class ClockState:
+    """What the dock knows about its wall clock, worked out by the shell (daemon/clockwatch.py).
+
+    The rules never read a clock: they get `effective_now` as their "now" and the flags
+    in DockState. A Pi has no real-time clock, so "unknown" is the normal state after a
+    power cut until NTP answers or a person sets the clock.
+    """
+
+    wall: datetime  # what the wall clock reads
+    effective_now: datetime  # the time the rules use: never a jump the monotonic clock denies
+    known_right: bool  # NTP synced or set by a person this boot, tracking the monotonic clock
+    why: str  # "ntp", "person" or "unknown"
+    behind_record: bool = False  # reads earlier than what the record already holds
+    jumped: bool = False  # moved away from the monotonic clock without a sync or a person
+    last_known_right: datetime | None = None
+    boot_id: str = ""
+    monotonic: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,10 @@ DESCRIPTIONS: dict[str, Describe] = {
         "lock", "The dock cannot write its records, so no session can start.",
         "Call the technician; the pen stays held until the records can be written."),
     "clock_unsynced": Describe(
-        "warning", "The dock's clock is not known to be right, so the interval checks may be wrong.",
-        "Check today's date on the page, and connect the dock to the network so it can set its clock."),
+        "warning", "The dock's clock is not known to be right, so the interval checks may be wrong "
+        "(it holds the pen when it reads earlier than the dock's record).",
+        "Set the clock: pendock clock set YYYY-MM-DDTHH:MM --reason TEXT (a manager or "
+        "technician), or connect the dock to the network so NTP sets it."),
     "checklist_missing": Describe(
         "warning", "The pre-session checklist (contraindications screened, test area done) is not complete.",
         "Screen the client for contraindications, do a test area, and tick both before the session."),
@@ -128,8 +130,8 @@ def decide(state: DockState, history: History, config: Config, now: datetime) ->
     if not state.docked:
         return Decision(locks=("no_pen",))  # nothing else can be judged without the pen
     found = _ordered(_findings(state, history, config, now))
-    locks = [c for c in found if _is_lock(c, config)]
-    warnings = [c for c in found if not _is_lock(c, config)]
+    locks = [c for c in found if _is_lock(c, config, state)]
+    warnings = [c for c in found if not _is_lock(c, config, state)]
     overridden = [c for c in locks if c in OVERRIDABLE and c in state.overrides]
     return Decision(
         locks=tuple(c for c in locks if c not in overridden),
@@ -148,7 +150,7 @@ def _findings(state: DockState, history: History, config: Config, now: datetime)
     yield from _client_findings(state.next_client, history, config, now)
     if not state.storage_ok:
         yield "storage_error"
-    if not state.clock_synced:
+    if not state.clock_synced or state.clock_behind_record:
         yield "clock_unsynced"
 
 
@@ -200,7 +202,10 @@ def _client_findings(client: NextClient | None, history: History, config: Config
         yield "checklist_missing"
 
 
-def _is_lock(code: str, config: Config) -> bool:
+def _is_lock(code: str, config: Config, state: DockState | None = None) -> bool:
+    if code == "clock_unsynced":
+        # A clock behind the record would date this session before ones already given.
+        return state is not None and state.clock_behind_record
     if code == "checklist_missing":
         return config.rules.checklist_required
     return describe(code).kind == "lock"

@@ -14,6 +14,7 @@ import random
 import re
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,34 +49,70 @@ def parse_duration(text: str) -> float:
     return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
 
 
+MAX_OFFSET_S = 100 * 366 * 86400  # the simulated clock stays within a century of the real one
+
+
 class SimClock:
-    """A wall clock and a monotonic clock that can be moved on together (or the wall alone)."""
+    """A wall clock and a monotonic clock that can be moved on together (or the wall alone).
+
+    Each SimClock is one simulated boot: its own boot id, its monotonic clock from zero.
+    `synced` and `sync_mark` play systemd-timesyncd: each --sync is a new synchronisation.
+    """
 
     def __init__(self, tz: ZoneInfo, *, wall_offset: float = 0.0, mono_offset: float = 0.0, synced: bool = True):
         self.tz = tz
         self.wall_offset = wall_offset
         self.mono_offset = mono_offset
+        self._mono_zero = time.monotonic()
+        self._boot_id = f"sim-{uuid.uuid4()}"
+        self._syncs = 1
         self.is_synced = synced
 
     def now(self) -> datetime:
         return datetime.now(self.tz) + timedelta(seconds=self.wall_offset)
 
     def monotonic(self) -> float:
-        return time.monotonic() + self.mono_offset
+        return time.monotonic() - self._mono_zero + self.mono_offset
+
+    def boot_id(self) -> str:
+        return self._boot_id
 
     def synced(self) -> bool:
         return self.is_synced
+
+    def sync_mark(self) -> int | None:
+        return self._syncs if self.is_synced else None
+
+    def set_synced(self, synced: bool) -> None:
+        """--sync is a new synchronisation (as timesyncd touching its flag); --unsync loses it."""
+        if synced:
+            self._syncs += 1
+        self.is_synced = synced
+
+    def set_wall(self, moment: datetime) -> None:
+        """`pendock clock set` under the demo: the simulated wall clock reads `moment` now."""
+        offset = (moment - datetime.now(self.tz)).total_seconds()
+        self._check_offset(offset)
+        self.wall_offset = offset
 
     def advance(self, seconds: float) -> None:
         """Time passes: both clocks move."""
         if seconds < 0:
             raise SimUsage("time only moves forward with --advance; use --jump to set the wall clock back")
+        self._check_offset(self.wall_offset + seconds)
         self.wall_offset += seconds
         self.mono_offset += seconds
 
     def jump(self, seconds: float) -> None:
         """Only the wall clock jumps (a bad RTC-less boot, a wrong NTP answer)."""
+        self._check_offset(self.wall_offset + seconds)
         self.wall_offset += seconds
+
+    @staticmethod
+    def _check_offset(offset: float) -> None:
+        if abs(offset) > MAX_OFFSET_S:
+            raise SimUsage(f"the simulated clock would be {abs(offset) / 86400:.0f} days off the real one; "
+                           f"it stays within {MAX_OFFSET_S // 86400} days (nothing was changed)")
 
 
 @dataclass
@@ -325,7 +362,7 @@ class Simulator:
             elif args.get("jump") is not None:
                 self.clock.jump(parse_duration(args["jump"]))
             elif args.get("synced") is not None:
-                self.clock.is_synced = flag(args, "synced")
+                self.clock.set_synced(flag(args, "synced"))
             else:
                 raise SimUsage("clock needs --advance DURATION (or --jump DURATION, --unsync, --sync)")
             return settled({"done": "clock moved", "now": self.clock.now().isoformat()})

@@ -159,10 +159,22 @@ def compact_audit(db: sqlite_utils.Database) -> None:
     _guard_audit(db)
 
 
+def session_clock(db: sqlite_utils.Database) -> None:
+    """4: with each session, the boot it started in, the monotonic time at its start and
+    whether the wall clock was known right then ("right"; "unknown" until re-anchored as
+    "monotonic", same boot, or "latest", a later boot: the latest it could have been).
+    Sessions recorded before this schema were dated by a clock the dock then trusted."""
+    db["sessions"].add_column("boot_id", str)
+    db["sessions"].add_column("started_mono", float)
+    db["sessions"].add_column("clock", str, not_null_default="right")
+    db.execute("CREATE INDEX idx_sessions_clock ON sessions(clock) WHERE clock = 'unknown'")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     initial_schema,
     checklist_and_spent_cartridges,
     compact_audit,
+    session_clock,
 )
 
 # The schema version this software writes and understands.

@@ -1,0 +1,100 @@
+"""R5 at the record: a restore checks the whole file first and merges; it never forgets."""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from appliance.record import anchor
+from appliance.record import restore as restoring
+from appliance.record.store import Store
+from tests.unit.test_store import T0, close, open_session, reading
+
+
+def digest(folder) -> str:
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(folder.glob("pendock.db*")))).hexdigest()
+
+
+@pytest.fixture
+def live(tmp_path):
+    with Store.open(tmp_path / "live") as store:
+        store.register_pen(reading(), T0 - timedelta(days=400), "dock", True)
+        yield store
+
+
+def test_strangers_are_refused_before_the_record_is_touched(live, tmp_path):
+    first = open_session(live, cartridge=901)
+    close(live, first, T0 + timedelta(minutes=30))
+    files = {}
+    for name, statements in {
+        "contacts": ["create table contacts(id int)"],
+        "lookalike": ["create table sessions(id int, day text)", "pragma user_version = 2"],
+        "future": ["create table contacts(id int)", "pragma user_version = 99"],
+    }.items():
+        db = sqlite3.connect(tmp_path / f"{name}.db")
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+        db.close()
+        files[name] = tmp_path / f"{name}.db"
+    files["garbage"] = tmp_path / "garbage.db"
+    files["garbage"].write_bytes(b"\x00" * 4096)
+    before = digest(live.path.parent)
+    for name, path in files.items():
+        with pytest.raises(restoring.RestoreRefused, match="not restored.*not changed"):
+            restoring.restore(live, path, "tech", T0 + timedelta(hours=1), True)
+        assert digest(live.path.parent) == before, name
+    assert not list(live.path.parent.glob(".restore-*"))  # the scratch copy is gone
+
+
+def test_a_backup_whose_chain_was_tampered_with_is_refused(live, tmp_path):
+    open_session(live, cartridge=902)
+    live.backup_to(tmp_path / "copy.db")
+    db = sqlite3.connect(tmp_path / "copy.db")
+    db.execute("DROP TRIGGER audit_no_update")
+    db.execute("UPDATE audit SET actor = 'someone else' WHERE id = 1")
+    db.commit()
+    db.close()
+    with pytest.raises(restoring.RestoreRefused, match="audit trail does not verify"):
+        restoring.restore(live, tmp_path / "copy.db", "tech", T0, True)
+
+
+def test_an_older_backup_is_merged_and_nothing_since_is_lost(live, tmp_path):
+    first = open_session(live, cartridge=903, client_ref="C-1")
+    close(live, first, T0 + timedelta(minutes=30))
+    live.backup_to(tmp_path / "older.db")
+    second = open_session(live, started_at=T0 + timedelta(hours=2), cartridge=904, client_ref="C-2")
+    close(live, second, T0 + timedelta(hours=2, minutes=30))
+    live.record_pen_counters(7, 20_000, 9_000)
+    detail = restoring.restore(live, tmp_path / "older.db", "tech", T0 + timedelta(hours=3), True)
+    assert detail["added"]["sessions"] == 0 and detail["same_dock"] is True
+    assert live.cartridge_used(904) and live.cartridge_used(903)
+    assert {s["client_ref"] for s in live.sessions_on(T0.date())} == {"C-1", "C-2"}
+    pen = live.pen(7)
+    assert (pen.last_strokes, pen.last_motor_seconds) == (20_000, 9_000)
+    assert live.verify_audit().ok
+    assert live.audit_entries(1)[0].action == "restored"
+
+
+def test_a_backup_of_another_record_adds_what_the_live_one_lacks(live, tmp_path):
+    with Store.open(tmp_path / "old-dock") as old:
+        old.register_pen(reading(strokes=50_000, motor_seconds=30_000), T0 - timedelta(days=900), "dock", True)
+        gone = open_session(old, started_at=T0 - timedelta(days=3), cartridge=905, client_ref="C-9")
+        close(old, gone, T0 - timedelta(days=3) + timedelta(minutes=30))
+        old.backup_to(tmp_path / "old.db")
+    detail = restoring.restore(live, tmp_path / "old.db", "tech", T0, True)
+    assert detail["added"]["sessions"] == 1 and detail["same_dock"] is False
+    assert live.cartridge_used(905)
+    assert live.pen(7).last_strokes == 50_000  # the higher counters: a rollback still shows
+    assert [t.client_ref for t in live.treatments("C-9", T0 - timedelta(days=30))] == ["C-9"]
+    assert live.verify_audit().ok
+
+
+def test_the_anchor_finds_a_replaced_chain(live, tmp_path):
+    assert anchor.ensure(live.path.parent, live._conn, T0)
+    assert anchor.problem(live.path.parent, live._conn) is None
+    with Store.open(tmp_path / "other") as other:
+        other.audit("dock", "daemon_start", {}, T0, True)
+        assert "replaced" in anchor.problem(live.path.parent, other._conn)
