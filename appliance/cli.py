@@ -15,6 +15,7 @@ import secrets
 import sys
 from typing import Callable
 
+from appliance import cli_clock
 from appliance.core import inputs, paths
 from appliance.record.passwords import password_hash
 from appliance.daemon.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Refused
@@ -108,10 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--name", default="api", help="for create")
     bk = sub.add_parser("backup", parents=[common], help="online copy of the record")
     bk.add_argument("path")
-    rs = sub.add_parser("restore", parents=[common], help="replace the record with a backup (no session open)")
+    rs = sub.add_parser("restore", parents=[common], help="merge a checked backup into the record (no session open)")
     rs.add_argument("path")
     pg = sub.add_parser("purge", parents=[common], help="delete sessions past the retention period")
     pg.add_argument("--before", help="YYYY-MM-DD (default: today minus store.retention_days)")
+    cli_clock.add_parser(sub, common)
     return parser
 
 
@@ -347,11 +349,16 @@ def _backup(args, client) -> int:
 
 def _restore(args, client) -> int:
     result = client.call("restore", path=os.path.abspath(args.path))
-    _emit(args, result, f"Record restored from {result['restored']}.")
+    added = ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in result["added"].items())
+    _emit(args, result, f"Merged {result['restored']} into the record ({added} added); everything "
+                        f"the record held was kept.")
     return EXIT_OK
 
 
 def _purge(args, client) -> int:
+    if args.before is not None and not args.before.strip():
+        raise UsageError("--before needs a date, YYYY-MM-DD (it was empty); leave --before out "
+                         "to purge by the retention period")
     result = client.call("purge", before=args.before)
     _emit(args, result, f"{result['purged']} sessions before {result['before']} purged (audit kept).")
     return EXIT_OK
@@ -374,6 +381,7 @@ VERBS: dict[str, Callable[..., int]] = {
     "backup": _backup,
     "restore": _restore,
     "purge": _purge,
+    "clock": lambda args, client: cli_clock.run(args, client, UsageError),
 }
 
 
@@ -396,6 +404,17 @@ def _read_password() -> str:
     return password
 
 
+def _joined_negative_values(argv: list[str]) -> list[str]:
+    """`sim clock --jump -30d` as `--jump=-30d`: argparse would take "-30d" for an option."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] == "--jump" and arg.startswith("-") and arg[1:2].isdigit():
+            joined[-1] = f"--jump={arg}"
+        else:
+            joined.append(arg)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = _dispatch(argv)
@@ -410,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(argv: list[str] | None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_joined_negative_values(sys.argv[1:] if argv is None else argv))
         if args.verb == "demo":
             from appliance.demo import run_demo
 

@@ -85,6 +85,7 @@ class ClockWatch:
     def confirm(self, why: str = "person") -> ClockState:
         """A person set (or confirmed) the wall clock just now."""
         self._accept(self.clock.now(), self.clock.monotonic(), why)
+        self.became_right = True
         return self.observe()
 
     def take_became_right(self) -> bool:

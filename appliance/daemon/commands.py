@@ -18,6 +18,8 @@ from appliance.daemon.dock import Dock
 from appliance.daemon.selftest import run_selftest
 from appliance.daemon.files import create_private_file
 from appliance.core.model import NextClient
+from appliance.daemon import clock_commands, clockwatch
+from appliance.record.restore import RestoreRefused
 from appliance.record.store import StorageError
 
 MIN_REASON = 5
@@ -211,14 +213,26 @@ def register(server: ControlServer, dock: Dock) -> None:
         with dock.lock:
             if dock.session is not None or store.open_sessions():
                 raise Refused("a session is open: dock the pen and let it close before restoring")
-            store.restore_from(source, peer.actor, clock.now(), dock.clock_ok())
+            try:
+                detail = store.restore_from(source, peer.actor, clock.now(), dock.clock_ok())
+            except RestoreRefused as error:
+                raise Refused(str(error)) from None
             dock.next_client, dock.overrides = None, {}
         dock.settle()
-        return {"restored": str(source)}
+        return {"restored": str(source), "added": detail["added"], "same_dock": detail["same_dock"]}
 
     def purge(args, peer):
-        now = clock.now()
-        asked = parse_day(args["before"], now.date()) if args.get("before") else None
+        asked_text = args.get("before")
+        if asked_text is not None and (not isinstance(asked_text, str) or not asked_text.strip()):
+            raise BadRequest("--before needs a date, YYYY-MM-DD (it was empty); leave --before out "
+                             "to purge by the retention period")
+        with dock.lock:
+            state = dock.clockwatch.observe()
+        if not state.known_right:
+            raise Refused(f"purge and retention wait for a clock known to be right; the clock is "
+                          f"{clockwatch.describe(state)}")
+        now = state.effective_now
+        asked = parse_day(asked_text, now.date()) if asked_text else None
         try:
             before = rules.purge_cutoff(now.date(), asked, config)
         except rules.PurgeRefused as error:
@@ -237,3 +251,4 @@ def register(server: ControlServer, dock: Dock) -> None:
                           ("restore", restore), ("purge", purge)):
         server.register(name, handler, technician=True, errors={StorageError: "refused"})
     accounts.register(server, dock)
+    clock_commands.register(server, dock)

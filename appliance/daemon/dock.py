@@ -17,6 +17,7 @@ from appliance.hardware import frame
 from appliance.core import rules
 from appliance.hardware.devices import DockHardware, PenLinkError
 from appliance.core.model import Decision, DockState, History, NextClient, OpenSession, PenReading
+from appliance.daemon import clockduty
 from appliance.daemon.status import present_status
 from appliance.record.store import StorageError, Store
 
@@ -28,7 +29,6 @@ RED_LOCKS = frozenset({
     "storage_error",
 })
 DOCK_ACTOR = "dock"
-CLOCK_STEP_TOLERANCE = timedelta(minutes=2)
 
 
 class Dock:
@@ -56,7 +56,8 @@ class Dock:
         self._opened_by = DOCK_ACTOR
         self._next_poll = 0.0
         self._live_warnings: tuple[str, ...] = ()
-        self._latest_wall: datetime | None = None  # the newest time on record
+        # Whether the wall clock can be trusted (NTP, a person, the monotonic clock, the record).
+        self.clockwatch = clockduty.watch_clock(clock, store)
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -64,15 +65,14 @@ class Dock:
         with self.lock:
             self.hw.latch.hold()
             self.hw.light.show("amber")
-            latest = self._read_latest_record_time()
-            if latest is not None:
-                self._latest_wall = latest
             now = self.clock.now()
             self._write(lambda: self.store.interrupt_open_sessions(now))
             # The next client is not carried over a restart: the therapist names them again,
             # so a dock that restarted holds the pen until someone has looked at it.
             self._write(lambda: self.store.audit(
-                DOCK_ACTOR, "daemon_start", {"version": _version()}, now, self.clock_ok()))
+                DOCK_ACTOR, "daemon_start", {"version": _version(), **clockduty.decision_clock(self.clockwatch)},
+                now, self.clock_ok()))
+            self._anchor_chain(now)
             self._write(lambda: self.store.audit(
                 DOCK_ACTOR, "config_loaded", self.config_summary, now, self.clock_ok()))
         self.settle()
@@ -195,13 +195,23 @@ class Dock:
         session = self.session
         if session is None or session.id:
             return True
-        session_id = self._write(lambda: self.store.open_session(
-            started_at=session.started_at, client_ref=session.client_ref, area=session.area,
-            pen_serial=session.pen_serial, cartridge_serial=session.cartridge_serial,
-            strokes_start=session.strokes_start, motor_seconds_start=session.motor_seconds_start,
-            warnings=session.warnings, overrides=session.overrides, checklist=sorted(session.checklist),
-            forced=session.forced, actor=self._opened_by, clock_synced=self.clock_ok(), tz=self.config.tz,
-        ))
+        known_right = self.clock_ok()
+
+        def write() -> int:
+            with self.store.transaction("the new session"):
+                opened = self.store.open_session(
+                    started_at=session.started_at, client_ref=session.client_ref, area=session.area,
+                    pen_serial=session.pen_serial, cartridge_serial=session.cartridge_serial,
+                    strokes_start=session.strokes_start, motor_seconds_start=session.motor_seconds_start,
+                    warnings=session.warnings, overrides=session.overrides,
+                    checklist=sorted(session.checklist), forced=session.forced,
+                    actor=self._opened_by, clock_synced=known_right, tz=self.config.tz)
+                # Beside the wall time: the boot and monotonic time, to re-anchor it later.
+                self.store.mark_session_clock(opened, self.clockwatch.boot_id,
+                                              session.started_monotonic, known_right)
+                return opened
+
+        session_id = self._write(write)
         if session_id is _FAILED:
             return False
         self.session = replace(session, id=session_id)
@@ -244,6 +254,7 @@ class Dock:
             overrides=frozenset(self.overrides),
             storage_ok=self.storage_ok,
             clock_synced=self.clock_ok(),
+            clock_behind_record=self.clockwatch.state.behind_record,
         )
 
     def _history(self, now: datetime) -> History:
@@ -256,14 +267,23 @@ class Dock:
             self._storage_failed(error)
             return History()
 
+    def rules_now(self) -> datetime:
+        """The time the rules count from: the wall clock, unless it jumped where the
+        monotonic clock did not follow (clockwatch.py)."""
+        return self.clockwatch.observe().effective_now
+
     def decide(self, history: History | None = None) -> Decision:
-        now = self.clock.now()
+        now = self.rules_now()
         history = self._history(now) if history is None else history
         return rules.decide(self.dock_state(), history, self.config, now)
 
     def _refresh(self) -> None:
         """Decide, commit what changed in one durable transaction, then set latch and light."""
-        history = self._history(self.clock.now())
+        self.clockwatch.observe()
+        if self.storage_ok and self.clockwatch.take_became_right():
+            if self._write(lambda: clockduty.reanchor(self, DOCK_ACTOR)) is _FAILED:
+                self.clockwatch.became_right = True  # again once the record can be written
+        history = self._history(self.rules_now())
         decision = self.decide(history)
         release = self.seated and not decision.held
         changed = (decision != self.decision) or (release != self.released)
@@ -305,6 +325,7 @@ class Dock:
                 }
                 # An absent key means none: seven entries a session, kept for years (P6).
                 detail = {key: value for key, value in detail.items() if value not in (None, [])}
+                detail.update(clockduty.decision_clock(self.clockwatch))
                 self.store.audit(DOCK_ACTOR, "release" if release else "lock", detail, now, synced)
 
     def _drive(self, decision: Decision, release: bool) -> None:
@@ -352,24 +373,23 @@ class Dock:
         log.warning("the record can be written again")
         self._record_session_start()  # a session that began while the record was unwritable
 
-    def _read_latest_record_time(self):
+    def _anchor_chain(self, now: datetime) -> None:
+        """The chain's anchor beside the record (record/anchor.py). A record that had a
+        chain before it had an anchor says so in the trail: anchored late, not at its start."""
         try:
-            entries = self.store.audit_entries(1)
-        except StorageError:
-            return None
-        return entries[0].at if entries else None
+            written = self.store.anchor_chain(now)
+        except OSError as error:
+            log.error("the audit chain's anchor could not be written: %s", error)
+            return
+        first = self.store.audit_entries(1, before_id=2)
+        if written and first and first[0].action != "daemon_start":
+            self._write(lambda: self.store.audit(DOCK_ACTOR, "audit_anchored", {"late": True}, now,
+                                                 self.clock_ok()))
 
     def clock_ok(self) -> bool:
-        """The wall clock is trusted: systemd says it is synced, and it is not behind the record.
-
-        A wall clock that reads earlier than something already written (a Pi booting without
-        network, a bad time source) cannot date a session; small steps back are NTP's slewing.
-        """
-        now = self.clock.now()
-        if self._latest_wall is not None and now < self._latest_wall - CLOCK_STEP_TOLERANCE:
-            return False
-        self._latest_wall = now if self._latest_wall is None else max(self._latest_wall, now)
-        return self.clock.synced()
+        """The wall clock is known right: NTP or a person set it this boot, it keeps step
+        with the monotonic clock since, and it is not behind the record (clockwatch.py)."""
+        return self.clockwatch.observe().known_right
 
     # -- what the page and the CLI see ----------------------------------------------------
     def status(self) -> dict:

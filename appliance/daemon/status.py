@@ -34,7 +34,8 @@ def present_status(*, docked: bool, released: bool, decision: Decision,
         "locks": list(decision.locks),
         "warnings": warnings,
         "overridden": list(decision.overridden),
-        "reasons": [present_reason(code) for code in decision.locks + tuple(warnings)],
+        "reasons": ([present_reason(code, "lock") for code in decision.locks]
+                    + [present_reason(code, "warning") for code in warnings]),
         "pen": None if reading is None else {
             "serial": reading.pen_serial, "firmware": reading.firmware,
             "strokes": reading.strokes, "motor_seconds": reading.motor_seconds,
@@ -61,11 +62,14 @@ def present_status(*, docked: bool, released: bool, decision: Decision,
     }
 
 
-def present_reason(code: str) -> dict:
+def present_reason(code: str, kind: str | None = None) -> dict:
     """One lock or warning: its code, kind, words and action, and whether the page lists
-    it while no pen is docked."""
-    return {"code": code, **rules.describe(code)._asdict(),
-            "shown_undocked": code not in SAID_BY_UNDOCKED_HEADLINE}
+    it while no pen is docked. `kind` is what it is now (a warning such as clock_unsynced
+    can hold the pen), else the code's usual kind."""
+    described = rules.describe(code)._asdict()
+    if kind is not None:
+        described["kind"] = kind
+    return {"code": code, **described, "shown_undocked": code not in SAID_BY_UNDOCKED_HEADLINE}
 
 
 def _present_session(s: OpenSession, out_seconds: float) -> dict:

@@ -65,15 +65,13 @@ def ensure(data_dir: Path, conn: sqlite3.Connection, now: datetime) -> bool:
 
 
 def problem(data_dir: Path, conn: sqlite3.Connection) -> str | None:
-    """Why the record's chain is not the one this data folder anchored; None when it is."""
+    """Why the record's chain is not the one this data folder anchored; None when it is
+    (or when nothing is anchored yet: a record older than the anchor, or a store opened
+    outside the daemon; the daemon anchors at start with an `audit_anchored` entry)."""
     anchor = read(data_dir)
     first = first_entry(conn)
     if anchor is None:
-        if first is None:
-            return None
-        return (f"the chain's anchor ({path_for(data_dir)}) is missing, so a replaced record "
-                f"cannot be told from this dock's own; restart the daemon to anchor it again "
-                f"(recorded in the trail)")
+        return None  # not anchored yet: the daemon anchors it at its next start, audited
     if first is None:
         return f"the trail is empty but the anchor {path_for(data_dir)} says it began at {anchor.first_at}"
     if first[0] != anchor.first_hash:

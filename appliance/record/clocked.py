@@ -10,16 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Callable
 
+from appliance.record.values import iso
+
 
 # sessions.clock: "right" known right at the start; "unknown" not; then "monotonic" (re-anchored
 # within its boot, exact) or "latest" (a reboot came between: the latest it could have been).
 CLOCK_RIGHT, CLOCK_UNKNOWN = "right", "unknown"
-
-
-def iso(moment: datetime) -> str:
-    if moment.utcoffset() is None:
-        raise ValueError(f"{moment!r} has no time zone: pass an aware datetime")
-    return moment.isoformat()
 
 
 class ClockMixin:

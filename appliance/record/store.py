@@ -23,10 +23,12 @@ from pathlib import Path
 import sqlite_utils
 
 from appliance.core.model import AuditEntry
+from appliance.record import anchor
 from appliance.record import audit as audit_chain
 from appliance.record import migrations
 from appliance.record.access import AccessMixin
 from appliance.record.backup import BackupMixin
+from appliance.record.clocked import ClockMixin
 from appliance.record.errors import StorageError, StoreError
 from appliance.record.history import HistoryMixin
 from appliance.record.pens import PensMixin
@@ -43,7 +45,7 @@ BUSY_TIMEOUT_MS = 5000
 SYNCHRONOUS_LEVELS = ("FULL", "EXTRA", "NORMAL", "OFF")
 
 
-class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, BackupMixin):
+class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, BackupMixin, ClockMixin):
     """The dock's SQLite record. `Store.open(data_dir)` for the daemon,
     `Store.open(data_dir, readonly=True)` for the page and the CLI."""
 
@@ -241,8 +243,18 @@ class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, Bac
         return entry
 
     def verify_audit(self) -> audit_chain.VerifyResult:
+        """The chain holds, and it is the chain this data folder began (anchor.py)."""
         with self._lock:
-            return audit_chain.verify(self._conn)
+            result = audit_chain.verify(self._conn)
+            replaced = anchor.problem(self.path.parent, self._conn) if result.ok else None
+        if replaced:
+            return audit_chain.VerifyResult(False, result.checked, 1, replaced)
+        return result
+
+    def anchor_chain(self, now: datetime) -> bool:
+        """Write the chain's anchor beside the record if it has none; True if written now."""
+        with self._lock:
+            return anchor.ensure(self.path.parent, self._conn, now)
 
     def audit_entries(self, limit: int = 50, before_id: int | None = None) -> list[AuditEntry]:
         with self._lock:

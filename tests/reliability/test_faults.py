@@ -296,7 +296,11 @@ def test_interval_rules_follow_the_wall_clock(sim):
     sim.session_cycle("K-3")
     status = sim.ready_for_client("K-3")
     assert "client_interval" in status["locks"]  # same client and area, same day
-    sim.call("sim.clock", jump="365d")  # a year on: the rule frees the client
+    sim.call("sim.clock", jump="365d")  # the wall alone: not confirmed, not trusted (R6)
+    status = sim.call("sim.cartridge")["status"]
+    assert "client_interval" in status["locks"] and status["clock_synced"] is False
+    sim.call("sim.clock", advance="365d")  # a year really passes (both clocks): the rule frees the client
+    sim.call("sim.clock", synced=True)  # NTP confirms the wall clock's year
     status = sim.call("sim.cartridge")["status"]
     assert "client_interval" not in status["locks"] and not status["held"]
 
