@@ -60,11 +60,13 @@ class SystemClock:
             return None
 
     def set_wall(self, moment: datetime) -> None:
-        """Step the system clock (needs CAP_SYS_TIME, which pendock-daemon.service grants)."""
+        """Step the system clock. pendock.service forbids it (ProtectClock=yes, no
+        CAP_SYS_TIME), so on a Pi this says what to run as root instead."""
         try:
             time.clock_settime(time.CLOCK_REALTIME, moment.timestamp())
         except (PermissionError, OSError) as error:
             raise ClockSetError(
                 f"the dock may not set the system clock ({error}): set it as root with "
-                f"`sudo date -s '{moment.isoformat()}'`, then confirm it with `pendock clock set`"
+                f"`sudo timedatectl set-time '{moment.strftime('%Y-%m-%d %H:%M')}'`, then confirm "
+                f"it with `pendock clock set`"
             ) from None
