@@ -98,3 +98,27 @@ def test_the_anchor_finds_a_replaced_chain(live, tmp_path):
     with Store.open(tmp_path / "other") as other:
         other.audit("dock", "daemon_start", {}, T0, True)
         assert "replaced" in anchor.problem(live.path.parent, other._conn)
+
+
+def test_a_schema_2_backup_is_migrated_on_the_copy_and_merged(live, tmp_path):
+    from tests.unit.test_migrations import old_audit_entries, open_db
+    from appliance.record import migrations
+
+    path = tmp_path / "schema2.db"
+    db = open_db(path)
+    migrations.migrate(db, target=2)
+    db.conn.execute("INSERT INTO pens VALUES (7, '1.0', ?, 100, 60, 0)", (T0.isoformat(),))
+    db.conn.execute(
+        "INSERT INTO sessions (day, started_at, client_ref, area, pen_serial, cartridge_serial, "
+        "strokes_start, motor_seconds_start, outcome, warnings, overrides) "
+        "VALUES (?, ?, 'C-old', 'face', 7, 906, 100, 60, 'completed', '[]', '[]')",
+        (T0.date().isoformat(), (T0 - timedelta(days=2)).isoformat()))
+    db.conn.execute("INSERT INTO spent_cartridges VALUES (906, ?)", ((T0 - timedelta(days=2)).isoformat(),))
+    old_audit_entries(db.conn, 3)
+    db.conn.close()
+    before = path.read_bytes()
+    detail = restoring.restore(live, path, "tech", T0, True)
+    assert detail["backup_schema"] == 2 and detail["added"]["sessions"] == 1
+    assert live.cartridge_used(906)
+    assert path.read_bytes() == before  # the backup itself is only read
+    assert live.verify_audit().ok
