@@ -46,7 +46,7 @@ class ClockWatch:
             self.why = "person"  # the daemon restarted since a person set the clock, same boot
         self.jumped = False
         self.high_water = high_water  # the latest time written while the clock was known right
-        self.last_known_right: datetime | None = None
+        self.last_known_right = high_water  # the record's latest trusted time, until now is
         self.became_right = self.why != "unknown"  # re-anchor what the record holds: at start too
         self.state = self.observe()
 

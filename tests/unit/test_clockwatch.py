@@ -69,6 +69,7 @@ def test_behind_the_record_is_not_trusted_even_when_ntp_says_synced():
     watch = ClockWatch(clock, high_water=T0 + timedelta(days=30))
     state = watch.observe()
     assert state.behind_record and not state.known_right
+    assert state.last_known_right == T0 + timedelta(days=30)  # the record's latest trusted time
 
 
 def test_unknown_from_boot_until_a_person_confirms():
