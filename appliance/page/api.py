@@ -29,6 +29,16 @@ def api_status():
         return api_error(f"dock not answering: {error}", 503)
 
 
+@bp.get("/api/clock")
+def api_clock():
+    """The `pendock clock --json` object: whether the dock's clock is known right, and why
+    (a manager confirms it through the daemon's `clock_set` command)."""
+    try:
+        return jsonify(here().make_client("page clock").call("clock"))
+    except ControlError as error:
+        return api_error(f"dock not answering: {error}", 503)
+
+
 @bp.get("/api/sessions")
 def api_sessions():
     page = here()
