@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -56,9 +57,14 @@ def ensure(data_dir: Path, conn: sqlite3.Connection, now: datetime) -> bool:
         return False
     target = path_for(data_dir)
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps({"first_hash": first[0], "first_at": first[1],
-                               "written_at": now.isoformat()}))
-    with open(tmp, "rb") as handle:
+    text = json.dumps({"first_hash": first[0], "first_at": first[1], "written_at": now.isoformat()})
+    # The record's own modes: 0600, or 0640 in the installer's setgid folder (the page reads).
+    mode = 0o640 if Path(data_dir).stat().st_mode & stat.S_ISGID else 0o600
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, target)
     return True

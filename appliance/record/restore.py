@@ -32,7 +32,7 @@ from appliance.record import audit as audit_chain
 from appliance.record import anchor, migrations
 
 # Audit actions after which a user must not come back with an old backup.
-USER_REMOVED_ACTIONS = ("user_removed", "user_remove", "user_deleted")
+USER_REMOVED_ACTIONS = ("user_removed",)  # access.py
 
 
 class RestoreRefused(Exception):

@@ -122,3 +122,18 @@ def test_a_schema_2_backup_is_migrated_on_the_copy_and_merged(live, tmp_path):
     assert live.cartridge_used(906)
     assert path.read_bytes() == before  # the backup itself is only read
     assert live.verify_audit().ok
+
+
+def test_a_user_removed_since_the_backup_does_not_come_back(live, tmp_path):
+    live.add_user("ana", "manager", "scrypt$x", T0)
+    live.backup_to(tmp_path / "with-ana.db")
+    live.remove_user("ana", T0 + timedelta(hours=1), actor="tech")
+    restoring.restore(live, tmp_path / "with-ana.db", "tech", T0 + timedelta(hours=2), True)
+    assert live.user("ana") is None
+
+
+def test_the_anchor_file_is_private(live):
+    import stat
+
+    anchor.ensure(live.path.parent, live._conn, T0)
+    assert stat.S_IMODE(anchor.path_for(live.path.parent).stat().st_mode) == 0o600
