@@ -87,12 +87,22 @@ class Store:
 
 
 @dataclass(frozen=True)
+class Clinic:
+    """Printed on the aftercare card: whom the client calls, and how dates are written."""
+
+    name: str = ""  # empty: the card says "the clinic"
+    phone: str = ""
+    locale: str = "en-GB"  # dates with weekday, e.g. "Saturday 28 November 2026"
+
+
+@dataclass(frozen=True)
 class Config:
     rules: Rules = field(default_factory=Rules)
     areas: Areas = field(default_factory=Areas)
     dock: Dock = field(default_factory=Dock)
     web: Web = field(default_factory=Web)
     store: Store = field(default_factory=Store)
+    clinic: Clinic = field(default_factory=Clinic)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -189,6 +199,23 @@ def _timezone(value: Any) -> str:
     return value
 
 
+def _short_text(limit: int) -> Check:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 for c in value):
+            raise _Bad(f"must be a quoted string of at most {limit} characters on one line")
+        return value.strip()
+
+    return check
+
+
+def _locale(value: Any) -> str:
+    from appliance.core.dates import LOCALES
+
+    if value not in LOCALES:
+        raise _Bad(f"must be one of {', '.join(sorted(LOCALES))}")
+    return value
+
+
 def _depth(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_DEPTH_LIMIT_MM:
         raise _Bad(f"must be a depth in mm above 0 and at most {MAX_DEPTH_LIMIT_MM}")
@@ -215,8 +242,9 @@ _SCHEMA: dict[str, dict[str, Check]] = {
     },
     "web": {"host": _text, "port": _whole(1, 65535), "session_hours": _whole(1, 168, "hours")},
     "store": {"retention_days": _whole(0, 36500, "days")},
+    "clinic": {"name": _short_text(80), "phone": _short_text(40), "locale": _locale},
 }
-_SECTIONS = {"rules": Rules, "areas": Areas, "dock": Dock, "web": Web, "store": Store}
+_SECTIONS = {"rules": Rules, "areas": Areas, "dock": Dock, "web": Web, "store": Store, "clinic": Clinic}
 assert all({f.name for f in fields(cls)} == set(_SCHEMA[name]) for name, cls in _SECTIONS.items())
 
 

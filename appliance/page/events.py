@@ -1,0 +1,149 @@
+"""What happened at the dock, from the audit trail: `GET /api/events` and the page's list.
+
+The daemon already audits every hold and release (with codes), override (who and why),
+forced removal, session, technician action and start-up; this turns each entry into one
+event a therapist can read: at, kind, codes, actor, words. Pure: no Flask, no I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+
+from appliance.core import rules
+
+# Audit actions -> event kind. Anything else is kind "other", with its action named.
+TECHNICIAN_ACTIONS = frozenset({
+    "service_reset", "rebaseline", "backup", "restore", "restored", "sessions_purged", "purge",
+    "user_added", "token_created", "audit_verify", "pen_registered",
+})
+DOCK_ACTIONS = frozenset({"daemon_start", "config_loaded", "storage_recovered"})
+SESSION_ACTIONS = {"session_opened": "session", "session_closed": "session",
+                   "session_interrupted": "session"}
+FAULT_CODES = frozenset({"pen_fault", "readout_error", "counter_rollback", "storage_error"})
+KINDS = ("hold", "release", "fault", "override", "forced_removal", "clock", "technician",
+         "session", "client", "login", "dock", "other")
+# A fault read when the pen comes back belongs to the session that just ended.
+FAULT_AFTER_SESSION = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Event:
+    at: str  # ISO 8601 with offset, as recorded
+    kind: str
+    codes: tuple[str, ...]
+    actor: str
+    words: str
+    clock: str = ""  # HH:MM in the dock's zone, for the page
+
+    def contract(self) -> dict:
+        """The contract's keys, in its order."""
+        return {"at": self.at, "kind": self.kind, "codes": list(self.codes), "actor": self.actor,
+                "words": self.words}
+
+
+def _short(code: str) -> str:
+    try:
+        words = rules.describe(code).words
+    except ValueError:
+        return code.replace("_", " ")
+    return words.rstrip(".")
+
+
+def _listed(codes) -> str:
+    return "; ".join(_short(c) for c in codes)
+
+
+def _who(actor: str) -> str:
+    """'page user boss' -> 'boss'; others as recorded."""
+    return actor[len("page user "):] if actor.startswith("page user ") else actor
+
+
+def event_of(action: str, detail: dict, actor: str, at: datetime, tz: tzinfo) -> Event:
+    """One audit entry as an event."""
+    codes: tuple[str, ...] = ()
+    kind, words = "other", action.replace("_", " ").capitalize() + "."
+    client = detail.get("client")
+    for_client = f" (next client {client})" if client else ""
+    if action == "lock":
+        codes = tuple(detail.get("locks") or ())
+        kind = "fault" if FAULT_CODES.intersection(codes) else "hold"
+        words = f"Held: {_listed(codes)}{for_client}." if codes else "Held."
+    elif action == "release":
+        codes = tuple(detail.get("overridden") or ()) + tuple(detail.get("warnings") or ())
+        kind = "release"
+        words = f"Released{for_client}."
+        if detail.get("overridden"):
+            words += f" Overridden: {_listed(detail['overridden'])}."
+        if detail.get("warnings"):
+            words += f" Noted: {_listed(detail['warnings'])}."
+    elif action == "override":
+        codes = (str(detail.get("code", "")),)
+        kind = "override"
+        words = (f"{_who(actor)} overrode \"{_short(codes[0])}\"{for_client}, "
+                 f"reason: {detail.get('reason', '')}")
+    elif action == "forced_removal":
+        kind, codes = "forced_removal", ("forced_removal",)
+        words = "The pen was taken out with the technician's key while it was held."
+    elif action == "session_opened":
+        kind = "session"
+        codes = tuple(detail.get("warnings") or ()) + tuple(detail.get("overrides") or ())
+        who = detail.get("client_ref") or "no client named"
+        words = f"Session {detail.get('session')} began: {who}, {detail.get('area') or '-'}."
+        if detail.get("forced"):
+            kind, codes = "forced_removal", codes + ("forced_removal",)
+            words = f"Forced out with the technician's key: session {detail.get('session')} began ({who})."
+    elif action in SESSION_ACTIONS:
+        kind = "session"
+        codes = tuple(detail.get("warnings") or ())
+        outcome = detail.get("outcome") or ("interrupted" if action == "session_interrupted" else "")
+        words = f"Session {detail.get('session')} ended: {outcome}"
+        if "needling_seconds" in detail:
+            words += f", {int(detail['needling_seconds']) // 60} min needling"
+        words += f". Noted: {_listed(codes)}." if codes else "."
+    elif action == "next_client":
+        kind = "client"
+        words = f"Next client named: {detail.get('ref')}, {detail.get('area')}."
+    elif action == "next_client_cleared":
+        kind = "client"
+        words = f"Next client cleared (was {detail.get('ref') or 'none'})."
+    elif action in ("login", "login_failed"):
+        kind = "login"
+        words = f"{'Logged in' if action == 'login' else 'Wrong password'}: {detail.get('user', '')}."
+    elif "clock" in action:
+        kind = "clock"
+        words = "The dock's clock changed: " + ", ".join(f"{k} {v}" for k, v in sorted(detail.items())) + "."
+    elif action in TECHNICIAN_ACTIONS:
+        kind = "technician"
+        reason = f", reason: {detail['reason']}" if detail.get("reason") else ""
+        words = f"Technician: {action.replace('_', ' ')}{reason}."
+    elif action in DOCK_ACTIONS:
+        kind = "dock"
+        words = {"daemon_start": "The dock started (the pen is held until it has been looked at).",
+                 "config_loaded": "The dock's settings were loaded.",
+                 "storage_recovered": "The record can be written again."}[action]
+    local = at.astimezone(tz)
+    return Event(at.isoformat(), kind, codes, actor, words, local.strftime("%H:%M"))
+
+
+def events(entries, tz: tzinfo) -> list[Event]:
+    """Audit entries (oldest first) as events, oldest first."""
+    return [event_of(e.action, e.detail or {}, e.actor, e.at, tz) for e in entries]
+
+
+def faults_by_session(sessions: list[dict], day_events: list[Event]) -> dict[int, tuple[Event, ...]]:
+    """Fault events that happened while a session's pen was out (or as it came back)."""
+    found: dict[int, tuple[Event, ...]] = {}
+    faults = [(datetime.fromisoformat(e.at), e) for e in day_events if e.kind == "fault"]
+    if not faults:
+        return found
+    for s in sessions:
+        try:
+            start = datetime.fromisoformat(s["started_at"])
+            end = datetime.fromisoformat(s["ended_at"]) if s.get("ended_at") else None
+        except (KeyError, TypeError, ValueError):
+            continue
+        last = (end or start) + FAULT_AFTER_SESSION if end else None
+        during = tuple(e for at, e in faults if at >= start and (last is None or at <= last))
+        if during:
+            found[int(s["id"])] = during
+    return found
