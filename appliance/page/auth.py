@@ -169,14 +169,18 @@ class SessionTable:
         self.max_seconds = max_seconds  # absolute: however active, a login ends this long after it began
         self.max_sessions = max_sessions
         self.clock = clock
-        self._sessions: OrderedDict[str, tuple[Login, float]] = OrderedDict()
+        # sid -> (login, last seen, its idle limit, its absolute limit)
+        self._sessions: OrderedDict[str, tuple[Login, float, float, float]] = OrderedDict()
         self._started: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def start(self, login: Login) -> str:
+    def start(self, login: Login, idle_seconds: float | None = None, max_seconds: float | None = None) -> str:
+        """A new session; `idle_seconds` and `max_seconds` override the table's for this one
+        (the wall display's read-only login, appliance/page/wall.py)."""
         sid = secrets.token_urlsafe(32)
         with self._lock:
-            self._sessions[sid] = (login, self.clock())
+            self._sessions[sid] = (login, self.clock(), idle_seconds or self.idle_seconds,
+                                   max_seconds or self.max_seconds)
             self._started[sid] = self.clock()
             while len(self._sessions) > self.max_sessions:
                 dropped, _ = self._sessions.popitem(last=False)
@@ -190,13 +194,13 @@ class SessionTable:
             found = self._sessions.get(sid)
             if found is None:
                 return None
-            login, seen = found
+            login, seen, idle, most = found
             now = self.clock()
-            if now - seen > self.idle_seconds or now - self._started.get(sid, now) > self.max_seconds:
+            if now - seen > idle or now - self._started.get(sid, now) > most:
                 del self._sessions[sid]
                 self._started.pop(sid, None)
                 return None
-            self._sessions[sid] = (login, now)
+            self._sessions[sid] = (login, now, idle, most)
             self._sessions.move_to_end(sid)
             return login
 
@@ -208,7 +212,7 @@ class SessionTable:
     def end_user(self, name: str) -> None:
         """End every login of this user (removed, or a new password)."""
         with self._lock:
-            for sid in [sid for sid, (login, _) in self._sessions.items() if login.name == name]:
+            for sid in [sid for sid, (login, *_) in self._sessions.items() if login.name == name]:
                 del self._sessions[sid]
                 self._started.pop(sid, None)
 

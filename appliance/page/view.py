@@ -95,9 +95,11 @@ class SessionRow:
     overrides: tuple[Note, ...]
     next_eligible: str
     recommended: str
+    faults: tuple[Note, ...] = ()
 
 
-def session_row(session: dict, tz: tzinfo) -> SessionRow:
+def session_row(session: dict, tz: tzinfo, faults=()) -> SessionRow:
+    """One row of the log; `faults` are the day's fault events while its pen was out."""
     seconds = session.get("needling_seconds") or 0
     outcome = session.get("outcome") or "open"
     return SessionRow(
@@ -116,6 +118,7 @@ def session_row(session: dict, tz: tzinfo) -> SessionRow:
         overrides=tuple(note(c, overridden=True) for c in session.get("overrides") or ()),
         next_eligible=session.get("next_eligible_date") or "-",
         recommended=session.get("recommended_date") or "-",
+        faults=tuple(Note(f"Fault at {e.clock}", e.words) for e in faults),
     )
 
 
@@ -134,6 +137,8 @@ class Bar:
     width: float
     kind: str  # completed, interrupted, open, warned
     label: str
+    session_id: int = 0
+    short: str = ""  # the client's reference, drawn on the bar when it fits
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,8 @@ class Timeline:
     bars: tuple[Bar, ...]
     ticks: tuple[Tick, ...]
     summary: str  # the picture in words, for screen readers and the printed page
+    now_x: float | None = None  # the "now" marker, on today's timeline only
+    now_label: str = ""
 
 
 def timeline(sessions: list[dict], day: date, tz: tzinfo, now: datetime) -> Timeline:
@@ -184,7 +191,9 @@ def timeline(sessions: list[dict], day: date, tz: tzinfo, now: datetime) -> Time
         total_minutes += max(0, (end - start).total_seconds()) / 60
         label = (f"{_clock(start)} to {_clock(end) if outcome != 'open' else 'now'}: "
                  f"{s.get('client_ref') or 'no client'}, {s.get('area') or '-'} ({OUTCOME_WORDS.get(outcome, outcome)})")
-        bars.append(Bar(x0, round(width, 1), kind, label))
+        ref = s.get("client_ref") or "-"
+        short = ref if width >= 12 * len(ref) + 8 else ""
+        bars.append(Bar(x0, round(width, 1), kind, label, int(s.get("id") or 0), short))
     step = 1 if last_hour - first_hour <= 10 else 2
     ticks = tuple(
         Tick(x_of(midnight + timedelta(hours=h)), f"{h:02d}:00" if (h - first_hour) % step == 0 else "")
@@ -195,10 +204,23 @@ def timeline(sessions: list[dict], day: date, tz: tzinfo, now: datetime) -> Time
                    f"{total_minutes:.0f} minutes in all.")
     else:
         summary = f"The pen was not out on {day.isoformat()}."
-    return Timeline(TIMELINE_WIDTH, tuple(bars), ticks, summary)
+    local_now = now.astimezone(tz)
+    now_x = x_of(local_now) if local_now.date() == day else None
+    return Timeline(TIMELINE_WIDTH, tuple(bars), ticks, summary, now_x,
+                    f"now {_clock(local_now)}" if now_x is not None else "")
 
 
 # -- the live state ----------------------------------------------------------------------
+
+# The dock's light -> the page's state band. Three states a therapist acts on (free, waiting
+# for you, stop), plus the pen out on a session and the dock not answering.
+LIGHT_TONES = {"green": "free", "amber": "waiting", "red": "stop", "blue": "out", "off": "waiting"}
+TONE_WORDS = {"free": "FREE", "waiting": "WAITING for you", "stop": "STOP", "out": "IN USE",
+              "down": "NOT ANSWERING"}
+TONE_TITLES = {"free": "Free", "waiting": "Waiting", "stop": "STOP", "out": "In use", "down": "No answer"}
+RED_CODES = frozenset({"readout_error", "cartridge_reused", "pen_fault", "counter_rollback",
+                       "service_due", "storage_error", "client_interval"})
+
 
 @dataclass(frozen=True)
 class Reason:
@@ -206,15 +228,65 @@ class Reason:
     words: str
     action: str
     shown_undocked: bool = True  # False: the "No pen in the cradle" headline says it already
+    facts: str = ""  # the reason's facts in a sentence (the date, the share, the hours)
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class Running:
+    """The session in progress: time out, and the time left before over-needling."""
+
+    out_seconds: int
+    needling_limit_seconds: int
+    overrun_limit_seconds: int
+
+    @property
+    def out(self) -> str:
+        return _duration(self.out_seconds)
+
+    @property
+    def needling_left(self) -> str:
+        return _duration(max(0, self.needling_limit_seconds - self.out_seconds))
 
 
 @dataclass(frozen=True)
 class LiveState:
-    tone: str  # held, free, out, down
+    tone: str  # free, waiting, stop, out, down
     headline: str
     detail: str
     reasons: tuple[Reason, ...]
     facts: tuple[tuple[str, str], ...]
+    word: str = ""  # the band's big word
+    title: str = ""  # the state in the tab title
+    updated: str = ""  # the dock's clock, 24-hour
+    running: Running | None = None
+    overridable: tuple[str, ...] = ()  # locks holding the pen that a manager may override
+
+
+def _duration(seconds: int) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def tone_of(status: dict) -> str:
+    """The band's state: the dock's own light when it says, else worked out the same way."""
+    light = status.get("light")
+    if light in LIGHT_TONES:
+        return LIGHT_TONES[light]
+    if not status.get("docked"):
+        return "out" if status.get("session") else "waiting"
+    if not status.get("held"):
+        return "free"
+    return "stop" if RED_CODES.intersection(status.get("locks") or ()) else "waiting"
+
+
+def _reason_of(r: dict) -> Reason:
+    from appliance.core.reason_facts import sentence
+
+    code = r.get("code", "")
+    facts = r.get("detail_words") or sentence(code, r.get("detail") or {})
+    return Reason(r.get("kind", "lock"), r.get("words", ""), r.get("action", ""),
+                  r.get("shown_undocked", True) is not False, facts, code)
 
 
 def live_state(status: dict | None, problem: str = "") -> LiveState:
@@ -226,28 +298,33 @@ def live_state(status: dict | None, problem: str = "") -> LiveState:
         return LiveState("down", "Dock not answering",
                          "The page cannot reach the dock, so the pen's state is unknown. The log below is "
                          "still the record. If this lasts, restart the dock or call the technician.",
-                         (), ())
-    reasons = [Reason(r.get("kind", "lock"), r.get("words", ""), r.get("action", ""),
-                      r.get("shown_undocked", True) is not False)
-               for r in status.get("reasons") or ()]
-    reasons += [Reason("overridden", f"{words(code)}", "Overridden by a manager for this session.")
+                         (), (), TONE_WORDS["down"], TONE_TITLES["down"])
+    reasons = [_reason_of(r) for r in status.get("reasons") or ()]
+    reasons += [Reason("overridden", f"{words(code)}", "Overridden by a manager for this session.", True, "", code)
                 for code in status.get("overridden") or ()]
+    tone = tone_of(status)
     session = status.get("session")
+    running = None
     if not status.get("docked") and session:
-        tone = "out"
-        minutes = int(session.get("out_seconds") or 0) // 60
-        headline = "Pen out: session in progress"
-        detail = (f"{session.get('client_ref') or 'No client named'}, {session.get('area') or '-'}, "
-                  f"out {minutes} min. Put the pen back in the cradle when done.")
+        out = int(session.get("out_seconds") or 0)
+        running = Running(out, int(session.get("needling_limit_seconds") or 30 * 60),
+                          int(session.get("overrun_limit_seconds") or 90 * 60))
+        headline = "Session in progress"
+        detail = (f"{session.get('client_ref') or 'No client named'}, {session.get('area') or '-'}: "
+                  f"out {running.out}. Put the pen back in the cradle when done.")
         reasons = [r for r in reasons if r.kind != "lock"]
     elif not status.get("docked"):
-        tone, headline, detail = "held", "No pen in the cradle", "Put the pen in the cradle."
+        headline, detail = "No pen in the cradle", "Put the pen in the cradle."
         reasons = [r for r in reasons if r.shown_undocked]  # the flag: daemon/status.py
     elif status.get("held"):
-        tone, headline = "held", "Pen HELD"
+        locks = [r for r in reasons if r.kind == "lock"]
+        if tone == "stop":
+            headline = "Pen held: " + (locks[0].words if locks else "see below")
+        else:
+            headline = "Pen held until you: " + (locks[0].action if locks else "see below")
         detail = "The pen stays in the cradle until every lock below is cleared."
     else:
-        tone, headline = "free", "Pen FREE to lift"
+        headline = "Pen free to lift"
         detail = "All checks passed: lift the pen to start the session."
     facts = []
     nc = status.get("next_client")
@@ -257,13 +334,37 @@ def live_state(status: dict | None, problem: str = "") -> LiveState:
     else:
         facts.append(("Next client", "none named"))
     cartridge = status.get("cartridge")
-    facts.append(("Cartridge", f"{cartridge['serial']} ({cartridge['strokes']:,} strokes)" if cartridge else "none fitted"))
+    if cartridge:
+        text = f"{cartridge['serial']} ({cartridge['strokes']:,} strokes)"
+        if "authenticated" in cartridge:
+            text += ", genuine" if cartridge.get("authenticated") else ", NOT authenticated"
+        facts.append(("Cartridge", text))
+    else:
+        facts.append(("Cartridge", "none fitted"))
     pen = status.get("pen")
     if pen:
-        facts.append(("Pen battery", f"{pen.get('battery_mv', 0) / 1000:.2f} V"))
+        volts = f"{pen.get('battery_mv', 0) / 1000:.2f} V"
+        if "battery_percent" in pen:
+            facts.append(("Pen battery", f"{pen['battery_percent']}% ({volts}), "
+                                         f"{pen.get('sessions_left', 0)} sessions left"))
+        else:
+            facts.append(("Pen battery", volts))
+        if "hours_to_service" in pen:
+            hours = pen["hours_to_service"]
+            facts.append(("Service", f"due in {hours:g} motor hours" if hours > 0 else "due now"))
     clock = (status.get("now") or "")[:16].replace("T", " ")
-    facts.append(("Dock clock", clock + ("" if status.get("clock_synced") else " (NOT known to be right)")))
-    return LiveState(tone, headline, detail, tuple(reasons), tuple(facts))
+    trusted = status.get("clock_synced") and status.get("clock_trusted", True)
+    facts.append(("Dock clock", clock + ("" if trusted else " (NOT known to be right)")))
+    fleet = status.get("fleet")
+    if isinstance(fleet, dict):
+        peers = fleet.get("peers")
+        count = len(peers) if isinstance(peers, (list, dict)) else peers
+        facts.append(("Clinic docks", f"{count} others connected" if count is not None
+                      else ("connected" if fleet.get("connected") else "not connected")))
+    locks = set(status.get("locks") or ())
+    overridable = tuple(code for code in rules.OVERRIDABLE if code in locks)
+    return LiveState(tone, headline, detail, tuple(reasons), tuple(facts), TONE_WORDS[tone], TONE_TITLES[tone],
+                     (status.get("now") or "")[11:19], running, overridable)
 
 
 # -- the aftercare card --------------------------------------------------------------------
@@ -273,13 +374,19 @@ class Aftercare:
     session_id: int
     client_ref: str
     area: str
-    treated_on: str
-    care_until: str
+    treated_on: str  # ISO, for links
+    care_until: str  # the clinic's words from here on, with the weekday
     next_eligible: str
     recommended: str
+    treated_words: str = ""
+    clinic_name: str = "the clinic"
+    clinic_phone: str = ""
 
 
-def aftercare(session: dict, tz: tzinfo) -> Aftercare:
+def aftercare(session: dict, tz: tzinfo, clinic=None) -> Aftercare:
+    from appliance.core.dates import long_date
+
+    locale = getattr(clinic, "locale", "en-GB")
     start = _local(session.get("started_at"), tz)
     treated = start.date() if start else None
     return Aftercare(
@@ -287,7 +394,10 @@ def aftercare(session: dict, tz: tzinfo) -> Aftercare:
         client_ref=session.get("client_ref") or "-",
         area=session.get("area") or "-",
         treated_on=treated.isoformat() if treated else "-",
-        care_until=(treated + timedelta(days=AFTERCARE_DAYS - 1)).isoformat() if treated else "-",
-        next_eligible=session.get("next_eligible_date") or "-",
-        recommended=session.get("recommended_date") or "-",
+        care_until=long_date(treated + timedelta(days=AFTERCARE_DAYS - 1), locale) if treated else "-",
+        next_eligible=long_date(session.get("next_eligible_date"), locale),
+        recommended=long_date(session.get("recommended_date"), locale),
+        treated_words=long_date(treated, locale),
+        clinic_name=getattr(clinic, "name", "") or "the clinic",
+        clinic_phone=getattr(clinic, "phone", ""),
     )

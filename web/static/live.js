@@ -1,8 +1,21 @@
-// Pen dock page: redraws the live dock state from /api/status every second, with no
-// reload, and prints the aftercare card. Mirrors appliance/page/view.py live_state().
+// Pen dock page: redraws the state band, the reasons and their facts from /api/status as
+// soon as the dock changes (a bounded long-poll, see appliance/page/live.py), ticks the
+// running session's timer, refreshes the day's log and events when something happened,
+// and prints. Mirrors appliance/page/view.py live_state(); keep the two in step.
 (function () {
   "use strict";
-  var POLL_MS = 1000;
+  var RETRY_MS = 1000;      // after an error, or when the page has no long-poll slot free
+  var TICK_MS = 1000;
+  var LIGHT_TONES = { green: "free", amber: "waiting", red: "stop", blue: "out", off: "waiting" };
+  var TONE_WORDS = { free: "FREE", waiting: "WAITING for you", stop: "STOP", out: "IN USE", down: "NOT ANSWERING" };
+  var TONE_TITLES = { free: "Free", waiting: "Waiting", stop: "STOP", out: "In use", down: "No answer" };
+  var RED_CODES = ["readout_error", "cartridge_reused", "pen_fault", "counter_rollback", "service_due",
+    "storage_error", "client_interval"];
+  var OVERRIDABLE = ["client_interval", "checklist_missing"];
+  var KIND_WORDS = { lock: "Holds the pen", overridden: "Overridden", warning: "Note" };
+  var WORDS = {};
+
+  function $(id) { return document.getElementById(id); }
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -11,118 +24,295 @@
     return node;
   }
 
-  var WORDS = {};
+  function duration(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    var s = seconds % 60;
+    return Math.floor(seconds / 60) + ":" + (s < 10 ? "0" : "") + s;
+  }
+
+  function toneOf(status) {
+    if (LIGHT_TONES[status.light]) return LIGHT_TONES[status.light];
+    if (!status.docked) return status.session ? "out" : "waiting";
+    if (!status.held) return "free";
+    var locks = status.locks || [];
+    return RED_CODES.some(function (c) { return locks.indexOf(c) >= 0; }) ? "stop" : "waiting";
+  }
 
   function stateOf(status) {
     var reasons = (status.reasons || []).map(function (r) {
       return { kind: r.kind || "lock", words: r.words || "", action: r.action || "",
-               shownUndocked: r.shown_undocked !== false };
+               facts: r.detail_words || "", code: r.code || "", shownUndocked: r.shown_undocked !== false };
     });
     (status.overridden || []).forEach(function (code) {
-      reasons.push({ kind: "overridden", words: WORDS[code] || code.replace(/_/g, " "), action: "Overridden by a manager for this session." });
+      reasons.push({ kind: "overridden", words: WORDS[code] || code.replace(/_/g, " "),
+                     action: "Overridden by a manager for this session.", facts: "", code: code });
     });
-    var s = { tone: "", headline: "", detail: "", reasons: reasons, facts: [] };
+    var tone = toneOf(status);
+    var s = { tone: tone, headline: "", detail: "", reasons: reasons, facts: [], running: null,
+              locks: status.locks || [], nextClient: status.next_client };
     var session = status.session;
     if (!status.docked && session) {
-      s.tone = "out";
-      s.headline = "Pen out: session in progress";
-      s.detail = (session.client_ref || "No client named") + ", " + (session.area || "-") + ", out " +
-        Math.floor((session.out_seconds || 0) / 60) + " min. Put the pen back in the cradle when done.";
+      s.running = { out: Number(session.out_seconds || 0), limit: Number(session.needling_limit_seconds || 1800) };
+      s.headline = "Session in progress";
+      s.detail = (session.client_ref || "No client named") + ", " + (session.area || "-") + ": out " +
+        duration(s.running.out) + ". Put the pen back in the cradle when done.";
       s.reasons = reasons.filter(function (r) { return r.kind !== "lock"; });
     } else if (!status.docked) {
-      s.tone = "held"; s.headline = "No pen in the cradle"; s.detail = "Put the pen in the cradle.";
+      s.headline = "No pen in the cradle"; s.detail = "Put the pen in the cradle.";
       // The daemon flags the reasons the headline already says (appliance/daemon/status.py).
       s.reasons = reasons.filter(function (r) { return r.shownUndocked; });
     } else if (status.held) {
-      s.tone = "held"; s.headline = "Pen HELD";
+      var locks = reasons.filter(function (r) { return r.kind === "lock"; });
+      s.headline = tone === "stop" ? "Pen held: " + (locks.length ? locks[0].words : "see below")
+                                   : "Pen held until you: " + (locks.length ? locks[0].action : "see below");
       s.detail = "The pen stays in the cradle until every lock below is cleared.";
     } else {
-      s.tone = "free"; s.headline = "Pen FREE to lift";
+      s.headline = "Pen free to lift";
       s.detail = "All checks passed: lift the pen to start the session.";
     }
     var nc = status.next_client;
     s.facts.push(["Next client", nc ? nc.ref + ", " + nc.area + " (" +
       ((nc.checklist || []).join(", ") || "checklist not ticked") + ")" : "none named"]);
     var c = status.cartridge;
-    s.facts.push(["Cartridge", c ? c.serial + " (" + Number(c.strokes).toLocaleString("en") + " strokes)" : "none fitted"]);
-    if (status.pen) s.facts.push(["Pen battery", (status.pen.battery_mv / 1000).toFixed(2) + " V"]);
+    if (c) {
+      var text = c.serial + " (" + Number(c.strokes).toLocaleString("en") + " strokes)";
+      if ("authenticated" in c) text += c.authenticated ? ", genuine" : ", NOT authenticated";
+      s.facts.push(["Cartridge", text]);
+    } else {
+      s.facts.push(["Cartridge", "none fitted"]);
+    }
+    var pen = status.pen;
+    if (pen) {
+      var volts = (pen.battery_mv / 1000).toFixed(2) + " V";
+      s.facts.push(["Pen battery", "battery_percent" in pen ? pen.battery_percent + "% (" + volts + "), " +
+        (pen.sessions_left || 0) + " sessions left" : volts]);
+      if ("hours_to_service" in pen) {
+        s.facts.push(["Service", pen.hours_to_service > 0 ? "due in " + pen.hours_to_service + " motor hours" : "due now"]);
+      }
+    }
+    var trusted = status.clock_synced && status.clock_trusted !== false;
     s.facts.push(["Dock clock", String(status.now || "").slice(0, 16).replace("T", " ") +
-      (status.clock_synced ? "" : " (NOT known to be right)")]);
+      (trusted ? "" : " (NOT known to be right)")]);
+    var fleet = status.fleet;
+    if (fleet && typeof fleet === "object") {
+      var peers = fleet.peers, count = Array.isArray(peers) ? peers.length :
+        (peers && typeof peers === "object" ? Object.keys(peers).length : peers);
+      s.facts.push(["Clinic docks", count !== undefined && count !== null ? count + " others connected" :
+        (fleet.connected ? "connected" : "not connected")]);
+    }
+    s.updated = String(status.now || "").slice(11, 19);
     return s;
   }
 
   function downState(headline, detail) {
-    return { tone: "down", headline: headline, detail: detail, reasons: [], facts: [] };
+    return { tone: "down", headline: headline, detail: detail, reasons: [], facts: [], running: null, locks: [] };
   }
 
-  var KIND_WORDS = { lock: "Holds the pen", overridden: "Overridden", warning: "Note" };
+  // -- drawing ------------------------------------------------------------------------------
 
-  function draw(panel, s) {
-    panel.className = "live tone-" + s.tone;
-    panel.setAttribute("data-tone", s.tone);
-    document.getElementById("live-headline").textContent = s.headline;
-    document.getElementById("live-detail").textContent = s.detail;
-    var list = document.getElementById("live-reasons");
-    list.replaceChildren.apply(list, s.reasons.map(function (r) {
-      var item = el("li", "reason reason-" + r.kind);
-      item.appendChild(el("span", "reason-kind", KIND_WORDS[r.kind] || "Note"));
-      item.appendChild(el("span", "reason-words", r.words));
-      item.appendChild(el("span", "reason-action", (r.kind === "overridden" ? "" : "What to do: ") + r.action));
-      return item;
-    }));
-    var facts = document.getElementById("live-facts");
-    facts.replaceChildren.apply(facts, s.facts.map(function (f) {
-      var row = el("div");
-      row.appendChild(el("dt", "", f[0]));
-      row.appendChild(el("dd", "", f[1]));
-      return row;
-    }));
+  var lastSaid = "";
+  var running = null, runningAt = 0;
+  var titleRest = document.title.replace(/^[^·]*· /, "");
+
+  function setText(id, text) { var node = $(id); if (node && node.textContent !== text) node.textContent = text; }
+
+  function drawBand(s) {
+    var live = $("live"), band = $("band");
+    if (!live || !band) return;
+    live.className = live.className.replace(/\btone-\w+/, "tone-" + s.tone);
+    live.setAttribute("data-tone", s.tone);
+    band.className = "band band-" + s.tone;
+    band.setAttribute("data-tone", s.tone);
+    setText("band-word", TONE_WORDS[s.tone]);
+    setText("live-headline", s.headline);
+    document.title = TONE_TITLES[s.tone] + " · " + titleRest;
+    var icon = $("favicon");
+    if (icon) {
+      var href = icon.getAttribute("href").replace(/icon-\w+\.svg/, "icon-" + s.tone + ".svg");
+      if (href !== icon.getAttribute("href")) icon.setAttribute("href", href);
+    }
+    running = s.running; runningAt = Date.now();
+    $("band-timer").hidden = !running;
+    tick();
+    // The live region says what changed, once: never the whole panel every second.
+    var said = TONE_WORDS[s.tone] + ". " + s.headline;
+    if (said !== lastSaid) {
+      if (lastSaid) setText("live-announce", said);
+      lastSaid = said;
+    }
+  }
+
+  function reasonItem(r, wall) {
+    var item = el("li", "reason reason-" + r.kind);
+    item.setAttribute("data-code", r.code);
+    if (!wall) item.appendChild(el("span", "reason-kind", KIND_WORDS[r.kind] || "Note"));
+    item.appendChild(el("span", "reason-words", r.words));
+    if (r.facts) item.appendChild(el("span", "reason-facts", r.facts));
+    if (!wall) item.appendChild(el("span", "reason-action", (r.kind === "overridden" ? "" : "What to do: ") + r.action));
+    return item;
+  }
+
+  function sameList(list, items) {
+    var key = JSON.stringify(items);
+    if (list.getAttribute("data-key") === key) return true;
+    list.setAttribute("data-key", key);
+    return false;
+  }
+
+  function drawBody(s) {
+    var wall = $("live") && $("live").getAttribute("data-wall") === "yes";
+    var list = $("live-reasons");
+    if (list) {
+      var shown = wall ? s.reasons.filter(function (r) { return r.kind === "lock"; }) : s.reasons;
+      if (!sameList(list, shown)) {
+        list.replaceChildren.apply(list, shown.map(function (r) { return reasonItem(r, wall); }));
+      }
+    }
+    setText("live-detail", s.detail);
+    var facts = $("live-facts");
+    if (facts && !sameList(facts, s.facts)) {
+      facts.replaceChildren.apply(facts, s.facts.map(function (f) {
+        var row = el("div");
+        row.appendChild(el("dt", "", f[0]));
+        row.appendChild(el("dd", "", f[1]));
+        return row;
+      }));
+    }
+    drawForms(s);
+  }
+
+  function drawForms(s) {
+    var form = $("override-form"), none = $("override-none"), select = $("code");
+    if (form && none && s.tone !== "down") {
+      var active = OVERRIDABLE.filter(function (c) { return s.locks.indexOf(c) >= 0; });
+      var typing = document.activeElement && form.contains(document.activeElement);
+      if (!typing) {
+        form.hidden = active.length === 0;
+        none.hidden = active.length > 0;
+        if (active.length && select && active.indexOf(select.value) < 0) select.value = active[0];
+      }
+    }
+    var clear = $("clear-client-form");
+    if (clear && s.tone !== "down") clear.hidden = !s.nextClient;
+  }
+
+  function tick() {
+    if (!running) return;
+    var out = running.out + (Date.now() - runningAt) / 1000;
+    setText("timer-out", duration(out));
+    var left = running.limit - out;
+    setText("timer-left", left > 0 ? duration(left) : "now: over the limit");
+  }
+
+  // -- the log below: fetched again when something happened --------------------------------
+
+  var lastEventKey = null, refreshing = false;
+
+  function eventKey(status) {
+    return [status.light, (status.locks || []).join(","), status.session && status.session.id,
+            status.last_session && status.last_session.id, status.next_client && status.next_client.ref,
+            (status.overridden || []).join(",")].join("|");
+  }
+
+  function refreshDay(status) {
+    var day = $("day");
+    if (!day || day.getAttribute("data-today") !== "yes") return;
+    var key = eventKey(status);
+    if (lastEventKey === null) { lastEventKey = key; return; }
+    if (key === lastEventKey || refreshing) return;
+    lastEventKey = key;
+    refreshing = true;
+    fetch("/", { credentials: "same-origin", cache: "no-store" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        ["day", "events"].forEach(function (id) {
+          var now = $(id), then = fresh.getElementById(id);
+          if (now && then && document.activeElement && now.contains(document.activeElement)) return;
+          if (now && then) now.replaceWith(document.importNode(then, true));
+        });
+        bindPrint();
+      })
+      .catch(function () {})
+      .then(function () { refreshing = false; });
+  }
+
+  // -- asking the page ---------------------------------------------------------------------
+
+  var version = "";
+
+  function poll() {
+    var stamp = $("live-updated");
+    var again = function (ms) { setTimeout(poll, ms); };
+    var url = "/api/status" + (version ? "?wait=" + encodeURIComponent(version) : "");
+    fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (response.status === 401) {
+          var s = downState("Logged out", "Your login has ended (logged out, or the page restarted). Reload the page to log in again.");
+          drawBand(s); drawBody(s);
+          if (stamp) stamp.textContent = "";
+          return; // stop asking: nothing more to show until a login
+        }
+        return response.json().then(function (body) {
+          if (response.ok) {
+            var s = stateOf(body);
+            drawBand(s); drawBody(s);
+            noteNewSession(body);
+            refreshDay(body);
+            if (stamp) stamp.textContent = "Updated " + s.updated + " (dock clock)";
+            var next = response.headers.get("X-Status-Version") || "";
+            var waited = response.headers.get("X-Status-Wait") === "yes";
+            version = next;
+            again(waited || !version ? 0 : RETRY_MS);
+          } else {
+            var d = downState("Dock not answering", "The page cannot reach the dock, so the pen's state is unknown. The log below is still the record. If this lasts, restart the dock or call the technician.");
+            drawBand(d); drawBody(d);
+            version = "";
+            again(RETRY_MS);
+          }
+        });
+      })
+      .catch(function () {
+        var d = downState("Page not answering", "This tablet cannot reach the dock's page. Check the network; the page retries by itself.");
+        drawBand(d); drawBody(d);
+        version = "";
+        again(RETRY_MS);
+      });
   }
 
   function noteNewSession(status) {
-    var day = document.getElementById("day");
-    var notice = document.getElementById("new-session");
+    var day = $("day"), notice = $("new-session");
     if (!day || !notice || day.getAttribute("data-today") !== "yes") return;
     var known = Number(day.getAttribute("data-last-session") || 0);
     var last = status.last_session && status.last_session.id;
     if (last && last > known) notice.hidden = false;
   }
 
-  function poll(panel) {
-    var stamp = document.getElementById("live-updated");
-    var next = function () { setTimeout(function () { poll(panel); }, POLL_MS); };
-    fetch("/api/status", { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
-      .then(function (response) {
-        if (response.status === 401) {
-          draw(panel, downState("Logged out", "Your login has ended (logged out, or the page restarted). Reload the page to log in again."));
-          stamp.textContent = "";
-          return; // stop polling: nothing more to show until a login
-        }
-        return response.json().then(function (body) {
-          if (response.ok) {
-            draw(panel, stateOf(body));
-            noteNewSession(body);
-          } else {
-            draw(panel, downState("Dock not answering", "The page cannot reach the dock, so the pen's state is unknown. The log below is still the record. If this lasts, restart the dock or call the technician."));
-          }
-          stamp.textContent = "Updated " + new Date().toLocaleTimeString();
-          next();
-        });
-      })
-      .catch(function () {
-        draw(panel, downState("Page not answering", "This tablet cannot reach the dock's page. Check the network; the page retries by itself."));
-        next();
-      });
+  function bindPrint() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-print]"), function (button) {
+      if (button.getAttribute("data-bound")) return;
+      button.setAttribute("data-bound", "yes");
+      button.addEventListener("click", function () { window.print(); });
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    var panel = document.getElementById("live");
+    var panel = $("live");
     if (panel) {
       try { WORDS = JSON.parse(panel.getAttribute("data-words") || "{}"); } catch (e) { WORDS = {}; }
-      poll(panel);
+      var seconds = $("timer-out");
+      if (seconds && !$("band-timer").hidden) {
+        running = { out: Number(seconds.getAttribute("data-seconds")), limit: Number($("timer-left").getAttribute("data-limit")) };
+        runningAt = Date.now();
+      }
+      lastSaid = ($("band-word") ? $("band-word").textContent : "") + ". " + ($("live-headline") ? $("live-headline").textContent : "");
+      setInterval(tick, TICK_MS);
+      poll();
     }
-    Array.prototype.forEach.call(document.querySelectorAll("[data-print]"), function (button) {
-      button.addEventListener("click", function () { window.print(); });
-    });
+    bindPrint();
+    // A form error: focus its field (autofocus does not always survive the layout).
+    var invalid = document.querySelector("[aria-invalid=true][autofocus]");
+    if (invalid) invalid.focus();
   });
 })();

@@ -1,0 +1,65 @@
+"""`/wall`: the state band alone, large, for a tablet on the treatment room's wall, with a
+dark background on request (`?dark=1`).
+
+Its login is an API token (`pendock token create --name wall`): open `/wall/login?token=TOKEN`
+once on the tablet; the page swaps the token for a "wall" login (cookie) that lasts
+WALL_IDLE_S between looks (the wall looks every few seconds, so in practice until the
+page restarts, when the same link logs it in again). A wall login sees /wall and the live
+status only: it cannot act, read the log or export. The token leaves the address bar by
+a redirect, and the page sends no Referer.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, g, redirect, render_template, request, session, url_for
+
+from appliance.daemon.control import ControlError
+from appliance.page import auth
+from appliance.page import view as web_view
+from appliance.page.context import here
+
+bp = Blueprint("wall", __name__)
+WALL_ROLE = "wall"
+WALL_IDLE_S = 30 * 24 * 3600
+WALL_REFRESH_S = 30  # the no-JavaScript wall reloads itself this often
+# What a wall login may reach: the wall, the live status, static files, logging out.
+WALL_ENDPOINTS = frozenset({"wall.wall", "wall.wall_login", "api.api_status", "api.healthz", "static",
+                            "login.logout"})
+
+
+@bp.before_app_request
+def wall_sees_only_the_wall():
+    login = g.get("login")
+    if login is None or login.role != WALL_ROLE or request.endpoint in WALL_ENDPOINTS:
+        return None
+    if request.method == "GET" and not request.path.startswith("/api/"):
+        return redirect(url_for("wall.wall"))
+    return ("This is a wall display's login: it shows the pen's state only.\n", 403,
+            {"Content-Type": "text/plain"})
+
+
+@bp.get("/wall")
+def wall():
+    status = here().live_status()
+    return render_template("wall.html", live=web_view.live_state(status), dark=request.args.get("dark") == "1",
+                           wall_refresh=WALL_REFRESH_S)
+
+
+@bp.get("/wall/login")
+def wall_login():
+    page = here()
+    token = request.args.get("token") or ""
+    found = auth.token_login(page.record(), f"Bearer {token}") if token else None
+    try:
+        page.make_client("page wall").call("login", user=(found.name if found else "wall")[:64], ok=found is not None,
+                                           remote=request.remote_addr or "")
+    except ControlError:
+        pass  # the wall still works when the daemon is down; the page logs nothing secret
+    if found is None:
+        return render_template("error.html", code=401,
+                               message="This wall link's token is not known to the dock. Make one with "
+                                       "`pendock token create --name wall` and open /wall/login?token=TOKEN."), 401
+    page.logins.end(session.get("sid"))
+    session.clear()
+    session["sid"] = page.logins.start(auth.Login(f"wall ({found.name})", WALL_ROLE), idle_seconds=WALL_IDLE_S)
+    session["csrf"] = auth.new_csrf_token()
+    return redirect(url_for("wall.wall"))
