@@ -74,13 +74,18 @@ def test_a_bad_date_is_400_with_a_plain_message_everywhere(therapist, bad):
     assert "Traceback" not in page.get_data(as_text=True)
 
 
-def test_live_state_words_and_colour(therapist, daemon):
+def test_the_state_band_follows_the_docks_light(therapist, daemon):
+    daemon.set(light="amber")
     html = therapist.get("/").get_data(as_text=True)
-    assert 'class="live tone-held"' in html and "Pen HELD" in html
-    assert "Fit a new sterile cartridge." in html
+    assert 'class="band band-waiting"' in html and "WAITING for you" in html and "<title>Waiting · " in html
+    assert "Fit a new sterile cartridge." in html and "icon-waiting.svg" in html
+    daemon.set(light="red")
+    html = therapist.get("/").get_data(as_text=True)
+    assert 'class="band band-stop"' in html and ">STOP<" in html and "<title>STOP · " in html
     daemon.set(released=True, decision=Decision(), light="green")
     html = therapist.get("/").get_data(as_text=True)
-    assert 'class="live tone-free"' in html and "Pen FREE to lift" in html
+    assert 'class="band band-free"' in html and ">FREE<" in html and "Pen free to lift" in html
+    assert html.count("<h1") == 1
 
 
 def test_an_empty_cradle_lists_the_other_locks_but_not_no_pen_again(therapist, daemon):
