@@ -117,7 +117,6 @@ def test_a_fault_during_a_session_is_on_that_session(therapist):
 
 
 def test_client_lookup_api_and_box(therapist):
-    ref = Store.open  # placeholder to keep flake quiet
     api = therapist.get("/api/sessions?date=2026-11-27").get_json()
     ref = api[0]["client_ref"]
     found = therapist.get(f"/api/clients/{ref}").get_json()
