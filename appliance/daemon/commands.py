@@ -66,6 +66,17 @@ def register(server: ControlServer, dock: Dock) -> None:
         dock.settle()
         return dock.status()
 
+    def clear_client(args, peer):
+        """Forget a wrongly named next client (and any override given for it): the pen is
+        held again until the right client is named."""
+        with dock.lock:
+            was = dock.next_client
+            audit(peer, "next_client_cleared", {"ref": was.ref if was else None})
+            dock.next_client = None
+            dock.overrides = {}
+        dock.settle()
+        return dock.status()
+
     def override(args, peer):
         code = str(args.get("code") or "")
         reason = _reason(args)
@@ -242,7 +253,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         return {"purged": count, "before": before.isoformat()}
 
     for name, handler in (("status", status), ("next_client", next_client), ("override", override),
-                          ("sessions", sessions), ("login", login)):
+                          ("sessions", sessions), ("login", login), ("clear_client", clear_client)):
         server.register(name, handler, errors={StorageError: "refused"})
     for name, handler in (("service_reset", service_reset), ("rebaseline", rebaseline),
                           ("readout", readout), ("pins", pins), ("selftest", selftest),

@@ -18,15 +18,18 @@ from appliance.core import rules
 from appliance.hardware.devices import DockHardware, PenLinkError
 from appliance.core.model import Decision, DockState, History, NextClient, OpenSession, PenReading
 from appliance.daemon import clockduty
+from appliance.core.reason_facts import CartridgeSeen, FactInputs
 from appliance.daemon.status import present_status
-from appliance.record.store import StorageError, Store
+from appliance.record import lookups
+from appliance.record.store import StorageError, Store, StoreError
 
 log = logging.getLogger("pendock.dock")
 
-# Locks that mean "something is wrong with the pen or the dock" light red; the rest amber.
+# Locks that mean "stop": something is wrong with the pen or the dock, or this client may
+# not be treated yet; they light red. The rest (waiting for the therapist) light amber.
 RED_LOCKS = frozenset({
     "readout_error", "cartridge_reused", "pen_fault", "counter_rollback", "service_due",
-    "storage_error",
+    "storage_error", "client_interval",
 })
 DOCK_ACTOR = "dock"
 
@@ -58,6 +61,8 @@ class Dock:
         self._live_warnings: tuple[str, ...] = ()
         # Whether the wall clock can be trusted (NTP, a person, the monotonic clock, the record).
         self.clockwatch = clockduty.watch_clock(clock, store)
+        self._history_seen = History()  # the last decision's, for the facts behind its reasons
+        self._cartridge_seen: tuple[int, CartridgeSeen | None] = (0, None)  # serial -> where seen
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -285,6 +290,7 @@ class Dock:
                 self.clockwatch.became_right = True  # again once the record can be written
         history = self._history(self.rules_now())
         decision = self.decide(history)
+        self._note_facts(history, decision)
         release = self.seated and not decision.held
         changed = (decision != self.decision) or (release != self.released)
         pen_write = self._pen_write(decision, history)
@@ -293,6 +299,20 @@ class Dock:
                 decision = self.decide(history)  # now with storage_error
                 release = False
         self._drive(decision, release)
+
+    def _note_facts(self, history: History, decision: Decision) -> None:
+        """Keep what the status's facts need: the decision's history and, for a reused
+        cartridge, where the record saw it (looked up once per cartridge)."""
+        self._history_seen = history
+        reading = self.reading
+        if reading is None or "cartridge_reused" not in decision.locks:
+            return
+        if self._cartridge_seen[0] != reading.cartridge_serial:
+            try:
+                seen = lookups.cartridge_seen(self.store, reading.cartridge_serial)
+            except StoreError:
+                seen = None
+            self._cartridge_seen = (reading.cartridge_serial, seen)
 
     def _pen_write(self, decision: Decision, history: History) -> str | None:
         """"register" for a pen never seen, "counters" when its counters moved on (never
@@ -396,14 +416,23 @@ class Dock:
         """The contract's status object (appliance/daemon/status.py presents it)."""
         with self.lock:
             session = self.session
+            now = self.clock.now()
+            out = (self.clock.monotonic() - session.started_monotonic) if session else 0.0
+            reading = self.reading
+            seen = self._cartridge_seen
+            facts = FactInputs(  # dated as the rules date them (a clock jump is not trusted)
+                config=self.config, now=self.rules_now(), reading=reading, history=self._history_seen,
+                next_client=self.next_client, readout_error=self.readout_error,
+                storage_error=self.storage_error, out_seconds=out if session else None,
+                cartridge_seen=seen[1] if reading is not None and seen[0] == reading.cartridge_serial else None)
             return present_status(
                 docked=self.seated, released=self.released, decision=self.decision,
                 live_warnings=self._live_warnings, reading=self.reading, session=session,
-                out_seconds=(self.clock.monotonic() - session.started_monotonic) if session else 0.0,
+                out_seconds=out,
                 next_client=self.next_client, last_session=self.last_session,
                 readout_error=self.readout_error, clock_synced=self.clock_ok(),
-                storage_ok=self.storage_ok, light=self.hw.light.colour, now=self.clock.now(),
-                tz=self.config.tz, pin_factory=self.hw.factory_name)
+                storage_ok=self.storage_ok, light=self.hw.light.colour, now=now,
+                tz=self.config.tz, pin_factory=self.hw.factory_name, facts=facts)
 
 
 class _Failed:

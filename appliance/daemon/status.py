@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 
 from appliance.core import rules
+from appliance.core import reason_facts
 from appliance.core.model import Decision, NextClient, OpenSession, PenReading
 
 # Codes the panel's "No pen in the cradle" headline already says.
@@ -24,11 +25,13 @@ def present_status(*, docked: bool, released: bool, decision: Decision,
                    next_client: NextClient | None = None, last_session: dict | None = None,
                    readout_error: str | None = None, clock_synced: bool = True,
                    storage_ok: bool = True, light: str, now: datetime, tz: tzinfo,
-                   pin_factory: str) -> dict:
+                   pin_factory: str, facts: reason_facts.FactInputs | None = None) -> dict:
     """The status object, keys in the contract's order. `out_seconds`: how long the open
-    session's pen has been out (monotonic), ignored without a session."""
+    session's pen has been out (monotonic), ignored without a session. `facts`: what the
+    facts behind each reason are worked out from (`detail`, `detail_words`), the pen's
+    battery share, sessions left and hours to service, and the session's limits."""
     warnings = list(dict.fromkeys(decision.warnings + tuple(live_warnings)))
-    return {
+    status = {
         "docked": docked,
         "held": not released,
         "locks": list(decision.locks),
@@ -60,6 +63,9 @@ def present_status(*, docked: bool, released: bool, decision: Decision,
         "timezone": str(tz),
         "pin_factory": pin_factory,
     }
+    if facts is not None:
+        add_facts(status, facts)
+    return status
 
 
 def present_reason(code: str, kind: str | None = None) -> dict:
@@ -70,6 +76,20 @@ def present_reason(code: str, kind: str | None = None) -> dict:
     if kind is not None:
         described["kind"] = kind
     return {"code": code, **described, "shown_undocked": code not in SAID_BY_UNDOCKED_HEADLINE}
+
+
+def add_facts(status: dict, facts: reason_facts.FactInputs) -> None:
+    """The facts a therapist needs beside each verdict (added keys; the contract's stay)."""
+    for reason in status["reasons"]:
+        detail = reason_facts.detail(reason["code"], facts)
+        reason["detail"] = detail
+        reason["detail_words"] = reason_facts.sentence(reason["code"], detail)
+    if status["pen"] is not None:
+        status["pen"].update(reason_facts.pen_facts(facts))
+    if status["session"] is not None:
+        limits = facts.config.rules
+        status["session"]["needling_limit_seconds"] = limits.max_needling_minutes * 60
+        status["session"]["overrun_limit_seconds"] = limits.session_overrun_minutes * 60
 
 
 def _present_session(s: OpenSession, out_seconds: float) -> dict:

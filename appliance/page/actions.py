@@ -25,12 +25,15 @@ def next_client():
     form = {"ref": (request.form.get("ref") or "").strip(),
             "area": (request.form.get("area") or "").strip(),
             "checklist": [item for item in request.form.getlist("checklist")][:5]}
+    field = "ref"
     try:
         ref = rules.validate_client_ref(form["ref"])
+        field = "area"
         area = rules.validate_area(form["area"] or None, page.config)
+        field = "checklist"
         checklist = rules.parse_checklist(",".join(form["checklist"]))
-    except ValueError as error:
-        return render_day(None, message=str(error), code=400, form=form)
+    except ValueError as error:  # shown at its field, which gets the focus
+        return render_day(None, code=400, form=form, errors={field: str(error), "_focus": field})
     try:
         status = page.daemon().call("next_client", ref=ref, area=area, checklist=sorted(checklist))
     except ControlError as error:
@@ -50,12 +53,13 @@ def override():
     reason = (request.form.get("reason") or "").strip()
     form = {"code": code, "reason": reason}
     if code not in rules.OVERRIDABLE:
-        return render_day(None, message=f"{code[:40]!r} is not a lock a manager may override; choose one of: "
-                                        f"{', '.join(sorted(rules.OVERRIDABLE))}.", code=400, form=form)
+        return render_day(None, code=400, form=form, errors={
+            "code": f"{code[:40]!r} is not a lock a manager may override; choose one of: "
+                    f"{', '.join(sorted(rules.OVERRIDABLE))}.", "_focus": "code"})
     if not MIN_REASON <= len(reason) <= MAX_REASON:
-        return render_day(None, message=f"Write the reason for the override ({MIN_REASON} to {MAX_REASON} "
-                                        f"characters), e.g. \"client's dermatologist approved\".",
-                          code=400, form=form)
+        return render_day(None, code=400, form=form, errors={
+            "reason": f"Write the reason for the override ({MIN_REASON} to {MAX_REASON} "
+                      f"characters), e.g. \"client's dermatologist approved\".", "_focus": "reason"})
     try:
         here().status_cache.put(here().daemon().call("override", code=code, reason=reason))
     except ControlError as error:

@@ -2,11 +2,12 @@
 keys), and /healthz for the watchdog of the page process (open, no login)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from appliance.daemon.control import ControlError
 from appliance.page import view as web_view
 from appliance.page.context import here
+from appliance.page.live import version_of
 from appliance.page.replies import api_error
 
 bp = Blueprint("api", __name__)
@@ -23,10 +24,21 @@ def healthz():
 
 @bp.get("/api/status")
 def api_status():
+    """The status; with `?wait=VERSION`, once it differs from that version (the live
+    page's bounded long-poll, appliance/page/live.py)."""
+    page = here()
+    known = request.args.get("wait", "")[:32]
     try:
-        return jsonify(here().status_cache.get())
+        if known:
+            status, waited = page.waiters.wait(page.status_cache.get, known)
+        else:
+            status, waited = page.status_cache.get(), False
     except ControlError as error:
         return api_error(f"dock not answering: {error}", 503)
+    response = jsonify(status)
+    response.headers["X-Status-Version"] = version_of(status)
+    response.headers["X-Status-Wait"] = "yes" if waited else "no"
+    return response
 
 
 @bp.get("/api/clock")

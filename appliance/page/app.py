@@ -16,7 +16,7 @@ from flask import Flask
 
 from appliance.core.resources import web_folder
 from appliance.daemon.control import ControlClient
-from appliance.page import actions, api, auth, guard, log, login
+from appliance.page import actions, api, auth, clear, guard, history, log, login, wall
 from appliance.page.context import KEY, ControlFactory, PageContext
 from appliance.page.replies import install_error_handlers
 from appliance.record.store import Store
@@ -24,7 +24,7 @@ from appliance.record.store import Store
 STATUS_TIMEOUT_S = 2.0
 STATUS_FRESH_S = 0.25  # many open pages share one status call per quarter second
 DAYS_KEPT = 4  # days whose rendered pieces are kept: today and a few looked back on
-PAGE_THREADS = 4  # waitress worker threads
+PAGE_THREADS = 6  # waitress worker threads; at most LONG_POLL_SLOTS of them wait (context.py)
 
 
 def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory | None = None,
@@ -55,7 +55,7 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
                                       throttle or auth.LoginThrottle(), status_fresh_s, days_kept)
     guard.install(app)
     install_error_handlers(app)
-    for blueprint in (log.bp, actions.bp, login.bp, api.bp):
+    for blueprint in (log.bp, actions.bp, login.bp, api.bp, history.bp, wall.bp, clear.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -15,12 +15,14 @@ from appliance.daemon.control import ControlError
 from appliance.page import auth
 from appliance.page import view as web_view
 from appliance.page.caches import DayCache, DayRecord, StatusCache
+from appliance.page.live import StatusWaiters
 from appliance.record.store import Store
 
 log = logging.getLogger("pendock.page")
 
 ControlFactory = Callable[[str], object]  # via -> an object with .call(cmd, **args)
 KEY = "pendock"
+LONG_POLL_SLOTS = 3  # requests that may wait for a change at once (of the page's 6 threads)
 
 
 class PageContext:
@@ -40,6 +42,7 @@ class PageContext:
         self._open_lock = threading.Lock()
         self.status_cache = StatusCache(lambda: make_client("page").call("status"), status_fresh_s)
         self.day_cache = DayCache(self.record, days_kept)
+        self.waiters = StatusWaiters(LONG_POLL_SLOTS)
 
     # -- the record and the daemon -----------------------------------------------------
 

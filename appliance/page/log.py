@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from flask import Blueprint, Response, render_template, request
 
+from appliance.core.dates import html_lang, long_date
+from appliance.page import clients, events, history
 from appliance.page import view as web_view
 from appliance.page.context import here
 from appliance.page.replies import page_error, text_error
@@ -14,17 +16,50 @@ from appliance.record.export import sessions_csv
 bp = Blueprint("log", __name__)
 
 
-def render_day(day_text: str | None, *, message: str = "", code: int = 200, form: dict | None = None):
+NO_SCRIPT_REFRESH_S = 30  # without JavaScript the log reloads itself this often
+EVENT_KIND_WORDS = {"hold": "Held", "release": "Released", "fault": "Fault", "override": "Override",
+                    "forced_removal": "Forced out", "clock": "Clock", "technician": "Technician",
+                    "session": "Session", "client": "Next client", "login": "Login", "dock": "Dock",
+                    "other": "Other"}
+
+
+def day_events(found, day) -> list:
+    """The day's events, read once per change of the record (the audit is in it too)."""
+    return found.piece("events", lambda _sessions: history.day_events(day))
+
+
+def rows_with_faults(found, day) -> tuple:
+    """The day's rows, each with the faults that happened while its pen was out."""
+    def make(sessions):
+        faults = events.faults_by_session(sessions, day_events(found, day))
+        return tuple(web_view.session_row(s, here().tz, faults.get(int(s["id"]), ())) for s in sessions)
+    return found.piece("rows", make)
+
+
+def render_day(day_text: str | None, *, message: str = "", code: int = 200, form: dict | None = None,
+               errors: dict | None = None):
     """The log page of one day (today when `day_text` is None), with a message to show
-    (an action's refusal) and the form as it was sent."""
+    (an action's refusal), the form as it was sent and its errors by field ("_focus": the
+    field to focus)."""
     page = here()
     status = page.live_status()
     today = page.now_of(status).date()
+    errors = dict(errors or {})
     try:
         day = web_view.parse_day(day_text, today)
     except web_view.BadParameter as error:
         day, message, code = today, str(error), 400
+    lookup = None
+    ref = (request.args.get("client") or "").strip() if request.method == "GET" else ""
+    if ref:
+        try:
+            lookup = history.client_lookup(ref)
+        except ValueError as error:
+            errors.setdefault("client", str(error))
+            errors.setdefault("_focus", "client")
+            code = 400
     found = page.day_record(day)
+    locale = page.config.clinic.locale
     return render_template(
         "log.html",
         status=status,
@@ -32,7 +67,15 @@ def render_day(day_text: str | None, *, message: str = "", code: int = 200, form
         day=day,
         today=today,
         is_today=day == today,
-        rows=page.rows_of(found),
+        rows=rows_with_faults(found, day),
+        events=day_events(found, day),
+        event_kind_words=EVENT_KIND_WORDS,
+        lookup=lookup,
+        errors=errors,
+        long_date=lambda value: long_date(value, locale),
+        course_words=clients.course_words,
+        page_lang=html_lang(locale),
+        refresh_seconds=NO_SCRIPT_REFRESH_S,
         timeline=page.timeline_of(found, day, page.now_of(status)),
         last_session_id=((status or {}).get("last_session") or {}).get("id") or 0,
         prev_day=day - timedelta(days=1) if day > web_view.FIRST_DAY else None,
@@ -52,7 +95,9 @@ def aftercare(session_id: int):
     found = here().record().session(session_id) if session_id < 2**63 else None
     if found is None:
         return page_error(f"There is no session {session_id} in the record.", 404)
-    return render_template("aftercare.html", card=web_view.aftercare(found, here().tz))
+    clinic = here().config.clinic
+    return render_template("aftercare.html", card=web_view.aftercare(found, here().tz, clinic),
+                           page_lang=html_lang(clinic.locale))
 
 
 @bp.get("/export.csv")

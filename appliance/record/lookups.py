@@ -72,7 +72,7 @@ def _first_id_at_or_after(store, moment: datetime, low: int, high: int) -> int:
 
 
 def audit_on(store, day: date, tz: tzinfo) -> list[AuditEntry]:
-    """The audit entries of one dock-local day, oldest first."""
+    """The audit entries of one dock-local day, oldest first (by time, then by id)."""
     start = datetime.combine(day, time.min, tz)
     end = start + timedelta(days=1)
     bounds = store._read("SELECT min(id), max(id) FROM audit")
@@ -100,4 +100,4 @@ def audit_on(store, day: date, tz: tzinfo) -> list[AuditEntry]:
                                 detail=detail if isinstance(detail, dict) else {}, clock_synced=bool(synced)))
         if len(found) >= MAX_DAY_EVENTS:
             break
-    return found
+    return sorted(found, key=lambda e: (e.at, e.id))

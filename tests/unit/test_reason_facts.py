@@ -57,3 +57,19 @@ def test_faults_checklist_and_no_facts():
     assert detail("checklist_missing", inputs())["missing"] == ["test-area"]
     assert detail("no_pen", inputs(reading=None)) == {}
     assert sentence("no_pen", {}) == ""
+
+
+def test_the_status_carries_the_facts_in_each_reason():
+    from appliance.core.model import Decision
+    from appliance.daemon.status import present_status
+
+    status = present_status(docked=True, released=False, decision=Decision(locks=("client_interval", "battery_low")),
+                            reading=READING, next_client=CLIENT, light="red", now=NOW, tz=timezone.utc,
+                            pin_factory="MockFactory", facts=inputs())
+    interval, battery = status["reasons"]
+    assert interval["detail"]["next_eligible_date"] == "2026-12-09" and "2026-12-09" in interval["detail_words"]
+    assert battery["detail"]["battery_percent"] == 17
+    assert status["pen"]["battery_percent"] == 17 and "hours_to_service" in status["pen"]
+    bare = present_status(docked=True, released=False, decision=Decision(locks=("client_interval",)),
+                          light="red", now=NOW, tz=timezone.utc, pin_factory="MockFactory")
+    assert "detail" not in bare["reasons"][0]  # the presenter still works without facts

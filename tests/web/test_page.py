@@ -162,7 +162,9 @@ def test_the_daemon_down_during_an_action_is_503_not_500(therapist, daemon):
 def test_the_aftercare_card(therapist):
     html = therapist.get("/sessions/7/aftercare").get_data(as_text=True)
     assert "first 3 days" in html and "3 to 48 hours" in html
-    assert "2026-12-12" in html and "2026-12-19" in html  # session 7 is on 2026-11-21
+    # session 7 is on 2026-11-21; dates with the weekday, in the clinic's locale (en-GB)
+    assert "Saturday 12 December 2026" in html and "Saturday 19 December 2026" in html
+    assert "Call the clinic" in html
     assert therapist.get("/sessions/999999/aftercare").status_code == 404
     assert therapist.get("/sessions/abc/aftercare").status_code == 404
     assert therapist.get("/sessions/99999999999999999999999/aftercare").status_code == 404
