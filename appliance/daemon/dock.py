@@ -361,10 +361,21 @@ class Dock:
                 self.hw.beep(1)
         elif not self.seated:
             self.hw.light.show("blue" if self.session is not None else "off")
-        elif RED_LOCKS.intersection(decision.locks):
+        elif self._stop(decision):
             self.hw.light.show("red")
         else:
             self.hw.light.show("amber")
+
+    def _stop(self, decision: Decision) -> bool:
+        """Red, not amber: a lock that is a real stop. The cartridge of the session that
+        just ended, still fitted, is the normal wait between clients (fit a new one), not
+        a reuse: amber, or every session's end would be an alarm."""
+        red = RED_LOCKS.intersection(decision.locks)
+        last, reading = self.last_session, self.reading
+        if red == {"cartridge_reused"} and last and reading is not None \
+                and reading.cartridge_serial == last.get("cartridge_serial"):
+            return False
+        return bool(red)
 
     # -- storage ------------------------------------------------------------------------
     def _write(self, action):

@@ -14,7 +14,7 @@ from appliance.core import rules
 # Audit actions -> event kind. Anything else is kind "other", with its action named.
 TECHNICIAN_ACTIONS = frozenset({
     "service_reset", "rebaseline", "backup", "restore", "restored", "sessions_purged", "purge",
-    "user_added", "token_created", "audit_verify", "pen_registered",
+    "user_added", "token_created", "audit_verify",
 })
 DOCK_ACTIONS = frozenset({"daemon_start", "config_loaded", "storage_recovered"})
 SESSION_ACTIONS = {"session_opened": "session", "session_closed": "session",
@@ -112,6 +112,9 @@ def event_of(action: str, detail: dict, actor: str, at: datetime, tz: tzinfo) ->
     elif "clock" in action:
         kind = "clock"
         words = "The dock's clock changed: " + ", ".join(f"{k} {v}" for k, v in sorted(detail.items())) + "."
+    elif action == "pen_registered":
+        kind = "dock"
+        words = "A pen was seen for the first time: its counters now are its baseline."
     elif action in TECHNICIAN_ACTIONS:
         kind = "technician"
         reason = f", reason: {detail['reason']}" if detail.get("reason") else ""

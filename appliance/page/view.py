@@ -170,7 +170,12 @@ def timeline(sessions: list[dict], day: date, tz: tzinfo, now: datetime) -> Time
         spans.append((start, end, s))
     midnight = datetime.combine(day, datetime.min.time(), tz)
     first_hour, last_hour = DAY_START_HOUR, DAY_END_HOUR
-    for start, end, _ in spans:
+    local_now = now.astimezone(tz)
+    if local_now.date() == day:  # today's axis reaches now, so the "now" marker is on it
+        spans_and_now = spans + [(local_now, local_now, None)]
+    else:
+        spans_and_now = spans
+    for start, end, _ in spans_and_now:
         first_hour = min(first_hour, max(0, int((start - midnight).total_seconds() // 3600)))
         last_hour = max(last_hour, min(24, -int(-(end - midnight).total_seconds() // 3600)))
     span_seconds = (last_hour - first_hour) * 3600
@@ -204,7 +209,6 @@ def timeline(sessions: list[dict], day: date, tz: tzinfo, now: datetime) -> Time
                    f"{total_minutes:.0f} minutes in all.")
     else:
         summary = f"The pen was not out on {day.isoformat()}."
-    local_now = now.astimezone(tz)
     now_x = x_of(local_now) if local_now.date() == day else None
     return Timeline(TIMELINE_WIDTH, tuple(bars), ticks, summary, now_x,
                     f"now {_clock(local_now)}" if now_x is not None else "")
@@ -319,7 +323,8 @@ def live_state(status: dict | None, problem: str = "") -> LiveState:
     elif status.get("held"):
         locks = [r for r in reasons if r.kind == "lock"]
         if tone == "stop":
-            headline = "Pen held: " + (locks[0].words if locks else "see below")
+            red = [r for r in locks if r.code in RED_CODES] or locks
+            headline = "Pen held: " + (red[0].words if red else "see below")
         else:
             headline = "Pen held until you: " + (locks[0].action if locks else "see below")
         detail = "The pen stays in the cradle until every lock below is cleared."

@@ -46,10 +46,10 @@ def axe_script() -> Path:
 
 def violations(page) -> list[dict]:
     """axe's violations on the page as it is now (axe injected by the context's init script)."""
-    found = page.evaluate("options => axe.run(document, options).then(r => r.violations.map(v => "
-                          "({id: v.id, impact: v.impact, help: v.help, "
-                          "nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)}))))",
-                          RUN_OPTIONS)
+    found = page.evaluate("""options => axe.run(document, options).then(result => result.violations.map(v => ({
+        id: v.id, impact: v.impact, help: v.help,
+        nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)
+    })))""", RUN_OPTIONS)
     return found
 
 

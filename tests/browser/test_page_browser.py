@@ -45,15 +45,15 @@ def test_live_state_follows_the_dock_without_a_reload(page, demo):
     demo.sim("dock")
     log_in(page, demo.url)
     page.evaluate("window.__sameDocument = true")
-    assert "HELD" in headline(page) or "No pen" in headline(page)
+    assert page.inner_text("#band-word") == "WAITING for you"  # no cartridge: waiting for you, amber
     assert "Fit a new sterile cartridge" in page.inner_text("#live")
     demo.sim("cartridge")
     expect(page.locator("#live")).not_to_contain_text("Fit a new sterile cartridge", timeout=LIVE_WITHIN_MS)
     demo.sim("undock", "--force")
     expect(page.locator("#live")).to_have_attribute("data-tone", "out", timeout=LIVE_WITHIN_MS)
-    assert "session in progress" in headline(page)
+    assert "Session in progress" in headline(page)
     demo.sim("dock")
-    expect(page.locator("#live")).to_have_attribute("data-tone", "held", timeout=LIVE_WITHIN_MS)
+    expect(page.locator("#live")).to_have_attribute("data-tone", "waiting", timeout=LIVE_WITHIN_MS)
     assert page.evaluate("window.__sameDocument") is True  # no reload happened
     assert not page.csp_errors
 
@@ -69,7 +69,7 @@ def test_name_a_client_then_the_pen_is_free(page, demo):
     page.wait_for_selector(".notice-ok")
     assert "C-7001 (neck) named" in page.inner_text(".notice-ok")
     expect(page.locator("#live")).to_have_attribute("data-tone", "free", timeout=LIVE_WITHIN_MS)
-    assert "FREE" in headline(page) and "C-7001" in page.inner_text("#live-facts")
+    assert page.inner_text("#band-word") == "FREE" and "C-7001" in page.inner_text("#live-facts")
     # a session, seen on the page: out, needled, back
     demo.sim("undock")
     demo.sim("needle", "--minutes", "14", "--depth", "0.8")
@@ -84,7 +84,7 @@ def test_a_bad_reference_shows_the_form_again(page, demo):
     log_in(page, demo.url)
     page.fill("#ref", "Jane Smith")
     page.click("#next-client-form button[type=submit]")
-    assert "never a name" in page.inner_text("#form-message")
+    assert "never a name" in page.inner_text("#ref-error")  # at its field
     assert page.input_value("#ref") == "Jane Smith"
 
 
@@ -99,7 +99,8 @@ def test_export_csv_of_the_day(page, demo):
 
 def test_manager_override_form_and_logout(page, demo):
     log_in(page, demo.url, "manager")
-    assert page.is_visible("#override-form")
+    # Shown only when a lock a manager may override holds the pen; else it says so.
+    assert page.is_visible("#override-form") or page.is_visible("#override-none")
     page.click("form[action='/logout'] button")
     page.wait_for_selector("#password")
     page.goto(demo.url + "/")
