@@ -60,6 +60,6 @@ def wall_login():
                                        "`pendock token create --name wall` and open /wall/login?token=TOKEN."), 401
     page.logins.end(session.get("sid"))
     session.clear()
-    session["sid"] = page.logins.start(auth.Login(f"wall ({found.name})", WALL_ROLE), idle_seconds=WALL_IDLE_S)
+    session["sid"] = page.logins.start(auth.Login("wall display", WALL_ROLE), idle_seconds=WALL_IDLE_S)
     session["csrf"] = auth.new_csrf_token()
     return redirect(url_for("wall.wall"))

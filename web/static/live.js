@@ -63,7 +63,9 @@
       s.reasons = reasons.filter(function (r) { return r.shownUndocked; });
     } else if (status.held) {
       var locks = reasons.filter(function (r) { return r.kind === "lock"; });
-      s.headline = tone === "stop" ? "Pen held: " + (locks.length ? locks[0].words : "see below")
+      var red = locks.filter(function (r) { return RED_CODES.indexOf(r.code) >= 0; });
+      if (!red.length) red = locks;
+      s.headline = tone === "stop" ? "Pen held: " + (red.length ? red[0].words : "see below")
                                    : "Pen held until you: " + (locks.length ? locks[0].action : "see below");
       s.detail = "The pen stays in the cradle until every lock below is cleared.";
     } else {
