@@ -46,9 +46,14 @@ class _Watcher(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             path = "/api/status" + (f"?wait={self.version}" if self.long_poll and self.version else "")
-            self.browser.conn.request("GET", path, headers={"Cookie": self.browser.cookie})
-            response = self.browser.conn.getresponse()
-            body = response.read()
+            try:
+                self.browser.conn.request("GET", path, headers={"Cookie": self.browser.cookie})
+                response = self.browser.conn.getresponse()
+                body = response.read()
+            except OSError:
+                if self.stop.is_set():
+                    return  # the demo stopped under a waiting request: the run is over
+                raise
             at = time.monotonic()
             self.requests += 1
             if response.status == 200:
