@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8080
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || echo "sudo")
-TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk
+TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk npm
 
 .PHONY: demo test test-fast bench deps-system clean
 
