@@ -50,8 +50,10 @@ def accessible(page, where: str) -> None:
 
 
 def shot(page, name: str) -> None:
+    """The whole page, and what the screen shows without scrolling (name-top.png)."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}-top.png"))
 
 
 def no_sideways_scroll(page, width: int) -> None:
@@ -226,6 +228,20 @@ def test_phone_form_error_at_its_field_focused(open_page, demo):
     assert page.evaluate("document.activeElement.id") == "ref"
     accessible(page, "the log with a form error, 360px")
     shot(page, "form-error-360")
+    # Touch targets: every button, field and checkbox row at least 44 px tall.
+    small = page.evaluate("""() => Array.from(document.querySelectorAll(
+        'main button, main .button, main input:not([type=hidden]):not([type=checkbox]), main select, label.check'))
+        .filter(e => e.offsetParent !== null && e.getBoundingClientRect().height < 44)
+        .map(e => e.outerHTML.slice(0, 80))""")
+    assert not small, f"touch targets under 44 px: {small}"
+
+
+def test_print_the_day(open_page, demo):
+    page = open_page(1024)
+    log_in(page, demo.url, "demo")
+    page.emulate_media(media="print")
+    assert page.is_visible("#day") and page.is_visible("#events")
+    assert not page.is_visible("#band") and not page.is_visible("#next-client-form")
 
 
 def test_timeline_by_keyboard_with_a_now_marker(open_page, demo):
