@@ -191,3 +191,17 @@ def test_api_status_long_poll_answers_at_a_change(therapist, daemon):
     changed = therapist.get(f"/api/status?wait={version}")
     assert changed.headers["X-Status-Version"] != version and changed.get_json()["locks"] == []
     assert changed.headers["X-Status-Wait"] == "yes"
+
+
+def test_facts_other_helpers_add_are_shown_when_present(therapist, daemon):
+    from appliance.core.model import PenReading
+    from tests.web import records as recs
+
+    reading = PenReading(pen_serial=recs.PEN, firmware="1.4", strokes=1, motor_seconds=1, cartridge_serial=77,
+                         cartridge_strokes=0, max_depth_mm=0.0, battery_mv=4050, temperature_c=24.5)
+    daemon.set(reading=reading)
+    daemon.status["cartridge"]["authenticated"] = False
+    daemon.status["fleet"] = {"peers": ["dock-2", "dock-3"]}
+    daemon.status["clock_trusted"] = False
+    html = therapist.get("/").get_data(as_text=True)
+    assert "NOT authenticated" in html and "2 others connected" in html and "NOT known to be right" in html
