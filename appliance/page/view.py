@@ -272,6 +272,21 @@ def _duration(seconds: int) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def fleet_words(fleet: dict) -> str:
+    """The other docks (the fleet helper's `status.fleet`), tolerant of what is missing."""
+    peers = fleet.get("peers")
+    if isinstance(peers, list):
+        online = sum(1 for p in peers if not isinstance(p, dict) or p.get("online", True))
+        text = f"{online} of {len(peers)} others online"
+    else:
+        text = "sharing history"
+    if fleet.get("connected") is False:
+        text += "; not connected"
+    if fleet.get("stale"):
+        text += "; history may be out of date"
+    return text
+
+
 def tone_of(status: dict) -> str:
     """The band's state: the dock's own light when it says, else worked out the same way."""
     light = status.get("light")
@@ -362,10 +377,7 @@ def live_state(status: dict | None, problem: str = "") -> LiveState:
     facts.append(("Dock clock", clock + ("" if trusted else " (NOT known to be right)")))
     fleet = status.get("fleet")
     if isinstance(fleet, dict):
-        peers = fleet.get("peers")
-        count = len(peers) if isinstance(peers, (list, dict)) else peers
-        facts.append(("Clinic docks", f"{count} others connected" if count is not None
-                      else ("connected" if fleet.get("connected") else "not connected")))
+        facts.append(("Clinic docks", fleet_words(fleet)))
     locks = set(status.get("locks") or ())
     overridable = tuple(code for code in rules.OVERRIDABLE if code in locks)
     return LiveState(tone, headline, detail, tuple(reasons), tuple(facts), TONE_WORDS[tone], TONE_TITLES[tone],

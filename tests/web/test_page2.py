@@ -201,7 +201,8 @@ def test_facts_other_helpers_add_are_shown_when_present(therapist, daemon):
                          cartridge_strokes=0, max_depth_mm=0.0, battery_mv=4050, temperature_c=24.5)
     daemon.set(reading=reading)
     daemon.status["cartridge"]["authenticated"] = False
-    daemon.status["fleet"] = {"peers": ["dock-2", "dock-3"]}
+    daemon.status["fleet"] = {"peers": [{"dock_id": "dock-2", "online": True}, {"dock_id": "dock-3", "online": False}],
+                              "connected": True, "stale": True}
     daemon.status["clock_trusted"] = False
     html = therapist.get("/").get_data(as_text=True)
-    assert "NOT authenticated" in html and "2 others connected" in html and "NOT known to be right" in html
+    assert "NOT authenticated" in html and "1 of 2 others online; history may be out of date" in html and "NOT known to be right" in html

@@ -97,10 +97,14 @@
       (trusted ? "" : " (NOT known to be right)")]);
     var fleet = status.fleet;
     if (fleet && typeof fleet === "object") {
-      var peers = fleet.peers, count = Array.isArray(peers) ? peers.length :
-        (peers && typeof peers === "object" ? Object.keys(peers).length : peers);
-      s.facts.push(["Clinic docks", count !== undefined && count !== null ? count + " others connected" :
-        (fleet.connected ? "connected" : "not connected")]);
+      var peers = fleet.peers, text = "sharing history";
+      if (Array.isArray(peers)) {
+        var online = peers.filter(function (p) { return typeof p !== "object" || p.online !== false; }).length;
+        text = online + " of " + peers.length + " others online";
+      }
+      if (fleet.connected === false) text += "; not connected";
+      if (fleet.stale) text += "; history may be out of date";
+      s.facts.push(["Clinic docks", text]);
     }
     s.updated = String(status.now || "").slice(11, 19);
     return s;
