@@ -235,6 +235,13 @@ class Reason:
     facts: str = ""  # the reason's facts in a sentence (the date, the share, the hours)
     code: str = ""
 
+    @property
+    def tone(self) -> str:
+        """A lock that is a stop (red) or a wait for the therapist (amber); else its kind."""
+        if self.kind != "lock":
+            return self.kind
+        return "stop" if self.code in RED_CODES else "wait"
+
 
 @dataclass(frozen=True)
 class Running:

@@ -148,8 +148,9 @@
     }
   }
 
-  function reasonItem(r, wall) {
-    var item = el("li", "reason reason-" + r.kind);
+  function reasonItem(r, wall, bandTone) {
+    var tone = r.kind !== "lock" ? r.kind : (bandTone === "stop" && RED_CODES.indexOf(r.code) >= 0 ? "stop" : "wait");
+    var item = el("li", "reason reason-" + r.kind + " reason-" + tone);
     item.setAttribute("data-code", r.code);
     if (!wall) item.appendChild(el("span", "reason-kind", KIND_WORDS[r.kind] || "Note"));
     item.appendChild(el("span", "reason-words", r.words));
@@ -170,8 +171,8 @@
     var list = $("live-reasons");
     if (list) {
       var shown = wall ? s.reasons.filter(function (r) { return r.kind === "lock"; }) : s.reasons;
-      if (!sameList(list, shown)) {
-        list.replaceChildren.apply(list, shown.map(function (r) { return reasonItem(r, wall); }));
+      if (!sameList(list, [s.tone, shown])) {
+        list.replaceChildren.apply(list, shown.map(function (r) { return reasonItem(r, wall, s.tone); }));
       }
     }
     setText("live-detail", s.detail);
