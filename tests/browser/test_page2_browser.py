@@ -267,6 +267,10 @@ def test_running_session_timer_and_aftercare_and_past_day(open_page, demo):
     demo.sim("undock")
     expect(band(page)).to_have_attribute("data-tone", "out", timeout=LIVE_MS)
     expect(page.locator("#band-timer")).to_be_visible()
+    page.evaluate("window.__sameDocument = true")
+    # The session in progress is in the log at once, without a reload.
+    expect(page.locator("#day")).to_contain_text("In progress", timeout=3000)
+    assert page.evaluate("window.__sameDocument") is True
     first = page.inner_text("#timer-out")
     page.wait_for_timeout(2100)
     assert page.inner_text("#timer-out") != first  # it ticks between polls
