@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     nc.add_argument("ref", help="booking reference (never a name)")
     nc.add_argument("--area")
     nc.add_argument("--checklist", default="", help="screened,test-area")
+    sub.add_parser("clear-client", parents=[common], help="forget a wrongly named next client (the pen is held)")
     ov = sub.add_parser("override", parents=[common], help="manager override of an overridable lock")
     ov.add_argument("code")
     ov.add_argument("--reason", required=True)
@@ -237,6 +238,12 @@ def _next_client(args, client) -> int:
     return EXIT_REFUSED if status["held"] and status["docked"] else EXIT_OK
 
 
+def _clear_client(args, client) -> int:
+    status = client.call("clear_client")
+    _emit(args, status, "Next client cleared.\n" + format_status(status))
+    return EXIT_OK
+
+
 def _override(args, client) -> int:
     status = client.call("override", code=args.code, reason=args.reason)
     _emit(args, status, f"{args.code} overridden for the next session.\n" + format_status(status))
@@ -368,6 +375,7 @@ def _purge(args, client) -> int:
 VERBS: dict[str, Callable[..., int]] = {
     "status": _status,
     "next-client": _next_client,
+    "clear-client": _clear_client,
     "override": _override,
     "log": _log,
     "service-reset": _technician_reset,

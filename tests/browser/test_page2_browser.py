@@ -306,6 +306,9 @@ def test_clear_the_next_client(open_page, demo):
     expect(page.locator(".notice-ok")).to_contain_text("cleared")
     expect(band(page)).to_have_attribute("data-tone", "waiting", timeout=LIVE_MS)
     assert "Next client cleared" in page.inner_text("#events")
+    demo.ok("next-client", "C-9102", "--area", "face", "--checklist", "screened,test-area")
+    assert "Next client cleared" in demo.ok("clear-client")  # the same from the command line
+    assert demo.status()["next_client"] is None
 
 
 def test_without_javascript_the_page_says_when_and_refreshes(browser, demo):

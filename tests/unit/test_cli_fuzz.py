@@ -19,7 +19,7 @@ from appliance.daemon.control import BadRequest, DaemonUnavailable, Denied, Refu
 # demo, daemon and web would start servers if their arguments were valid: they get only
 # arguments argparse refuses (an unknown option), so no server starts in the test.
 SERVER_VERBS = ("demo", "daemon", "web")
-VERBS = ("status", "next-client", "override", "log", "selftest", "readout", "pins", "service-reset",
+VERBS = ("status", "next-client", "clear-client", "override", "log", "selftest", "readout", "pins", "service-reset",
          "rebaseline", "audit", "user", "token", "backup", "restore", "purge", "sim", "clock")
 OPTIONS = ("--json", "--csv", "--date", "--area", "--checklist", "--reason", "--role", "--name", "--before",
            "--config", "--data", "--port", "--host", "--minutes", "--depth", "--strokes", "--serial",
