@@ -3,12 +3,14 @@ dark background on request (`?dark=1`).
 
 Its login is an API token (`pendock token create --name wall`): open `/wall/login?token=TOKEN`
 once on the tablet; the page swaps the token for a "wall" login (cookie) that lasts
-WALL_IDLE_S between looks (the wall looks every few seconds, so in practice until the
-page restarts, when the same link logs it in again). A wall login sees /wall and the live
-status only: it cannot act, read the log or export. The token leaves the address bar by
+WALL_IDLE_S (30 days, or until the page restarts; then the same link logs it in again).
+A wall login sees /wall and the live status only: it cannot act, read the log or export;
+it ends at its next look once its token is deleted from the record. The token leaves the address bar by
 a redirect, and the page sends no Referer.
 """
 from __future__ import annotations
+
+import hashlib
 
 from flask import Blueprint, g, redirect, render_template, request, session, url_for
 
@@ -19,7 +21,7 @@ from appliance.page.context import here
 
 bp = Blueprint("wall", __name__)
 WALL_ROLE = "wall"
-WALL_IDLE_S = 30 * 24 * 3600
+WALL_IDLE_S = 30 * 24 * 3600  # also its absolute lifetime: then the same link again
 WALL_REFRESH_S = 30  # the no-JavaScript wall reloads itself this often
 # What a wall login may reach: the wall, the live status, static files, logging out.
 WALL_ENDPOINTS = frozenset({"wall.wall", "wall.wall_login", "api.api_status", "api.healthz", "static",
@@ -29,7 +31,15 @@ WALL_ENDPOINTS = frozenset({"wall.wall", "wall.wall_login", "api.api_status", "a
 @bp.before_app_request
 def wall_sees_only_the_wall():
     login = g.get("login")
-    if login is None or login.role != WALL_ROLE or request.endpoint in WALL_ENDPOINTS:
+    if login is None or login.role != WALL_ROLE:
+        return None
+    page = here()
+    if page.record().token_by_hash(login.stamp) is None:  # its token was deleted: the wall is over
+        page.logins.end(session.get("sid"))
+        session.clear()
+        return ("This wall display's token no longer exists: open a new wall link.\n", 401,
+                {"Content-Type": "text/plain"})
+    if request.endpoint in WALL_ENDPOINTS:
         return None
     if request.method == "GET" and not request.path.startswith("/api/"):
         return redirect(url_for("wall.wall"))
@@ -48,6 +58,7 @@ def wall():
 def wall_login():
     page = here()
     token = request.args.get("token") or ""
+    token_hash = hashlib.sha256(token.encode()).hexdigest()
     found = auth.token_login(page.record(), f"Bearer {token}") if token else None
     try:
         page.make_client("page wall").call("login", user=(found.name if found else "wall")[:64], ok=found is not None,
@@ -60,6 +71,7 @@ def wall_login():
                                        "`pendock token create --name wall` and open /wall/login?token=TOKEN."), 401
     page.logins.end(session.get("sid"))
     session.clear()
-    session["sid"] = page.logins.start(auth.Login("wall display", WALL_ROLE), idle_seconds=WALL_IDLE_S)
+    session["sid"] = page.logins.start(auth.Login("wall display", WALL_ROLE, token_hash),
+                                       idle_seconds=WALL_IDLE_S, max_seconds=WALL_IDLE_S)
     session["csrf"] = auth.new_csrf_token()
     return redirect(url_for("wall.wall"))

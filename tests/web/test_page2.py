@@ -168,7 +168,7 @@ def test_without_javascript_it_says_when_and_refreshes(therapist):
     assert "loaded at 09:00:00 (dock clock)" in html
 
 
-def test_the_wall_login_sees_the_wall_only(app, daemon):
+def test_the_wall_login_sees_the_wall_only(app, daemon, busy_record):
     wall = app.test_client()
     assert wall.get(f"/wall/login?token=wrong").status_code == 401
     response = wall.get(f"/wall/login?token={WALL_TOKEN}")
@@ -182,6 +182,11 @@ def test_the_wall_login_sees_the_wall_only(app, daemon):
     assert wall.get("/export.csv").headers["Location"].endswith("/wall")
     assert wall.post("/next-client", data={"ref": "C-1"}).status_code in (302, 400, 403)
     assert not daemon.commands("next_client")
+    with Store.open(busy_record) as writer:  # the token revoked: the wall ends at its next look
+        found = writer.token_by_hash(hashlib.sha256(WALL_TOKEN.encode()).hexdigest())
+        writer.revoke_token(found["id"], datetime(2026, 11, 28, 10, tzinfo=UTC))
+    assert wall.get("/wall").status_code == 401
+    assert wall.get("/wall").status_code == 302  # logged out: to the login form
 
 
 def test_api_status_long_poll_answers_at_a_change(therapist, daemon):
