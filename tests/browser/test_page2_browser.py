@@ -258,6 +258,7 @@ def test_timeline_by_keyboard_with_a_now_marker(open_page, demo):
     assert scroller.evaluate("e => e.scrollWidth > e.clientWidth")  # it scrolls, and says so
     assert page.is_visible(".scroll-hint")
     shot(page, "timeline-360")
+    page.locator(".timeline-figure").screenshot(path=str(ARTIFACTS / "timeline-figure-360.png"))
 
 
 def test_running_session_timer_and_aftercare_and_past_day(open_page, demo):

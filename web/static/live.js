@@ -318,6 +318,12 @@
       poll();
     }
     bindPrint();
+    // A narrow screen shows part of the day's timeline: start with "now" in view.
+    var scroller = document.querySelector(".timeline-scroll"), now = document.querySelector(".now-line");
+    if (scroller && now && scroller.scrollWidth > scroller.clientWidth) {
+      var box = now.getBoundingClientRect(), frame = scroller.getBoundingClientRect();
+      scroller.scrollLeft += box.left - frame.left - scroller.clientWidth * 0.7;
+    }
     // A form error: focus its field (autofocus does not always survive the layout).
     var invalid = document.querySelector("[aria-invalid=true][autofocus]");
     if (invalid) invalid.focus();
