@@ -91,11 +91,13 @@ class PageContext:
         return found.piece("rows", lambda sessions: tuple(web_view.session_row(s, self.tz)
                                                           for s in sessions))
 
-    def timeline_of(self, found: DayRecord, day: date, now: datetime) -> web_view.Timeline:
+    def timeline_of(self, found: DayRecord, day: date, now: datetime, is_today: bool = False) -> web_view.Timeline:
         # An open session's bar grows with the clock: then the drawing is kept only for
         # one `now` (the daemon's, which changes with each status call, 4 times a second).
+        # Today's "now" marker moves with the minute.
+        moment = now if found.has_open else (now.replace(second=0, microsecond=0) if is_today else None)
         return found.piece("timeline", lambda sessions: web_view.timeline(sessions, day, self.tz, now),
-                           moment=now if found.has_open else None)
+                           moment=moment)
 
     def json_of(self, found: DayRecord) -> str:
         return found.piece("json", lambda sessions: current_app.json.dumps(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, Response, render_template, request
+from markupsafe import Markup
 
 from appliance.core.dates import html_lang, long_date
 from appliance.page import clients, events, history
@@ -36,6 +37,14 @@ def rows_with_faults(found, day) -> tuple:
     return found.piece("rows", make)
 
 
+def day_html(found, template: str, day, is_today: bool, dated) -> Markup:
+    """The day's sessions or events as HTML, rendered once per change of the record (many
+    open pages, each reloading the log, would otherwise render hundreds of rows each time)."""
+    return found.piece(f"{template}:{is_today}", lambda _sessions: Markup(render_template(
+        template, rows=rows_with_faults(found, day), events=day_events(found, day), day=day,
+        is_today=is_today, long_date=dated, event_kind_words=EVENT_KIND_WORDS)))
+
+
 def render_day(day_text: str | None, *, message: str = "", code: int = 200, form: dict | None = None,
                errors: dict | None = None):
     """The log page of one day (today when `day_text` is None), with a message to show
@@ -60,23 +69,25 @@ def render_day(day_text: str | None, *, message: str = "", code: int = 200, form
             code = 400
     found = page.day_record(day)
     locale = page.config.clinic.locale
+    is_today = day == today
+    dated = lambda value: long_date(value, locale)  # noqa: E731
     return render_template(
         "log.html",
         status=status,
         live=web_view.live_state(status),
         day=day,
         today=today,
-        is_today=day == today,
+        is_today=is_today,
         rows=rows_with_faults(found, day),
-        events=day_events(found, day),
-        event_kind_words=EVENT_KIND_WORDS,
+        rows_html=day_html(found, "_rows.html", day, is_today, dated),
+        events_html=day_html(found, "_events.html", day, is_today, dated),
         lookup=lookup,
         errors=errors,
-        long_date=lambda value: long_date(value, locale),
+        long_date=dated,
         course_words=clients.course_words,
         page_lang=html_lang(locale),
         refresh_seconds=NO_SCRIPT_REFRESH_S,
-        timeline=page.timeline_of(found, day, page.now_of(status)),
+        timeline=page.timeline_of(found, day, page.now_of(status), is_today),
         last_session_id=((status or {}).get("last_session") or {}).get("id") or 0,
         prev_day=day - timedelta(days=1) if day > web_view.FIRST_DAY else None,
         next_day=day + timedelta(days=1) if day < min(today, web_view.LAST_DAY) else None,
