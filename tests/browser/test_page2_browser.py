@@ -71,12 +71,6 @@ def to_waiting(demo):
     demo.sim("cartridge", "--remove")
 
 
-def to_stop(demo):
-    to_waiting(demo)
-    demo.sim("cartridge")
-    demo.sim("fault", "stall")
-
-
 def to_free(demo, ref="C-5001", area="neck", cartridge=None):
     demo.sim("fault", "clear")
     demo.sim("cartridge", *(["--serial", cartridge] if cartridge else []))
