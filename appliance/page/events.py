@@ -14,7 +14,8 @@ from appliance.core import rules
 # Audit actions -> event kind. Anything else is kind "other", with its action named.
 TECHNICIAN_ACTIONS = frozenset({
     "service_reset", "rebaseline", "backup", "restore", "restored", "sessions_purged", "purge",
-    "user_added", "token_created", "audit_verify",
+    "user_added", "token_created", "audit_verify", "user_removed", "user_password_changed",
+    "token_revoked", "audit_anchored",
 })
 DOCK_ACTIONS = frozenset({"daemon_start", "config_loaded", "storage_recovered"})
 SESSION_ACTIONS = {"session_opened": "session", "session_closed": "session",
@@ -106,9 +107,17 @@ def event_of(action: str, detail: dict, actor: str, at: datetime, tz: tzinfo) ->
     elif action == "next_client_cleared":
         kind = "client"
         words = f"Next client cleared (was {detail.get('ref') or 'none'})."
-    elif action in ("login", "login_failed"):
+    elif action in ("login", "login_failed", "login_throttled"):
         kind = "login"
-        words = f"{'Logged in' if action == 'login' else 'Wrong password'}: {detail.get('user', '')}."
+        what = {"login": "Logged in", "login_failed": "Wrong password", "login_throttled": "Logins slowed down"}
+        words = f"{what[action]}: {detail.get('user', '')}."
+    elif action == "clock_set":
+        kind = "clock"
+        words = (f"{_who(actor)} set the dock's clock to {str(detail.get('to', ''))[:16].replace('T', ' ')} "
+                 f"(it read {str(detail.get('was', ''))[:16].replace('T', ' ')}), reason: {detail.get('reason', '')}")
+    elif action == "clock_reanchored":
+        kind = "clock"
+        words = "The dock's clock is known right again: sessions timed while it was not were re-dated."
     elif "clock" in action:
         kind = "clock"
         words = "The dock's clock changed: " + ", ".join(f"{k} {v}" for k, v in sorted(detail.items())) + "."

@@ -76,3 +76,11 @@ def test_dates_with_the_weekday_in_the_clinics_locale():
     assert long_date("2026-12-09") == "Wednesday 9 December 2026"
     assert long_date("2026-12-09", "de-DE") == "Mittwoch, 9. Dezember 2026"
     assert long_date(None) == "-"
+
+
+def test_clock_changes_are_clock_events():
+    found = events.event_of("clock_set", {"to": "2026-11-28T09:00:00+00:00", "was": "2026-11-27T09:00:00+00:00",
+                                          "reason": "after a power cut"}, "page user boss", at(9), UTC)
+    assert found.kind == "clock" and "boss set the dock's clock to 2026-11-28 09:00" in found.words
+    assert "after a power cut" in found.words
+    assert events.event_of("token_revoked", {"id": 2}, "cli uid 0", at(9), UTC).kind == "technician"
