@@ -117,7 +117,9 @@ def event_of(action: str, detail: dict, actor: str, at: datetime, tz: tzinfo) ->
                  f"(it read {str(detail.get('was', ''))[:16].replace('T', ' ')}), reason: {detail.get('reason', '')}")
     elif action == "clock_reanchored":
         kind = "clock"
-        words = "The dock's clock is known right again: sessions timed while it was not were re-dated."
+        moved = detail.get("sessions") or []
+        words = (f"The dock's clock is known right again: {len(moved)} session(s) timed while it was not "
+                 f"were re-dated, their old dates kept in the audit trail.")
     elif "clock" in action:
         kind = "clock"
         words = "The dock's clock changed: " + ", ".join(f"{k} {v}" for k, v in sorted(detail.items())) + "."
