@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8080
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || echo "sudo")
-TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk npm
+TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk
+# npm fetches axe-core for the browser tests; a nodejs from elsewhere (NodeSource) ships its
+# own npm and conflicts with Debian's package, so npm is asked for only when the command is missing.
 
 .PHONY: demo test test-fast bench deps-system clean
 
@@ -27,6 +29,7 @@ demo: $(STAMP)
 
 deps-system:
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then \
 	    echo "installing Debian packages for the tests:$$missing"; \
