@@ -147,8 +147,10 @@ class SimulatedPen(MockSPIDevice):
 
     def __init__(self, pinmap: PinMap, state: PenState, *, pin_factory: MockFactory):
         spi = pinmap.spi
+        # The pen's side of the bus speaks the map's SPI mode, as a real pen's slave must.
         super().__init__(
-            spi.clock, spi.mosi, spi.miso, spi.select, pin_factory=pin_factory
+            spi.clock, spi.mosi, spi.miso, spi.select, clock_polarity=bool(spi.mode & 2),
+            clock_phase=bool(spi.mode & 1), pin_factory=pin_factory,
         )
         self.state = state
         self.reads = 0
