@@ -20,7 +20,7 @@ from gpiozero import (
 )
 from gpiozero.exc import SPIFixedRate
 
-from appliance.hardware import frame
+from appliance.hardware import frame, session_link
 from appliance.core.model import PenReading
 from appliance.hardware.pinmap import PinMap, PinSpec, SpiSpec
 
@@ -221,6 +221,11 @@ class PenLink(SPIDevice):
     def read_raw(self) -> bytes:
         """One read transaction, exactly as hw/pen_frame.toml's [transaction] defines it."""
         return frame.frame_from_transfer(self.transfer(frame.read_request()))
+
+    def open_session(self, tag: int) -> None:
+        """Tell the pen a session opens under `tag`: it zeroes its session registers (frame
+        v2). The pen answers nothing; the next read shows whether the tag took."""
+        self.transfer(session_link.request(tag))
 
     def read(self) -> PenReading:
         last_error: Exception | None = None

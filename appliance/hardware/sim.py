@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from gpiozero.pins.mock import MockFactory, MockSPIDevice
 
-from appliance.hardware import frame
+from appliance.hardware import frame, session_link
 from appliance.core.inputs import flag
 from appliance.core.model import FAULTS, PenReading
 from appliance.hardware.pinmap import PinMap
@@ -131,9 +131,22 @@ class PenState:
     faults: list = field(default_factory=list)  # subset of FAULTS
     crc_fault: str = ""  # "", "persistent" or "intermittent"
     docked: bool = True
+    frame_version: int = frame.FRAME_VERSION  # 1: an older pen, without session registers
+    session_tag: int = 0  # the tag of the last session-open it took; 0 = none
+
+    def open_session(self, tag: int) -> bool:
+        """A session-open from the dock: zero the session registers, keep the tag. A
+        version-1 pen does not know the command and ignores it."""
+        if self.frame_version < 2:
+            return False
+        self.max_depth_mm = 0.0
+        self.session_tag = tag
+        return True
 
     def reading(self) -> PenReading:
         return PenReading(
+            frame_version=self.frame_version,
+            session_tag=(self.session_tag or None) if self.frame_version >= 2 else None,
             pen_serial=self.pen_serial, firmware=self.firmware, strokes=self.strokes,
             motor_seconds=self.motor_seconds, cartridge_serial=self.cartridge_serial,
             cartridge_strokes=self.cartridge_strokes, max_depth_mm=self.max_depth_mm,
@@ -174,6 +187,13 @@ class SimulatedPen(MockSPIDevice):
             pin.clear_states()
 
     def on_bit(self):
+        if self.rx_bit == 8 * session_link.SESSION_OPEN.length:
+            received = self.rx_word().to_bytes(session_link.SESSION_OPEN.length, "big")
+            tag = session_link.parse(received)
+            if tag is not None and self.state.docked:
+                with self._lock:
+                    self.state.open_session(tag)
+            return
         if self.rx_bit == 8 and self.rx_word() == frame.READ_COMMAND:
             self.forget_pin_history()
             with self._lock:

@@ -41,6 +41,8 @@ SHORT_WORDS = {
     "clock_unsynced": "Dock clock not confirmed",
     "over_needling": "Over-needling",
     "depth_high": "Deeper than the area's limit",
+    "depth_unmeasured": "Depth not measured",
+    "pen_frame_v1": "Older pen: no depth recorded",
     "cartridge_changed": "Cartridge changed mid-session",
     "pen_changed": "Pen changed mid-session",
     "forced_removal": "Forced out with the technician's key",
