@@ -139,10 +139,15 @@ def test_eyes_at_0_4_after_body_at_2_0_closes_at_0_4_without_depth_high(dock):
 
 
 def test_a_pen_whose_registers_were_not_opened_closes_unmeasured(dock, monkeypatch):
-    session(dock, "BK-1", "body", 2.0)
-    # The pen does not take the session-open (a bad contact on those bytes): its depth
-    # register still holds the body session's 2.0 mm when the eyes session closes.
+    dock.call("sim.cartridge")
+    dock.call("next_client", ref="BK-1", area="body", checklist="screened,test-area")
+    dock.call("sim.undock")
+    dock.call("sim.needle", minutes=10, depth=2.0)
+    # From here the pen does not take a session-open (a bad contact on those bytes): its
+    # depth register still holds the body session's 2.0 mm when the eyes session closes.
     monkeypatch.setattr(dock.sim.pen.state, "open_session", lambda tag: False)
+    assert dock.call("sim.dock")["status"]["last_session"]["max_depth_mm"] == 2.0
+    assert dock.status()["pen"]["session_registers"] is False
     dock.call("sim.cartridge")
     dock.call("next_client", ref="BK-2", area="eyes", checklist="screened,test-area")
     dock.call("sim.undock")
