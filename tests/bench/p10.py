@@ -7,7 +7,8 @@ Each bench runs as it does free, but its process tree is confined by a cgroup v1
 - P2: bench_page's P2 (five years of records, GET / server-side), the whole process;
 - P5: `pendock demo` started inside the group (daemon and page); the timer outside it.
 run_all.py prints these rows after the free ones, each with the free figure of the same
-run beside it. Without root or without the cgroup it says so and skips.
+run beside it; run alone, this module measures the free figures itself (the same bench,
+the same size, without the quota). Without root or without the cgroup it says so and skips.
 
     python -m tests.bench.p10 [--quick]
 """
@@ -36,11 +37,12 @@ FREE_BARS = {
 }
 
 
-def _in_child(quota: CpuQuota, bench: str, **args) -> list[Figure]:
-    """Run one bench in a fresh process that joins the quota group before it execs."""
+def _in_child(quota: CpuQuota | None, bench: str, **args) -> list[Figure]:
+    """Run one bench in a fresh process that joins the quota group before it execs (free
+    when `quota` is None)."""
     command = [sys.executable, "-m", "tests.bench.p10", "--child", bench, "--args", json.dumps(args)]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, preexec_fn=quota.join,
-                          timeout=1800)
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                          preexec_fn=quota.join if quota else None, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"P10 {bench} child failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return [Figure(**row) for row in json.loads(done.stdout.strip().splitlines()[-1])]
@@ -64,9 +66,14 @@ def _demo_program(quota: CpuQuota) -> list[str]:
     return ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(quota.tasks), str(pendock)]
 
 
+def _free(free: dict[str, Figure], name: str) -> Figure | None:
+    """The free figure of bench `name` in this run (P2 quick measures one year, not five)."""
+    return free.get(FREE_BARS[name]) or free.get(FREE_BARS[name].replace("5 years", "1 year"))
+
+
 def _figure(name: str, found: Figure, value: float, unit: str, limit: float, free: dict[str, Figure],
             share: str) -> Figure:
-    beside = free.get(FREE_BARS[name])
+    beside = _free(free, name)
     free_text = f"free {beside.measured}" if beside else "free: not measured in this run"
     return Figure(f"P10 {found.bar} on 1/10 core", f"{value:.2f} {unit}", f"<= {limit:g} {unit}",
                   value <= limit, f"{free_text}; {found.note}; {share}")
@@ -84,14 +91,25 @@ def measure(quick: bool = False, free: list[Figure] | None = None) -> list[Figur
     from tests.bench import bench_start
 
     free_by_bar = {f.bar: f for f in free or ()}
+    p1_args = {"cycles": 100 if quick else 300}
+    p2_args = {"years": 1.0 if quick else 5.0, "runs": 100 if quick else 200}
+    p5_runs = 2 if quick else 3
+    # A free figure this run has not measured (run alone, or `--only p10`): measure it now,
+    # the same bench and size without the quota, so each confined figure has one beside it.
+    if _free(free_by_bar, "P1") is None:
+        free_by_bar[FREE_BARS["P1"]] = _in_child(None, "P1", **p1_args)[0]
+    if _free(free_by_bar, "P2") is None:
+        free_by_bar[FREE_BARS["P2"]] = _in_child(None, "P2", **p2_args)[0]
+    if _free(free_by_bar, "P5") is None:
+        free_by_bar[FREE_BARS["P5"]] = bench_start.measure(runs=p5_runs, status_runs=1)[0]
     figures = []
     with CpuQuota() as quota:
         began = time.monotonic()
-        p1 = _in_child(quota, "P1", cycles=100 if quick else 300)[0]
+        p1 = _in_child(quota, "P1", **p1_args)[0]
         figures.append(_figure("P1", p1, _value(p1), "ms", P1_LIMIT_MS, free_by_bar, quota.share))
-        p2 = _in_child(quota, "P2", years=1.0 if quick else 5.0, runs=100 if quick else 200)[0]
+        p2 = _in_child(quota, "P2", **p2_args)[0]
         figures.append(_figure("P2", p2, _value(p2), "ms", PAGE_LIMIT_MS, free_by_bar, quota.share))
-        p5 = bench_start.measure(runs=2 if quick else 3, program=_demo_program(quota), status_runs=1)[0]
+        p5 = bench_start.measure(runs=p5_runs, program=_demo_program(quota), status_runs=1)[0]
         figures.append(_figure("P5", p5, _value(p5), "s", READY_LIMIT_S, free_by_bar, quota.share))
         periods, seconds = quota.throttled()
         print(f"[p10: {time.monotonic() - began:.0f} s, throttled {periods} periods, {seconds:.0f} s]",
