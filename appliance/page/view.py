@@ -99,6 +99,13 @@ class SessionRow:
     recommended: str
 
 
+def _depth(depth_mm: float | None, outcome: str) -> str:
+    """A closed session's depth; null means the pen could not show it belongs to the session."""
+    if depth_mm is None:
+        return "-" if outcome == "open" else "not measured"
+    return f"{depth_mm:.2f} mm"
+
+
 def session_row(session: dict, tz: tzinfo) -> SessionRow:
     seconds = session.get("needling_seconds") or 0
     outcome = session.get("outcome") or "open"
@@ -111,7 +118,7 @@ def session_row(session: dict, tz: tzinfo) -> SessionRow:
         cartridge=str(session.get("cartridge_serial") or "-"),
         minutes=f"{seconds / 60:.0f}",
         strokes=f"{session.get('strokes') or 0:,}",
-        depth=f"{session.get('max_depth_mm') or 0:.2f} mm",
+        depth=_depth(session.get("max_depth_mm"), outcome),
         outcome=OUTCOME_WORDS.get(outcome, outcome),
         outcome_code=outcome if outcome in OUTCOME_WORDS else "other",
         warnings=tuple(note(c) for c in session.get("warnings") or ()),

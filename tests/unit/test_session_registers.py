@@ -166,3 +166,16 @@ def test_a_v1_pen_is_read_flagged_and_its_sessions_record_no_depth(dock):
     eyes = session(dock, "BK-3", "eyes", 0.4)
     assert eyes["max_depth_mm"] is None
     assert "depth_unmeasured" in eyes["warnings"] and "pen_frame_v1" in eyes["warnings"]
+
+
+def test_the_page_shows_an_unmeasured_depth_as_not_measured_never_as_zero():
+    from datetime import timezone
+
+    from appliance.page.view import session_row
+
+    row = {"id": 1, "started_at": "2026-11-28T10:00:00+00:00", "ended_at": "2026-11-28T10:20:00+00:00",
+           "outcome": "completed", "warnings": ["depth_unmeasured"], "max_depth_mm": None}
+    assert session_row(row, timezone.utc).depth == "not measured"
+    assert session_row(dict(row, max_depth_mm=0.4), timezone.utc).depth == "0.40 mm"
+    assert session_row(dict(row, outcome="open", ended_at=None), timezone.utc).depth == "-"
+    assert session_row(row, timezone.utc).warnings[0].short == "Depth not measured"
