@@ -40,8 +40,14 @@ class CpuQuota:
     process still in it has been moved back to the root group.
     """
 
-    def __init__(self, period_us: int = PERIOD_US, quota_us: int = QUOTA_US, root: Path = CPU_ROOT):
+    def __init__(self, period_us: int = PERIOD_US, quota_us: int = QUOTA_US, root: Path = CPU_ROOT,
+                 nice: int = 0):
         self.period_us, self.quota_us = period_us, quota_us
+        # The group competes with the rest of the machine as one task: `nice` gives it the
+        # weight a process at that nice value has (the kernel's table: 1024 / 1.25**nice),
+        # as the daemon's unit runs it. The quota caps it whatever its weight.
+        self.nice = nice
+        self.shares = round(1024 / 1.25 ** nice)
         self.root = root
         self.path = root / f"pendock-p10-{os.getpid()}-{secrets.token_hex(3)}"
 
@@ -51,12 +57,14 @@ class CpuQuota:
 
     @property
     def share(self) -> str:
-        return f"{self.quota_us / self.period_us:g} of one core (cfs_quota_us {self.quota_us} / period {self.period_us})"
+        weight = f", weight of nice {self.nice}" if self.nice else ""
+        return f"{self.quota_us / self.period_us:g} of one core (cfs_quota_us {self.quota_us} / period {self.period_us}{weight})"
 
     def __enter__(self) -> "CpuQuota":
         self.path.mkdir()
         (self.path / "cpu.cfs_period_us").write_text(str(self.period_us))
         (self.path / "cpu.cfs_quota_us").write_text(str(self.quota_us))
+        (self.path / "cpu.shares").write_text(str(self.shares))
         return self
 
     def add(self, pid: int) -> None:

@@ -28,7 +28,9 @@ def test_each_p10_figure_stands_beside_its_free_figure():
 @pytest.mark.skipif(cpu_quota.unavailable() is not None, reason=f"{cpu_quota.unavailable()}")
 def test_a_process_in_the_group_gets_a_tenth_of_a_core():
     spin = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 1.0: pass\nimport os\nprint(os.times().user)"
-    with cpu_quota.CpuQuota() as quota:
+    with cpu_quota.CpuQuota(nice=-5) as quota:
+        assert int((quota.path / "cpu.shares").read_text()) == 3125  # the daemon unit's Nice=-5
+        assert int((quota.path / "cpu.cfs_quota_us").read_text()) * 10 == int((quota.path / "cpu.cfs_period_us").read_text())
         began = time.monotonic()
         done = subprocess.run([sys.executable, "-c", spin], capture_output=True, text=True,
                               preexec_fn=quota.join, timeout=30)
