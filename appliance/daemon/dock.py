@@ -18,6 +18,7 @@ from appliance.core import rules
 from appliance.hardware.devices import DockHardware, PenLinkError
 from appliance.core.model import Decision, DockState, History, NextClient, OpenSession, PenReading
 from appliance.daemon import clockduty
+from appliance.daemon.session_registers import SessionRegisters
 from appliance.daemon.status import present_status
 from appliance.record.store import StorageError, Store
 
@@ -58,6 +59,7 @@ class Dock:
         self._live_warnings: tuple[str, ...] = ()
         # Whether the wall clock can be trusted (NTP, a person, the monotonic clock, the record).
         self.clockwatch = clockduty.watch_clock(clock, store)
+        self.registers = SessionRegisters()  # the tag the docked pen's session registers are under
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -118,11 +120,13 @@ class Dock:
             self.seated = True
             self._read_pen()
             self._close_session_if_back()
+            self._open_pen_session()
         elif not level and self.seated:
             self._on_lifted()
         elif level and self.clock.monotonic() >= self._next_poll:
             self._read_pen()
             self._close_session_if_back()
+            self._open_pen_session()
         elif not level and self.session is not None:
             out = self.clock.monotonic() - self.session.started_monotonic
             self._live_warnings = rules.live_warnings(self.session, out, self.config)
@@ -139,6 +143,19 @@ class Dock:
                 # Keep the last good reading so the lift opens the session it starts.
                 return
             self.reading, self.readout_error = None, str(error)
+
+    def _open_pen_session(self) -> None:
+        """Zero the docked pen's session registers for its next session (frame v2) while it
+        can still hear the dock, never while a session waits to be closed; a read shows
+        whether the tag took, and a pen that did not take it is told again next poll."""
+        if self.session is not None or not self.registers.needs_opening(self.reading):
+            return
+        try:
+            self.registers.open(self.hw.pen)
+        except Exception as error:  # the link failed: the session records no depth, nothing worse
+            log.warning("could not open the pen's session registers: %s", error)
+            return
+        self._read_pen()
 
     # -- sessions -----------------------------------------------------------------------
     def _on_lifted(self) -> None:
@@ -157,6 +174,7 @@ class Dock:
                 {"readout_error": self.readout_error}, self.clock.now(), self.clock_ok()))
             self.forced_by = None
         self.reading, self.readout_error = None, None
+        self.registers.forget()  # whichever pen docks next gets a fresh tag
 
     def note_forced_removal(self, actor) -> None:
         """Who used the technician's key, for the audit entry of the forced removal."""
@@ -180,6 +198,7 @@ class Dock:
             overrides=self.decision.overridden,
             checklist=client.checklist if client else frozenset(),
             forced=forced,
+            session_tag=self.registers.tag_for_session(reading),
         )
         self._opened_by = self.forced_by or DOCK_ACTOR
         self.forced_by = None
@@ -403,7 +422,8 @@ class Dock:
                 next_client=self.next_client, last_session=self.last_session,
                 readout_error=self.readout_error, clock_synced=self.clock_ok(),
                 storage_ok=self.storage_ok, light=self.hw.light.colour, now=self.clock.now(),
-                tz=self.config.tz, pin_factory=self.hw.factory_name)
+                tz=self.config.tz, pin_factory=self.hw.factory_name,
+                session_registers=self.registers.tag_for_session(self.reading) is not None)
 
 
 class _Failed:
