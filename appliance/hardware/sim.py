@@ -167,13 +167,16 @@ class SimulatedPen(MockSPIDevice):
         )
         self.state = state
         self.reads = 0
+        self.intermittent_from = 0  # the read count when an intermittent CRC fault was set
         self._lock = threading.Lock()
         self._factory = pin_factory
 
     def frame_bytes(self) -> bytes:
         data = bytearray(frame.encode(self.state.reading()))
+        # Intermittent: every other read from the one after the fault was set, so the first
+        # read after `sim fault crc-intermittent` is always a bad one, however many came before.
         corrupt = self.state.crc_fault == "persistent" or (
-            self.state.crc_fault == "intermittent" and self.reads % 2 == 1
+            self.state.crc_fault == "intermittent" and (self.reads - self.intermittent_from) % 2 == 0
         )
         if corrupt:
             data[-1] ^= 0x5A
@@ -186,13 +189,21 @@ class SimulatedPen(MockSPIDevice):
         for pin in list(self._factory.pins.values()):
             pin.clear_states()
 
+    def take_session_open(self) -> bool:
+        """After the session-open's last bit: a good one zeroes the session registers.
+        True when these bits were a session-open (good or not), so nothing else reads them."""
+        length = session_link.SESSION_OPEN.length
+        received = self.rx_word().to_bytes(length, "big")
+        if received[0] != session_link.SESSION_OPEN.command:
+            return False
+        tag = session_link.parse(received)
+        if tag is not None and self.state.docked:
+            with self._lock:
+                self.state.open_session(tag)
+        return True
+
     def on_bit(self):
-        if self.rx_bit == 8 * session_link.SESSION_OPEN.length:
-            received = self.rx_word().to_bytes(session_link.SESSION_OPEN.length, "big")
-            tag = session_link.parse(received)
-            if tag is not None and self.state.docked:
-                with self._lock:
-                    self.state.open_session(tag)
+        if self.rx_bit == 8 * session_link.SESSION_OPEN.length and self.take_session_open():
             return
         if self.rx_bit == 8 and self.rx_word() == frame.READ_COMMAND:
             self.forget_pin_history()
@@ -321,6 +332,7 @@ class Simulator:
             state.crc_fault = "persistent"
         elif name == "crc-intermittent":
             state.crc_fault = "intermittent"
+            self.pen.intermittent_from = self.pen.reads
         elif name == "battery-low":
             state.battery_mv = 3300
         elif name in FAULTS:
