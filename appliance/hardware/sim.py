@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from gpiozero.pins.mock import MockFactory, MockSPIDevice
+from gpiozero.pins import SPI
+from gpiozero.pins.mock import MockFactory, MockSPIDevice, MockSPIInterface, MockSPIInterfaceShared
 
 from appliance.hardware import frame, session_link
 from appliance.core.inputs import flag
@@ -212,6 +213,86 @@ class SimulatedPen(MockSPIDevice):
                 self.reads += 1
             for byte in reply:
                 self.tx_word(byte)
+
+
+class SimulatedHardwareSPI(SPI):
+    """The pen link as a Pi's hardware SPI does it (spidev): whole transfers, a mode and a
+    rate the dock sets, and no bit-banging on the CPU.
+
+    gpiozero's mock factory bit-bangs SPI over mock pins, toggling the clock pin in Python
+    for each of the 392 bits of a read: about 2.5 ms of CPU a frame, which on a tenth of a
+    core (quality bar P10) is the simulation, not the dock, eating the dock's budget. On a
+    Pi the SPI controller does that work. Here the simulated pen on the chip select line
+    (a MockSPIDevice) sees the same bits in the same order through the same `on_start`,
+    `rx_buf`, `tx_buf` and `on_bit`, without the pins being toggled. A mode that does not
+    match the pen's reads as garbage (all 0xFF), as on a real bus.
+    """
+
+    def __init__(self, clock_pin, mosi_pin, miso_pin, select_pin, *, pin_factory):
+        super().__init__(pin_factory=pin_factory)
+        self._select_pin = select_pin
+        self._mode = 0
+        self._rate = 500_000  # spidev's default, as LocalPiHardwareSPI sets it
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _pen(self) -> MockSPIDevice | None:
+        """The simulated pen on our chip select line, if one is (MockSPIDevice puts itself there)."""
+        for info, pin in self.pin_factory.pins.items():
+            if self._select_pin in getattr(info, "names", ()):  # "GPIO8" as gpiozero passes it
+                return getattr(pin, "spi_device", None)
+        return None
+
+    def transfer(self, data):
+        pen = self._pen()
+        with self._lock:
+            if pen is None:
+                return [0] * len(data)  # nothing on the bus: MISO reads low
+            pen.on_start()  # chip select asserted
+            received = []
+            for word in data:
+                read = 0
+                for shift in range(7, -1, -1):
+                    pen.rx_bit += 1
+                    pen.rx_buf.append(bool(word >> shift & 1))
+                    read = read << 1 | bool(pen.tx_buf.pop(0) if pen.tx_buf else 0)
+                    pen.on_bit()
+                received.append(read)
+        if (bool(self._mode & 2), bool(self._mode & 1)) != (pen.clock_polarity, pen.clock_phase):
+            return [0xFF] * len(data)  # the two ends sample on different edges
+        return received
+
+    def close(self):
+        self._closed = True
+        super().close()
+
+    @property
+    def closed(self):
+        return self._closed
+
+    def _get_clock_mode(self):
+        return self._mode
+
+    def _set_clock_mode(self, value):
+        if not 0 <= value < 4:
+            raise ValueError(f"{value} is not an SPI mode")
+        self._mode = value
+
+    def _get_rate(self):
+        return self._rate
+
+    def _set_rate(self, value):
+        self._rate = int(value)
+
+
+class SimFactory(MockFactory):
+    """gpiozero's mock factory, with the hardware SPI pins as a hardware SPI bus (as a Pi's
+    factory gives them) instead of bit-banged mock pins; every other pin is a mock pin."""
+
+    def _get_spi_class(self, shared, hardware):
+        if hardware:
+            return SimulatedHardwareSPI
+        return MockSPIInterfaceShared if shared else MockSPIInterface
 
 
 class Simulator:

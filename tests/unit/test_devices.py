@@ -178,3 +178,32 @@ def test_the_link_reads_through_the_frame_modules_transaction(rig, monkeypatch):
     monkeypatch.setattr(hw.pen._spi, "transfer", lambda data: sent.append(bytes(data)) or real(data))
     hw.pen.read()
     assert sent == [frame.read_request()]
+
+
+@pytest.mark.parametrize("mode", [0, 3])
+def test_the_simulated_docks_pen_link_is_a_hardware_spi_bus_with_the_maps_mode_and_rate(tmp_path, mode):
+    """The simulated dock's factory gives the pen link as a Pi does (a hardware SPI bus that
+    takes the mode and the speed), and the simulated pen answers it bit for bit."""
+    from appliance.core.resources import hw_file
+    from appliance.hardware.sim import SimFactory, SimulatedHardwareSPI
+
+    path = tmp_path / "pinmap.toml"
+    path.write_text(hw_file("pinmap.toml").read_text().replace("mode = 0 ", f"mode = {mode} ", 1))
+    pinmap = load_pinmap(path)
+    factory = SimFactory()
+    sim = Simulator(pinmap, factory, SimClock(ZoneInfo("UTC")))
+    hw = DockHardware.from_pinmap(pinmap, retries=0, pin_factory=factory)
+    try:
+        assert isinstance(hw.pen._spi, SimulatedHardwareSPI)
+        assert (hw.pen.clock_mode, hw.pen.rate_hz) == (mode, pinmap.spi.max_hz)
+        sim.pen.state.max_depth_mm = 2.0
+        assert hw.pen.read_raw() == frame.encode(sim.pen.state.reading())
+        hw.pen.open_session(99)
+        assert (hw.pen.read().session_tag, sim.pen.state.max_depth_mm) == (99, 0.0)
+        hw.pen._spi.clock_mode = (mode + 1) % 4  # the two ends disagree on the clock edges
+        with pytest.raises(PenLinkError):
+            hw.pen.read()
+    finally:
+        hw.close()
+        sim.pen.close()
+        factory.close()
