@@ -176,6 +176,11 @@ def format_status(status: dict) -> str:
     return "\n".join(lines)
 
 
+def _depth(depth_mm: float | None) -> str:
+    """Null: the pen could not show the depth belongs to the session (depth_unmeasured)."""
+    return "depth not measured" if depth_mm is None else f"{depth_mm:.2f} mm"
+
+
 def format_log(sessions: list[dict], day: str) -> str:
     if not sessions:
         return f"No sessions on {day}."
@@ -188,7 +193,7 @@ def format_log(sessions: list[dict], day: str) -> str:
         lines.append(
             f"  #{s['id']} {start}-{end} {s.get('client_ref') or '-'} {s.get('area')} "
             f"cartridge {s.get('cartridge_serial')} {minutes:.0f} min {s.get('strokes') or 0} strokes "
-            f"{s.get('max_depth_mm') or 0:.2f} mm {s.get('outcome')}"
+            f"{_depth(s.get('max_depth_mm'))} {s.get('outcome')}"
             + (f" [{extra}]" if extra else "")
             + f" next {s.get('next_eligible_date') or '-'} / rec. {s.get('recommended_date') or '-'}"
         )

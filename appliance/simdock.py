@@ -1,5 +1,5 @@
-"""The simulated dock, assembled once: gpiozero's MockFactory with the simulated pen on
-it, a movable clock, and the very same `start_dock` a Pi runs, with the simulator's
+"""The simulated dock, assembled once: gpiozero's MockFactory (as sim.SimFactory, whose
+pen link is a hardware SPI bus, as on a Pi) with the simulated pen on it, a movable clock, and the very same `start_dock` a Pi runs, with the simulator's
 `sim.*` commands added. `pendock demo` and the tests that need a dock use this.
 
 The pin factory is handed to every device explicitly; this code never sets or reads
@@ -15,11 +15,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from gpiozero.pins.mock import MockFactory
-
 from appliance.daemon.loop import RunningDock, start_dock
 from appliance.hardware.pinmap import PinMap, load_pinmap
-from appliance.hardware.sim import SimClock, Simulator
+from appliance.hardware.sim import SimClock, SimFactory, Simulator
 
 
 @dataclass
@@ -28,7 +26,7 @@ class SimulatedDock:
 
     running: RunningDock
     simulator: Simulator
-    factory: MockFactory
+    factory: SimFactory
     clock: SimClock
     pinmap: PinMap
 
@@ -44,7 +42,7 @@ def build_sim_dock(config, data_dir: Path, socket: Path, *, pen_file: Path | Non
     pen's state between runs (it stands for the physical pen); None keeps it in memory."""
     pinmap = pinmap or load_pinmap()
     os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")  # see the module's docstring
-    factory = MockFactory()
+    factory = SimFactory()  # mock pins, and the pen link as a hardware SPI bus, as on a Pi
     clock = SimClock(config.tz)
     try:
         simulator = Simulator(pinmap, factory, clock, pen_file)

@@ -32,7 +32,10 @@ class PenReading:
     battery_mv: int
     temperature_c: float
     faults: frozenset[str] = frozenset()  # subset of FAULTS
-    frame_version: int = 1
+    frame_version: int = 2
+    # Frame v2: the session the pen's session registers (max_depth_mm) belong to, as the
+    # dock tagged it with session_open; None for a v1 pen or when none was opened.
+    session_tag: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ class OpenSession:
     overrides: tuple[str, ...] = ()
     checklist: frozenset[str] = frozenset()
     forced: bool = False  # the pen left while held (the technician's key)
+    session_tag: int | None = None  # the pen's session registers were zeroed for this session under it
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,7 @@ class SessionResult:
     ended_at: datetime
     needling_seconds: int
     strokes: int
-    max_depth_mm: float
+    max_depth_mm: float | None  # None: unmeasured (the pen's registers not tied to this session)
     warnings: tuple[str, ...] = ()
 
 

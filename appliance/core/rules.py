@@ -88,6 +88,14 @@ DESCRIPTIONS: dict[str, Describe] = {
     "depth_high": Describe(
         "warning", "The needle was set deeper than the limit for this area.",
         "Check the depth before the next session: deeper needling does not improve the result."),
+    "depth_unmeasured": Describe(
+        "warning", "The pen could not show that its deepest depth belongs to this session, so no depth "
+        "was recorded.",
+        "Note the depth used in the client's record; if it happens with a current pen, call the technician."),
+    "pen_frame_v1": Describe(
+        "warning", "This pen speaks the older link (frame version 1): the dock cannot tie its depth "
+        "reading to a session, so its sessions are recorded without a depth.",
+        "Note the depth used in the client's record; have the pen's firmware updated at its next service."),
     "cartridge_changed": Describe(
         "warning", "A different cartridge came back than the one the session started with.",
         "Check that every cartridge used was new and sterile, and note it in the client's record."),
@@ -164,6 +172,8 @@ def _cartridge_findings(reading: PenReading, history: History) -> Iterable[str]:
 def _pen_findings(reading: PenReading, history: History, config: Config) -> Iterable[str]:
     if reading.faults:
         yield "pen_fault"
+    if reading.session_tag is None and reading.frame_version < 2:
+        yield "pen_frame_v1"
     if reading.battery_mv < config.rules.battery_min_mv:
         yield "battery_low"
     pen = history.pen
@@ -230,7 +240,9 @@ def close_warnings(session: OpenSession, reading: PenReading | None, config: Con
     elif reading is not None:
         if _needling_seconds(session, reading) > config.rules.max_needling_minutes * 60:
             found.append("over_needling")
-        if _depth_steps(reading.max_depth_mm) > _depth_steps(area_depth_limit(session.area, config)):
+        if not depth_measured(session, reading):
+            found.append("depth_unmeasured")  # a stale register proves nothing, high or low
+        elif _depth_steps(reading.max_depth_mm) > _depth_steps(area_depth_limit(session.area, config)):
             found.append("depth_high")
         if reading.cartridge_serial != session.cartridge_serial:
             found.append("cartridge_changed")
@@ -250,9 +262,15 @@ def session_result(session: OpenSession, reading: PenReading | None, config: Con
         ended_at=ended_at,
         needling_seconds=_needling_seconds(session, reading) if same_pen else 0,
         strokes=max(0, reading.strokes - session.strokes_start) if same_pen else 0,
-        max_depth_mm=reading.max_depth_mm if same_pen else 0.0,
+        max_depth_mm=reading.max_depth_mm if same_pen and depth_measured(session, reading) else None,
         warnings=close_warnings(session, reading, config, out_seconds),
     )
+
+
+def depth_measured(session: OpenSession, reading: PenReading) -> bool:
+    """The close reading's depth belongs to this session: the pen reports the tag the dock
+    zeroed its session registers under when the session opened (frame v2)."""
+    return session.session_tag is not None and reading.session_tag == session.session_tag
 
 
 def _needling_seconds(session: OpenSession, reading: PenReading) -> int:

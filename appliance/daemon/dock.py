@@ -19,6 +19,7 @@ from appliance.hardware.devices import DockHardware, PenLinkError
 from appliance.core.model import Decision, DockState, History, NextClient, OpenSession, PenReading
 from appliance.daemon import clockduty
 from appliance.core.reason_facts import CartridgeSeen, FactInputs
+from appliance.daemon.session_registers import SessionRegisters
 from appliance.daemon.status import present_status
 from appliance.record import lookups
 from appliance.record.store import StorageError, Store, StoreError
@@ -63,6 +64,7 @@ class Dock:
         self.clockwatch = clockduty.watch_clock(clock, store)
         self._history_seen = History()  # the last decision's, for the facts behind its reasons
         self._cartridge_seen: tuple[int, CartridgeSeen | None] = (0, None)  # serial -> where seen
+        self.registers = SessionRegisters()  # the tag the docked pen's session registers are under
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -123,11 +125,13 @@ class Dock:
             self.seated = True
             self._read_pen()
             self._close_session_if_back()
+            self._open_pen_session()
         elif not level and self.seated:
             self._on_lifted()
         elif level and self.clock.monotonic() >= self._next_poll:
             self._read_pen()
             self._close_session_if_back()
+            self._open_pen_session()
         elif not level and self.session is not None:
             out = self.clock.monotonic() - self.session.started_monotonic
             self._live_warnings = rules.live_warnings(self.session, out, self.config)
@@ -144,6 +148,19 @@ class Dock:
                 # Keep the last good reading so the lift opens the session it starts.
                 return
             self.reading, self.readout_error = None, str(error)
+
+    def _open_pen_session(self) -> None:
+        """Zero the docked pen's session registers for its next session (frame v2) while it
+        can still hear the dock, never while a session waits to be closed; a read shows
+        whether the tag took, and a pen that did not take it is told again next poll."""
+        if self.session is not None or not self.registers.needs_opening(self.reading):
+            return
+        try:
+            self.registers.open(self.hw.pen)
+        except Exception as error:  # the link failed: the session records no depth, nothing worse
+            log.warning("could not open the pen's session registers: %s", error)
+            return
+        self._read_pen()
 
     # -- sessions -----------------------------------------------------------------------
     def _on_lifted(self) -> None:
@@ -162,6 +179,7 @@ class Dock:
                 {"readout_error": self.readout_error}, self.clock.now(), self.clock_ok()))
             self.forced_by = None
         self.reading, self.readout_error = None, None
+        self.registers.forget()  # whichever pen docks next gets a fresh tag
 
     def note_forced_removal(self, actor) -> None:
         """Who used the technician's key, for the audit entry of the forced removal."""
@@ -185,6 +203,7 @@ class Dock:
             overrides=self.decision.overridden,
             checklist=client.checklist if client else frozenset(),
             forced=forced,
+            session_tag=self.registers.tag_for_session(reading),
         )
         self._opened_by = self.forced_by or DOCK_ACTOR
         self.forced_by = None
@@ -443,7 +462,8 @@ class Dock:
                 next_client=self.next_client, last_session=self.last_session,
                 readout_error=self.readout_error, clock_synced=self.clock_ok(),
                 storage_ok=self.storage_ok, light=self.hw.light.colour, now=now,
-                tz=self.config.tz, pin_factory=self.hw.factory_name, facts=facts)
+                tz=self.config.tz, pin_factory=self.hw.factory_name, facts=facts,
+                session_registers=self.registers.tag_for_session(self.reading) is not None)
 
 
 class _Failed:

@@ -25,11 +25,14 @@ def present_status(*, docked: bool, released: bool, decision: Decision,
                    next_client: NextClient | None = None, last_session: dict | None = None,
                    readout_error: str | None = None, clock_synced: bool = True,
                    storage_ok: bool = True, light: str, now: datetime, tz: tzinfo,
-                   pin_factory: str, facts: reason_facts.FactInputs | None = None) -> dict:
+                   pin_factory: str, facts: reason_facts.FactInputs | None = None,
+                   session_registers: bool = False) -> dict:
     """The status object, keys in the contract's order. `out_seconds`: how long the open
     session's pen has been out (monotonic), ignored without a session. `facts`: what the
     facts behind each reason are worked out from (`detail`, `detail_words`), the pen's
-    battery share, sessions left and hours to service, and the session's limits."""
+    battery share, sessions left and hours to service, and the session's limits.
+    `session_registers`: the docked pen's session registers are zeroed under the dock's tag
+    (frame v2)."""
     warnings = list(dict.fromkeys(decision.warnings + tuple(live_warnings)))
     status = {
         "docked": docked,
@@ -44,6 +47,7 @@ def present_status(*, docked: bool, released: bool, decision: Decision,
             "strokes": reading.strokes, "motor_seconds": reading.motor_seconds,
             "battery_mv": reading.battery_mv, "temperature_c": reading.temperature_c,
             "max_depth_mm": reading.max_depth_mm, "faults": sorted(reading.faults),
+            "frame_version": reading.frame_version, "session_registers": session_registers,
         },
         "cartridge": None if reading is None or reading.cartridge_serial == 0 else {
             "serial": reading.cartridge_serial, "strokes": reading.cartridge_strokes,

@@ -11,17 +11,18 @@ import time
 from dataclasses import dataclass
 
 from gpiozero import (
+    LED,
     Buzzer,
     Button,
     DigitalInputDevice,
     DigitalOutputDevice,
-    RGBLED,
     SPIDevice,
 )
+from gpiozero.exc import SPIFixedRate
 
-from appliance.hardware import frame
+from appliance.hardware import frame, session_link
 from appliance.core.model import PenReading
-from appliance.hardware.pinmap import PinMap
+from appliance.hardware.pinmap import PinMap, PinSpec, SpiSpec
 
 # Light colours (r, g, b) by meaning. Amber: held for a reason the therapist can fix;
 # red: held for a fault or a never-overridable reason; green: released; blue: service.
@@ -33,6 +34,16 @@ COLOURS = {
     "blue": (0, 0, 1),
     "white": (1, 1, 1),
 }
+
+
+def active_state(pull_up: bool | None, active_high: bool) -> bool | None:
+    """gpiozero's `active_state`: only an input without an internal pull takes one (with a
+    pull, gpiozero derives it: pulled up is active low). The pin map has checked they agree."""
+    return active_high if pull_up is None else None
+
+
+def input_active_state(spec: PinSpec) -> bool | None:
+    return active_state(spec.pull_up, spec.active_high)
 
 
 class PenLinkError(Exception):
@@ -85,9 +96,11 @@ class SeatSensor:
     one dock and one undock, not a burst of them.
     """
 
-    def __init__(self, pin: int, *, pull_up: bool, settle_s: float = 0.05, pin_factory=None):
+    def __init__(self, pin: int, *, pull_up: bool | None, active_high: bool = False, settle_s: float = 0.05,
+                 pin_factory=None):
         self._device = DigitalInputDevice(
-            pin, pull_up=pull_up, bounce_time=None, pin_factory=pin_factory
+            pin, pull_up=pull_up, active_state=active_state(pull_up, active_high), bounce_time=None,
+            pin_factory=pin_factory,
         )
         self.settle_s = settle_s
         self._lock = threading.Lock()
@@ -129,24 +142,36 @@ class SeatSensor:
 
 
 class StatusLight:
-    """The RGB status light; `show('amber')` and friends."""
+    """The RGB status light; `show('amber')` and friends.
 
-    def __init__(self, red: int, green: int, blue: int, *, active_high: bool = True, pin_factory=None):
-        self._device = RGBLED(
-            red, green, blue, active_high=active_high, pwm=False, pin_factory=pin_factory
-        )
+    Three on/off outputs, not gpiozero's RGBLED: that takes one polarity for all three
+    pins, and the pin map gives each colour its own.
+    """
+
+    def __init__(self, red: int, green: int, blue: int, *, active_high: bool | tuple[bool, bool, bool] = True,
+                 pin_factory=None):
+        polarities = (active_high,) * 3 if isinstance(active_high, bool) else tuple(active_high)
+        self._leds: list[LED] = []
+        try:
+            for pin, high in zip((red, green, blue), polarities):
+                self._leds.append(LED(pin, active_high=high, initial_value=False, pin_factory=pin_factory))
+        except BaseException:
+            self.close()
+            raise
         self.colour = "off"
 
     @property
     def pins(self):
-        return tuple(led.pin for led in self._device._leds)  # red, green, blue
+        return tuple(led.pin for led in self._leds)  # red, green, blue
 
     def show(self, colour: str) -> None:
-        self._device.value = COLOURS[colour]
+        for led, on in zip(self._leds, COLOURS[colour]):
+            led.value = on
         self.colour = colour
 
     def close(self) -> None:
-        self._device.close()
+        for led in self._leds:
+            led.close()
 
 
 class PenLink(SPIDevice):
@@ -156,15 +181,51 @@ class PenLink(SPIDevice):
     raises `PenLinkError` naming the last fault, so the caller holds the pen.
     """
 
-    def __init__(self, *, retries: int = 3, **spi_args):
+    def __init__(self, *, retries: int = 3, mode: int = 0, max_hz: int | None = None, **spi_args):
         super().__init__(**spi_args)
         self.retries = retries
+        try:
+            self._spi.clock_mode = mode
+            self.rate_hz = self._apply_rate(max_hz)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_spec(cls, spi: SpiSpec, *, retries: int = 3, pin_factory=None) -> "PenLink":
+        """The link as the pin map's [spi] table says: its lines, mode and speed."""
+        return cls(
+            retries=retries, mode=spi.mode, max_hz=spi.max_hz, clock_pin=spi.clock, mosi_pin=spi.mosi,
+            miso_pin=spi.miso, select_pin=spi.select, pin_factory=pin_factory,
+        )
+
+    def _apply_rate(self, max_hz: int | None) -> int | None:
+        """Clock the bus at most at `max_hz`. A bit-banged bus has no rate to set (gpiozero
+        raises SPIFixedRate): it runs well below the pen's limit anyway; then None."""
+        if max_hz is None:
+            return None
+        try:
+            self._spi.rate = max_hz
+        except SPIFixedRate:
+            return None
+        return self._spi.rate
+
+    @property
+    def clock_mode(self) -> int:
+        return self._spi.clock_mode
+
+    def transfer(self, request: bytes) -> bytes:
+        """One full-duplex transaction: clock out `request`, return what came in."""
+        return bytes(self._spi.transfer(list(request)))
 
     def read_raw(self) -> bytes:
-        request = [frame.READ_COMMAND] + [0] * frame.FRAME_LENGTH
-        response = self._spi.transfer(request)
-        offset = frame.RESPONSE_OFFSET
-        return bytes(response[offset:offset + frame.FRAME_LENGTH])
+        """One read transaction, exactly as hw/pen_frame.toml's [transaction] defines it."""
+        return frame.frame_from_transfer(self.transfer(frame.read_request()))
+
+    def open_session(self, tag: int) -> None:
+        """Tell the pen a session opens under `tag`: it zeroes its session registers (frame
+        v2). The pen answers nothing; the next read shows whether the tag took."""
+        self.transfer(session_link.request(tag))
 
     def read(self) -> PenReading:
         last_error: Exception | None = None
@@ -197,25 +258,25 @@ class DockHardware:
         try:
             latch = Latch(p["latch"].bcm, active_high=p["latch"].active_high, pin_factory=pin_factory)
             made.append(latch)
-            seat = SeatSensor(p["seat"].bcm, pull_up=p["seat"].pull == "up", pin_factory=pin_factory)
+            seat = SeatSensor(
+                p["seat"].bcm, pull_up=p["seat"].pull_up, active_high=p["seat"].active_high,
+                pin_factory=pin_factory,
+            )
             made.append(seat)
+            colours = (p["light_red"], p["light_green"], p["light_blue"])
             light = StatusLight(
-                p["light_red"].bcm, p["light_green"].bcm, p["light_blue"].bcm,
-                active_high=p["light_red"].active_high, pin_factory=pin_factory,
+                *(spec.bcm for spec in colours), active_high=tuple(spec.active_high for spec in colours),
+                pin_factory=pin_factory,
             )
             made.append(light)
             buzzer = Buzzer(p["buzzer"].bcm, active_high=p["buzzer"].active_high, pin_factory=pin_factory)
             made.append(buzzer)
             button = Button(
-                p["button"].bcm, pull_up=p["button"].pull == "up", bounce_time=0.05,
-                pin_factory=pin_factory,
+                p["button"].bcm, pull_up=p["button"].pull_up,
+                active_state=input_active_state(p["button"]), bounce_time=0.05, pin_factory=pin_factory,
             )
             made.append(button)
-            spi = pinmap.spi
-            pen = PenLink(
-                retries=retries, clock_pin=spi.clock, mosi_pin=spi.mosi, miso_pin=spi.miso,
-                select_pin=spi.select, pin_factory=pin_factory,
-            )
+            pen = PenLink.from_spec(pinmap.spi, retries=retries, pin_factory=pin_factory)
         except BaseException:
             for device in reversed(made):
                 device.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import struct
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from appliance.core.model import FAULTS, PenReading
 from appliance.core.resources import hw_file
 
 __all__ = [
-    "FRAME_LENGTH", "FRAME_VERSION", "READ_COMMAND", "RESPONSE_OFFSET", "TRANSFER_LENGTH",
+    "FRAME_LENGTH", "FRAME_VERSION", "LAYOUTS", "READ_COMMAND", "RESPONSE_OFFSET", "TRANSFER_LENGTH",
     "FrameError", "CrcError", "FrameFormatError", "UnknownVersionError",
     "FieldSpec", "FieldView", "Layout", "load_layout",
     "crc16", "append_crc", "encode", "decode", "describe", "read_request", "frame_from_transfer",
@@ -60,6 +60,7 @@ class FieldSpec:
     scale: float | None
     reading: str | None  # the PenReading attribute it fills, if any
     description: str
+    session_register: bool = False  # zeroed by the pen at each session_open (frame v2)
 
     @property
     def struct_code(self) -> str:
@@ -128,6 +129,12 @@ _REQUIRED_FIELDS = (
 
 def load_layout(path: Path | None = None) -> Layout:
     """Read and check hw/pen_frame.toml (or `path`); a broken layout is a ValueError naming it."""
+    layouts = load_layouts(path)
+    return layouts[max(layouts)]
+
+
+def load_layouts(path: Path | None = None) -> dict[int, Layout]:
+    """The current layout and every older one it still reads ([older.N]), by version."""
     source = Path(path) if path is not None else hw_file("pen_frame.toml")
     try:
         with open(source, "rb") as file:
@@ -135,9 +142,31 @@ def load_layout(path: Path | None = None) -> Layout:
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ValueError(f"{source}: cannot load the pen frame layout: {error}") from None
     try:
-        return _build_layout(doc, source)
+        layout = _build_layout(doc, source)
+        older = {int(version): _older_layout(layout, int(version), table["lacks"])
+                 for version, table in doc.get("older", {}).items()}
     except (KeyError, TypeError) as error:
         raise ValueError(f"{source}: frame layout incomplete or mistyped: {error!r}") from None
+    if any(version >= layout.version for version in older):
+        raise ValueError(f"{source}: [older.N] must name versions before frame.version {layout.version}")
+    return {layout.version: layout, **older}
+
+
+def _older_layout(current: Layout, version: int, lacks: list[str]) -> Layout:
+    """An older version's layout: `current` with the fields it lacks folded into `reserved`
+    (they were zero padding then). They must sit right before `reserved`, in one run."""
+    lacked = sorted((current.field(name) for name in lacks), key=lambda spec: spec.offset)
+    reserved = current.field("reserved")
+    end = reserved.offset
+    for spec in reversed(lacked):
+        if spec.offset + spec.size != end:
+            raise ValueError(f"{current.source}: [older.{version}] lacks {spec.name}, which does not sit "
+                             f"right before reserved (or the other lacked fields)")
+        end = spec.offset
+    padding = replace(reserved, offset=end, size=reserved.offset + reserved.size - end,
+                      description=f"reserved; zero in version {version}")
+    fields = tuple(padding if spec is reserved else spec for spec in current.fields if spec not in lacked)
+    return replace(current, version=version, fields=fields)
 
 
 def _build_layout(doc: dict[str, Any], source: Path) -> Layout:
@@ -157,6 +186,7 @@ def _build_layout(doc: dict[str, Any], source: Path) -> Layout:
         fields.append(FieldSpec(
             name=entry["name"], offset=entry["offset"], type=kind, size=size, unit=entry.get("unit", ""),
             scale=entry.get("scale"), reading=entry.get("reading"), description=entry.get("description", ""),
+            session_register=bool(entry.get("session_register", False)),
         ))
     position = 0
     for spec in fields:
@@ -212,15 +242,20 @@ def _crc_table(poly: int) -> tuple[int, ...]:
     return tuple(table)
 
 
-LAYOUT = load_layout()
+LAYOUTS = load_layouts()  # version -> layout: the current one and the older ones still read
+FRAME_VERSION = max(LAYOUTS)
+LAYOUT = LAYOUTS[FRAME_VERSION]
 FRAME_LENGTH = LAYOUT.length
-FRAME_VERSION = LAYOUT.version
 READ_COMMAND = LAYOUT.command
 RESPONSE_OFFSET = LAYOUT.response_offset
 TRANSFER_LENGTH = 1 + LAYOUT.dummy_bytes  # command byte + dummy bytes
 
 _CRC_TABLE = _crc_table(LAYOUT.crc_poly)
-_STRUCT = struct.Struct(LAYOUT.byte_order + "".join(spec.struct_code for spec in LAYOUT.fields))
+_STRUCTS = {
+    version: struct.Struct(layout.byte_order + "".join(spec.struct_code for spec in layout.fields))
+    for version, layout in LAYOUTS.items()
+}
+_VERSIONS_READ = " and ".join(str(version) for version in sorted(LAYOUTS))
 _CRC_FIELD = LAYOUT.field("crc")
 _BODY_LENGTH = _CRC_FIELD.offset  # bytes the CRC covers
 _KNOWN_FAULT_MASK = sum(1 << bit for bit in LAYOUT.fault_bits.values())
@@ -255,24 +290,27 @@ def frame_from_transfer(received: bytes) -> bytes:
 def encode(reading: PenReading) -> bytes:
     """A valid frame for `reading` (what the pen sends); ValueError if a value does not fit.
 
-    The version byte is `reading.frame_version`, so a test can build a frame of a version
-    the decoder refuses; the layout is always this file's.
+    The version byte is `reading.frame_version`, and the layout that version's (a version-1
+    pen sends no session tag); a version the dock does not read gets the current layout, so
+    a test can build a frame the decoder refuses. No session tag (None) is sent as 0.
     """
+    layout = LAYOUTS.get(reading.frame_version, LAYOUT)
     raw: dict[str, Any] = {
-        "magic": LAYOUT.magic,
-        "payload_length": LAYOUT.payload_length,
+        "magic": layout.magic,
+        "payload_length": layout.payload_length,
         "faults": _fault_byte(reading.faults),
-        "reserved": bytes(LAYOUT.field("reserved").size),
+        "reserved": bytes(layout.field("reserved").size),
         "crc": 0,
     }
     raw["firmware_major"], raw["firmware_minor"] = _firmware_parts(reading.firmware)
-    for spec in LAYOUT.fields:
+    for spec in layout.fields:
         if spec.reading is not None:
-            raw[spec.name] = _to_raw(spec, getattr(reading, spec.reading))
-    for spec in LAYOUT.fields:
+            value = getattr(reading, spec.reading)
+            raw[spec.name] = _to_raw(spec, 0 if value is None and spec.name == "session_tag" else value)
+    for spec in layout.fields:
         if spec.type != "bytes" and raw[spec.name] not in spec.raw_range:
             raise ValueError(f"{spec.name} = {raw[spec.name]} does not fit a {spec.type} (offset {spec.offset})")
-    packed = _STRUCT.pack(*(raw[spec.name] for spec in LAYOUT.fields))
+    packed = _STRUCTS.get(layout.version, _STRUCTS[FRAME_VERSION]).pack(*(raw[spec.name] for spec in layout.fields))
     return append_crc(packed[:_BODY_LENGTH])
 
 
@@ -316,12 +354,15 @@ def decode(data: bytes) -> PenReading:
             f"take bytes [{RESPONSE_OFFSET}:{RESPONSE_OFFSET + FRAME_LENGTH}] of the {TRANSFER_LENGTH}-byte transfer"
         )
     _check_crc(frame)
-    values = dict(zip((spec.name for spec in LAYOUT.fields), _STRUCT.unpack(frame)))
-    _check_format(values)
-    faults = frozenset(name for name, bit in LAYOUT.fault_bits.items() if values["faults"] >> bit & 1)
+    layout = _layout_of(frame)
+    values = dict(zip((spec.name for spec in layout.fields), _STRUCTS[layout.version].unpack(frame)))
+    _check_format(values, layout)
+    faults = frozenset(name for name, bit in layout.fault_bits.items() if values["faults"] >> bit & 1)
     attributes = {
-        spec.reading: spec.scaled(values[spec.name]) for spec in LAYOUT.fields if spec.reading is not None
+        spec.reading: spec.scaled(values[spec.name]) for spec in layout.fields if spec.reading is not None
     }
+    if attributes.get("session_tag") == 0:
+        attributes["session_tag"] = None  # no session opened since the pen powered up
     return PenReading(
         firmware=f"{values['firmware_major']}.{values['firmware_minor']}", faults=faults, **attributes,
     )
@@ -359,42 +400,49 @@ def _crc_hint(frame: bytes) -> str:
     start = len(frame)
     while start > 0 and frame[start - 1] == last:
         start -= 1
-    # Version-1 padding is zero, so a zero run only counts when it starts before the padding.
-    silent_from = LAYOUT.field("reserved").offset if last == 0x00 else _CRC_FIELD.offset - 1
+    # Padding is zero, so a zero run only counts when it starts before the padding.
+    padding_from = min(layout.field("reserved").offset for layout in LAYOUTS.values())
+    silent_from = padding_from if last == 0x00 else _CRC_FIELD.offset - 1
     if last in (0x00, 0xFF) and start < silent_from:
         return (f"bytes {start}..{len(frame) - 1} are all 0x{last:02X}: the pen stopped answering at "
                 f"offset {start} (lifted mid-read?); re-seat the pen and read again")
     version = frame[LAYOUT.field("version").offset]
-    if frame.startswith(LAYOUT.magic) and version != FRAME_VERSION:
+    if frame.startswith(LAYOUT.magic) and version not in LAYOUTS:
         return (f"the header claims frame version {version}, which this dock does not know "
                 f"(a newer pen may use another length or check); update the dock software")
     return "the frame was corrupted on the contacts (read again; if it persists, clean the pogo pins)"
 
 
-def _check_format(values: dict[str, Any]) -> None:
+def _layout_of(frame: bytes) -> Layout:
+    """The layout a CRC-checked frame claims: a pen-dock frame of a version this dock reads."""
     magic = LAYOUT.field("magic")
-    if values["magic"] != LAYOUT.magic:
+    found = frame[magic.offset:magic.offset + magic.size]
+    if found != LAYOUT.magic:
         raise FrameFormatError(
-            f"magic (offset {magic.offset}) is {values['magic']!r}, expected {LAYOUT.magic!r}: "
-            f"not a pen-dock frame"
+            f"magic (offset {magic.offset}) is {found!r}, expected {LAYOUT.magic!r}: not a pen-dock frame"
         )
-    if values["version"] != FRAME_VERSION:
+    version = frame[LAYOUT.field("version").offset]
+    if version not in LAYOUTS:
         raise UnknownVersionError(
-            f"frame version {values['version']} (offset {LAYOUT.field('version').offset}) is unknown to this "
-            f"dock, which reads version {FRAME_VERSION}; the pen stays held: update the dock software"
+            f"frame version {version} (offset {LAYOUT.field('version').offset}) is unknown to this "
+            f"dock, which reads version {_VERSIONS_READ}; the pen stays held: update the dock software"
         )
-    if values["payload_length"] != LAYOUT.payload_length:
+    return LAYOUTS[version]
+
+
+def _check_format(values: dict[str, Any], layout: Layout) -> None:
+    if values["payload_length"] != layout.payload_length:
         raise FrameFormatError(
-            f"payload_length (offset {LAYOUT.field('payload_length').offset}) is {values['payload_length']}, "
-            f"expected {LAYOUT.payload_length} for a version {FRAME_VERSION} frame"
+            f"payload_length (offset {layout.field('payload_length').offset}) is {values['payload_length']}, "
+            f"expected {layout.payload_length} for a version {layout.version} frame"
         )
     stray = values["faults"] & ~_KNOWN_FAULT_MASK
     if stray:
         raise FrameFormatError(
-            f"faults (offset {LAYOUT.field('faults').offset}) is 0x{values['faults']:02X}: "
+            f"faults (offset {layout.field('faults').offset}) is 0x{values['faults']:02X}: "
             f"reserved bits 0x{stray:02X} set, expected only 0x{_KNOWN_FAULT_MASK:02X}"
         )
-    reserved = LAYOUT.field("reserved")
+    reserved = layout.field("reserved")
     for index, byte in enumerate(values["reserved"]):
         if byte:
             raise FrameFormatError(
@@ -407,7 +455,9 @@ def _check_format(values: dict[str, Any]) -> None:
 def describe(data: bytes) -> list[FieldView]:
     """Every field of whatever came in, checked or not, so a bad frame can be looked at."""
     frame = _as_bytes(data)
-    views = [_view(spec, frame) for spec in LAYOUT.fields]
+    version_offset = LAYOUT.field("version").offset
+    layout = LAYOUTS.get(frame[version_offset], LAYOUT) if len(frame) > version_offset else LAYOUT
+    views = [_view(spec, frame) for spec in layout.fields]
     if len(frame) > FRAME_LENGTH:
         extra = frame[FRAME_LENGTH:]
         views.append(FieldView("extra", FRAME_LENGTH, extra.hex(" "), None, "",
@@ -433,9 +483,15 @@ def _note(name: str, raw: Any, frame: bytes) -> str:
     if name == "magic":
         return "" if raw == LAYOUT.magic else f"expected {LAYOUT.magic.decode('ascii')!r}"
     if name == "version":
-        return "" if raw == FRAME_VERSION else f"unknown version; this dock reads {FRAME_VERSION}"
+        if raw == FRAME_VERSION:
+            return ""
+        if raw in LAYOUTS:
+            return "older version, read: its session registers cannot be tied to a session"
+        return f"unknown version; this dock reads {_VERSIONS_READ}"
     if name == "payload_length":
         return "" if raw == LAYOUT.payload_length else f"expected {LAYOUT.payload_length}"
+    if name == "session_tag":
+        return "no session opened since power-up" if raw == 0 else ""
     if name == "cartridge_serial":
         return "no cartridge" if raw == 0 else ""
     if name == "faults":

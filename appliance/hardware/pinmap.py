@@ -28,6 +28,10 @@ _PULLS = ("up", "down", "none")
 _ACTIVES = ("high", "low")
 _BCM_RANGE = range(0, 28)  # GPIO0..GPIO27 on the 40-pin header
 
+# GPIO0..8 come out of reset with the SoC's pull-UP on (9..27 pull down) and keep it until
+# the daemon claims them: a latch there would be driven towards "energised" during boot.
+_BOOT_PULLED_UP = range(0, 9)
+
 # The Pi's hardware SPI buses: port -> (clock, mosi, miso, chip selects by device).
 _HARDWARE_SPI = {0: (11, 10, 9, (8, 7)), 1: (21, 20, 19, (18, 17, 16))}
 
@@ -129,6 +133,7 @@ def parse_pinmap(document: dict[str, Any], source: Path) -> PinMap:
             check.fail(f"pins.{role}", f"is not a role the dock knows; roles are {', '.join(ROLES)}")
 
     pins = {role: _parse_pin(check, role, check.table(pins_table, role, where="pins.")) for role in ROLES}
+    _check_roles(check, pins)
     spi = _parse_spi(check, spi_table)
     _check_unique(check, pins, spi)
     return PinMap(pins=pins, spi=spi, source=source)
@@ -169,6 +174,36 @@ def _parse_pin(check: _Checker, role: str, table: dict[str, Any]) -> PinSpec:
         role=role, bcm=values["bcm"], direction=values["direction"], pull=values["pull"],
         active_high=values["active"] == "high", what=values["what"],
     )
+
+
+def _check_roles(check: _Checker, pins: dict[str, PinSpec]) -> None:
+    """What each role's hardware can honour, beyond the file's own consistency.
+
+    The latch is fail-secure: de-energised must mean held whenever the Pi is not driving the
+    pin (booting, crashed, unpowered), when only the MOSFET gate's pull-down and the SoC's
+    reset pull act on the line. Both pull it to "not energised" only if energised is high
+    and the pin resets pulled down.
+    """
+    for role in ("seat", "button"):
+        if pins[role].direction != "input":
+            check.fail(f"pins.{role}.direction", f'is "{pins[role].direction}"; the {role} is a switch the dock reads: use "input"')
+    for role in ("latch", "light_red", "light_green", "light_blue", "buzzer"):
+        if pins[role].direction != "output":
+            check.fail(f"pins.{role}.direction", f'is "{pins[role].direction}"; the {role} is driven by the dock: use "output"')
+    latch = pins["latch"]
+    if not latch.active_high:
+        check.fail(
+            "pins.latch.active",
+            'is "low": the latch\'s de-energised level would then be high, and a crashed or unpowered Pi '
+            "leaves the line low (the MOSFET gate's pull-down), which would energise the solenoid and release "
+            'the pen; the latch must be active "high" (high = energised = released)',
+        )
+    if latch.bcm in _BOOT_PULLED_UP:
+        check.fail(
+            "pins.latch.bcm",
+            f"is BCM {latch.bcm}, which comes out of reset pulled up: during every boot the latch would be "
+            f"pulled towards energised (released); use a pin from BCM 9..27, which reset pulled down",
+        )
 
 
 def _parse_spi(check: _Checker, table: dict[str, Any]) -> SpiSpec:

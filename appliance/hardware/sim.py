@@ -20,9 +20,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from gpiozero.pins.mock import MockFactory, MockSPIDevice
+from gpiozero.pins import SPI
+from gpiozero.pins.mock import MockFactory, MockSPIDevice, MockSPIInterface, MockSPIInterfaceShared
 
-from appliance.hardware import frame
+from appliance.hardware import frame, session_link
 from appliance.core.inputs import flag
 from appliance.core.model import FAULTS, PenReading
 from appliance.hardware.pinmap import PinMap
@@ -131,9 +132,22 @@ class PenState:
     faults: list = field(default_factory=list)  # subset of FAULTS
     crc_fault: str = ""  # "", "persistent" or "intermittent"
     docked: bool = True
+    frame_version: int = frame.FRAME_VERSION  # 1: an older pen, without session registers
+    session_tag: int = 0  # the tag of the last session-open it took; 0 = none
+
+    def open_session(self, tag: int) -> bool:
+        """A session-open from the dock: zero the session registers, keep the tag. A
+        version-1 pen does not know the command and ignores it."""
+        if self.frame_version < 2:
+            return False
+        self.max_depth_mm = 0.0
+        self.session_tag = tag
+        return True
 
     def reading(self) -> PenReading:
         return PenReading(
+            frame_version=self.frame_version,
+            session_tag=(self.session_tag or None) if self.frame_version >= 2 else None,
             pen_serial=self.pen_serial, firmware=self.firmware, strokes=self.strokes,
             motor_seconds=self.motor_seconds, cartridge_serial=self.cartridge_serial,
             cartridge_strokes=self.cartridge_strokes, max_depth_mm=self.max_depth_mm,
@@ -147,18 +161,23 @@ class SimulatedPen(MockSPIDevice):
 
     def __init__(self, pinmap: PinMap, state: PenState, *, pin_factory: MockFactory):
         spi = pinmap.spi
+        # The pen's side of the bus speaks the map's SPI mode, as a real pen's slave must.
         super().__init__(
-            spi.clock, spi.mosi, spi.miso, spi.select, pin_factory=pin_factory
+            spi.clock, spi.mosi, spi.miso, spi.select, clock_polarity=bool(spi.mode & 2),
+            clock_phase=bool(spi.mode & 1), pin_factory=pin_factory,
         )
         self.state = state
         self.reads = 0
+        self.intermittent_from = 0  # the read count when an intermittent CRC fault was set
         self._lock = threading.Lock()
         self._factory = pin_factory
 
     def frame_bytes(self) -> bytes:
         data = bytearray(frame.encode(self.state.reading()))
+        # Intermittent: every other read from the one after the fault was set, so the first
+        # read after `sim fault crc-intermittent` is always a bad one, however many came before.
         corrupt = self.state.crc_fault == "persistent" or (
-            self.state.crc_fault == "intermittent" and self.reads % 2 == 1
+            self.state.crc_fault == "intermittent" and (self.reads - self.intermittent_from) % 2 == 0
         )
         if corrupt:
             data[-1] ^= 0x5A
@@ -171,7 +190,22 @@ class SimulatedPen(MockSPIDevice):
         for pin in list(self._factory.pins.values()):
             pin.clear_states()
 
+    def take_session_open(self) -> bool:
+        """After the session-open's last bit: a good one zeroes the session registers.
+        True when these bits were a session-open (good or not), so nothing else reads them."""
+        length = session_link.SESSION_OPEN.length
+        received = self.rx_word().to_bytes(length, "big")
+        if received[0] != session_link.SESSION_OPEN.command:
+            return False
+        tag = session_link.parse(received)
+        if tag is not None and self.state.docked:
+            with self._lock:
+                self.state.open_session(tag)
+        return True
+
     def on_bit(self):
+        if self.rx_bit == 8 * session_link.SESSION_OPEN.length and self.take_session_open():
+            return
         if self.rx_bit == 8 and self.rx_word() == frame.READ_COMMAND:
             self.forget_pin_history()
             with self._lock:
@@ -179,6 +213,86 @@ class SimulatedPen(MockSPIDevice):
                 self.reads += 1
             for byte in reply:
                 self.tx_word(byte)
+
+
+class SimulatedHardwareSPI(SPI):
+    """The pen link as a Pi's hardware SPI does it (spidev): whole transfers, a mode and a
+    rate the dock sets, and no bit-banging on the CPU.
+
+    gpiozero's mock factory bit-bangs SPI over mock pins, toggling the clock pin in Python
+    for each of the 392 bits of a read: about 2.5 ms of CPU a frame, which on a tenth of a
+    core (quality bar P10) is the simulation, not the dock, eating the dock's budget. On a
+    Pi the SPI controller does that work. Here the simulated pen on the chip select line
+    (a MockSPIDevice) sees the same bits in the same order through the same `on_start`,
+    `rx_buf`, `tx_buf` and `on_bit`, without the pins being toggled. A mode that does not
+    match the pen's reads as garbage (all 0xFF), as on a real bus.
+    """
+
+    def __init__(self, clock_pin, mosi_pin, miso_pin, select_pin, *, pin_factory):
+        super().__init__(pin_factory=pin_factory)
+        self._select_pin = select_pin
+        self._mode = 0
+        self._rate = 500_000  # spidev's default, as LocalPiHardwareSPI sets it
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _pen(self) -> MockSPIDevice | None:
+        """The simulated pen on our chip select line, if one is (MockSPIDevice puts itself there)."""
+        for info, pin in self.pin_factory.pins.items():
+            if self._select_pin in getattr(info, "names", ()):  # "GPIO8" as gpiozero passes it
+                return getattr(pin, "spi_device", None)
+        return None
+
+    def transfer(self, data):
+        pen = self._pen()
+        with self._lock:
+            if pen is None:
+                return [0] * len(data)  # nothing on the bus: MISO reads low
+            pen.on_start()  # chip select asserted
+            received = []
+            for word in data:
+                read = 0
+                for shift in range(7, -1, -1):
+                    pen.rx_bit += 1
+                    pen.rx_buf.append(bool(word >> shift & 1))
+                    read = read << 1 | bool(pen.tx_buf.pop(0) if pen.tx_buf else 0)
+                    pen.on_bit()
+                received.append(read)
+        if (bool(self._mode & 2), bool(self._mode & 1)) != (pen.clock_polarity, pen.clock_phase):
+            return [0xFF] * len(data)  # the two ends sample on different edges
+        return received
+
+    def close(self):
+        self._closed = True
+        super().close()
+
+    @property
+    def closed(self):
+        return self._closed
+
+    def _get_clock_mode(self):
+        return self._mode
+
+    def _set_clock_mode(self, value):
+        if not 0 <= value < 4:
+            raise ValueError(f"{value} is not an SPI mode")
+        self._mode = value
+
+    def _get_rate(self):
+        return self._rate
+
+    def _set_rate(self, value):
+        self._rate = int(value)
+
+
+class SimFactory(MockFactory):
+    """gpiozero's mock factory, with the hardware SPI pins as a hardware SPI bus (as a Pi's
+    factory gives them) instead of bit-banged mock pins; every other pin is a mock pin."""
+
+    def _get_spi_class(self, shared, hardware):
+        if hardware:
+            return SimulatedHardwareSPI
+        return MockSPIInterfaceShared if shared else MockSPIInterface
 
 
 class Simulator:
@@ -299,6 +413,7 @@ class Simulator:
             state.crc_fault = "persistent"
         elif name == "crc-intermittent":
             state.crc_fault = "intermittent"
+            self.pen.intermittent_from = self.pen.reads
         elif name == "battery-low":
             state.battery_mv = 3300
         elif name in FAULTS:

@@ -41,6 +41,8 @@ SHORT_WORDS = {
     "clock_unsynced": "Dock clock not confirmed",
     "over_needling": "Over-needling",
     "depth_high": "Deeper than the area's limit",
+    "depth_unmeasured": "Depth not measured",
+    "pen_frame_v1": "Older pen: no depth recorded",
     "cartridge_changed": "Cartridge changed mid-session",
     "pen_changed": "Pen changed mid-session",
     "forced_removal": "Forced out with the technician's key",
@@ -98,6 +100,13 @@ class SessionRow:
     faults: tuple[Note, ...] = ()
 
 
+def _depth(depth_mm: float | None, outcome: str) -> str:
+    """A closed session's depth; null means the pen could not show it belongs to the session."""
+    if depth_mm is None:
+        return "-" if outcome == "open" else "not measured"
+    return f"{depth_mm:.2f} mm"
+
+
 def session_row(session: dict, tz: tzinfo, faults=()) -> SessionRow:
     """One row of the log; `faults` are the day's fault events while its pen was out."""
     seconds = session.get("needling_seconds") or 0
@@ -111,7 +120,7 @@ def session_row(session: dict, tz: tzinfo, faults=()) -> SessionRow:
         cartridge=str(session.get("cartridge_serial") or "-"),
         minutes=f"{seconds / 60:.0f}",
         strokes=f"{session.get('strokes') or 0:,}",
-        depth=f"{session.get('max_depth_mm') or 0:.2f} mm",
+        depth=_depth(session.get("max_depth_mm"), outcome),
         outcome=OUTCOME_WORDS.get(outcome, outcome),
         outcome_code=outcome if outcome in OUTCOME_WORDS else "other",
         warnings=tuple(note(c) for c in session.get("warnings") or ()),

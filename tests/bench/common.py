@@ -16,6 +16,7 @@ class Figure:
     limit: str      # the bar, with its unit
     ok: bool
     note: str = ""  # how it was measured (runs, sample size)
+    skipped: bool = False  # could not be measured here (the note says why); not a failure
 
 
 def percentile(values, fraction: float) -> float:
@@ -32,7 +33,8 @@ def median(values) -> float:
 
 def table(figures: list[Figure]) -> str:
     rows = [("bar", "measured", "limit", "result", "how")]
-    rows += [(f.bar, f.measured, f.limit, "pass" if f.ok else "FAIL", f.note) for f in figures]
+    rows += [(f.bar, f.measured, f.limit, "skip" if f.skipped else "pass" if f.ok else "FAIL", f.note)
+             for f in figures]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []
     for n, row in enumerate(rows):

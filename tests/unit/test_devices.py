@@ -118,3 +118,92 @@ def test_every_pin_is_listed_with_its_level(rig):
     assert rows["latch"]["level"] == 0 and rows["latch"]["bcm"] == pinmap["latch"].bcm
     hw.latch.release()
     assert {row["role"]: row for row in hw.levels()}["latch"]["level"] == 1
+
+
+@pytest.mark.parametrize("mode", [0, 1, 2, 3])
+def test_the_pin_maps_spi_mode_reaches_the_link(factory, tmp_path, mode):
+    from appliance.core.resources import hw_file
+
+    text = hw_file("pinmap.toml").read_text().replace("mode = 0 ", f"mode = {mode} ", 1)
+    path = tmp_path / "pinmap.toml"
+    path.write_text(text)
+    pinmap = load_pinmap(path)
+    assert pinmap.spi.mode == mode
+    sim = Simulator(pinmap, factory, SimClock(ZoneInfo("UTC")))  # the pen speaks the map's mode
+    hw = DockHardware.from_pinmap(pinmap, retries=0, pin_factory=factory)
+    try:
+        assert hw.pen.clock_mode == mode
+        assert hw.pen.read().pen_serial == sim.pen.state.pen_serial  # a mode mismatch garbles the frame
+    finally:
+        hw.close()
+        sim.pen.close()
+
+
+def test_the_pin_maps_max_hz_reaches_a_bus_that_has_a_rate(monkeypatch):
+    """A hardware SPI bus (spidev) takes the map's speed; a bit-banged one has none to set."""
+    from gpiozero.pins import mock
+
+    class RatedInterface(mock.MockSPIInterface):
+        _rate = 100_000
+
+        def _get_rate(self):
+            return self._rate
+
+        def _set_rate(self, value):
+            self._rate = value
+
+    class RatedFactory(MockFactory):
+        def _get_spi_class(self, shared, hardware):
+            return RatedInterface
+
+    factory = RatedFactory()
+    previous, Device.pin_factory = Device.pin_factory, factory
+    try:
+        pinmap = load_pinmap()
+        hw = DockHardware.from_pinmap(pinmap, pin_factory=factory)
+        assert hw.pen.rate_hz == pinmap.spi.max_hz == hw.pen._spi.rate
+        hw.close()
+        plain = DockHardware.from_pinmap(pinmap, pin_factory=MockFactory())
+        assert plain.pen.rate_hz is None  # the mock bus bit-bangs: no rate to set
+        plain.close()
+    finally:
+        factory.reset()
+        Device.pin_factory = previous
+
+
+def test_the_link_reads_through_the_frame_modules_transaction(rig, monkeypatch):
+    sim, hw = rig
+    sent = []
+    real = hw.pen._spi.transfer
+    monkeypatch.setattr(hw.pen._spi, "transfer", lambda data: sent.append(bytes(data)) or real(data))
+    hw.pen.read()
+    assert sent == [frame.read_request()]
+
+
+@pytest.mark.parametrize("mode", [0, 3])
+def test_the_simulated_docks_pen_link_is_a_hardware_spi_bus_with_the_maps_mode_and_rate(tmp_path, mode):
+    """The simulated dock's factory gives the pen link as a Pi does (a hardware SPI bus that
+    takes the mode and the speed), and the simulated pen answers it bit for bit."""
+    from appliance.core.resources import hw_file
+    from appliance.hardware.sim import SimFactory, SimulatedHardwareSPI
+
+    path = tmp_path / "pinmap.toml"
+    path.write_text(hw_file("pinmap.toml").read_text().replace("mode = 0 ", f"mode = {mode} ", 1))
+    pinmap = load_pinmap(path)
+    factory = SimFactory()
+    sim = Simulator(pinmap, factory, SimClock(ZoneInfo("UTC")))
+    hw = DockHardware.from_pinmap(pinmap, retries=0, pin_factory=factory)
+    try:
+        assert isinstance(hw.pen._spi, SimulatedHardwareSPI)
+        assert (hw.pen.clock_mode, hw.pen.rate_hz) == (mode, pinmap.spi.max_hz)
+        sim.pen.state.max_depth_mm = 2.0
+        assert hw.pen.read_raw() == frame.encode(sim.pen.state.reading())
+        hw.pen.open_session(99)
+        assert (hw.pen.read().session_tag, sim.pen.state.max_depth_mm) == (99, 0.0)
+        hw.pen._spi.clock_mode = (mode + 1) % 4  # the two ends disagree on the clock edges
+        with pytest.raises(PenLinkError):
+            hw.pen.read()
+    finally:
+        hw.close()
+        sim.pen.close()
+        factory.close()

@@ -33,6 +33,9 @@ def readings(draw) -> PenReading:
         battery_mv=draw(st.integers(0, 2**16 - 1)),
         temperature_c=round(draw(st.integers(-(2**15), 2**15 - 1)) * 0.1, 1),
         faults=frozenset(draw(st.sets(st.sampled_from(FAULTS)))),
+        **draw(st.sampled_from([{"frame_version": 1}, {"frame_version": 2}]).flatmap(
+            lambda v: st.just(v) if v["frame_version"] == 1
+            else st.builds(lambda tag: {**v, "session_tag": tag}, st.one_of(st.none(), st.integers(1, 2**32 - 1))))),
     )
 
 
@@ -68,13 +71,16 @@ def test_crc_check_value():
 def test_layout_matches_the_brief():
     assert FRAME_LENGTH == 48
     data = encode(sample(faults=frozenset({"stall", "chip"})))
-    assert data[:2] == b"PD" and data[2] == 1 and data[3] == 42
+    assert data[:2] == b"PD" and data[2] == 2 and data[3] == 42
     assert data[4:8] == bytes([1, 2, 3, 4])  # big-endian serial
     assert data[8:10] == bytes([2, 7])
     assert struct.unpack(">H", data[26:28])[0] == 30  # 1.5 mm in 0.05 mm
     assert struct.unpack(">h", data[30:32])[0] == -34  # -3.4 degC in 0.1 degC
     assert data[32] == 0b101
-    assert data[33:46] == bytes(13)
+    assert data[33:37] == bytes(4)  # no session tag: 0
+    assert data[37:46] == bytes(9)
+    tagged = encode(sample(session_tag=0xA1B2C3D4))
+    assert tagged[33:37] == bytes([0xA1, 0xB2, 0xC3, 0xD4])
     assert int.from_bytes(data[46:], "big") == crc16(data[:46])
 
 
@@ -88,15 +94,21 @@ def test_read_transaction():
 
 def test_readme_frame_table_matches_the_layout():
     readme = hw_file("README.md").read_text(encoding="utf-8")
-    rows = {m[3]: (int(m[1]), int(m[2])) for m in re.finditer(r"^\| (\d+) \| (\d+) \| (\w+) \|", readme, re.M)}
+    v2 = readme[readme.index("## The pen link frame"):readme.index("### Version 1")]
+    rows = {m[3]: (int(m[1]), int(m[2])) for m in re.finditer(r"^\| (\d+) \| (\d+) \| (\w+) \|", v2, re.M)}
     assert rows == {spec.name: (spec.offset, spec.size) for spec in frame.LAYOUT.fields}
+    v1 = readme[readme.index("### Version 1"):readme.index("### CRC")]
+    rows = {m[3]: (int(m[1]), int(m[2])) for m in re.finditer(r"^\| (\d+) \| (\d+) \| (\w+) \|", v1, re.M)}
+    assert rows == {spec.name: (spec.offset, spec.size) for spec in frame.LAYOUTS[1].fields if spec.offset >= 33}
 
 
 @pytest.mark.parametrize(
     ("old", "new", "problem"),
     [
         ("offset = 46", "offset = 45", "starts at 45, expected 46"),
-        ("size = 13", "size = 12", "starts at 46, expected 45"),
+        ("size = 9", "size = 8", "starts at 46, expected 45"),
+        ('lacks = ["session_tag"]', 'lacks = ["battery"]', "does not sit right before reserved"),
+        ("[older.1]\nlacks", "[older.3]\nlacks", "must name versions before"),
         ('type = "i16"', 'type = "f16"', "unknown type"),
         ("chip = 2", "chips = 2", "[faults]"),
         ("check = 0x29B1", "check = 0x29B2", "does not match"),
@@ -166,9 +178,9 @@ def test_flipped_bit_is_a_crc_error():
 
 
 def test_crc_is_checked_before_version():
-    data = bytearray(encode(sample(frame_version=2)))
+    data = bytearray(encode(sample(frame_version=3)))
     data[20] ^= 1
-    with pytest.raises(CrcError, match="version 2"):  # the hint, but a CRC error, so the dock retries
+    with pytest.raises(CrcError, match="version 3"):  # the hint, but a CRC error, so the dock retries
         decode(bytes(data))
 
 
@@ -186,13 +198,35 @@ def test_bad_magic():
         decode(patched(0, b"PX"))
 
 
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 3, 255])
 def test_unknown_version_is_refused_with_an_update_hint(version):
     with pytest.raises(UnknownVersionError) as caught:
         decode(encode(sample(frame_version=version)))
     message = str(caught.value)
     assert f"version {version}" in message and "offset 2" in message
-    assert "held" in message and "update the dock software" in message
+    assert "held" in message and "update the dock software" in message and "reads version 1 and 2" in message
+
+
+def test_a_version_1_pen_is_still_read_without_a_session_tag():
+    v1 = encode(sample(frame_version=1))
+    assert v1[2] == 1 and v1[33:46] == bytes(13)  # the version-1 layout: all padding after faults
+    reading = decode(v1)
+    assert (reading.frame_version, reading.session_tag, reading.max_depth_mm) == (1, None, 1.5)
+    with pytest.raises(FrameFormatError, match="offset 33 is 0x01"):  # its padding is still checked
+        decode(patched(33, b"\x01", sample(frame_version=1)))
+    note = {view.name: view.note for view in describe(v1)}
+    assert "session_tag" not in note and "older version" in note["version"]
+
+
+def test_a_version_2_frame_carries_the_session_tag():
+    reading = decode(encode(sample(session_tag=77)))
+    assert (reading.frame_version, reading.session_tag) == (2, 77)
+    assert decode(encode(sample())).session_tag is None  # 0 on the wire: no session opened
+    assert {view.name: view.note for view in describe(encode(sample()))}["session_tag"].startswith("no session")
+
+
+def test_only_max_depth_is_a_session_register():
+    assert [spec.name for spec in frame.LAYOUT.fields if spec.session_register] == ["max_depth"]
 
 
 def test_payload_length_mismatch():
@@ -206,7 +240,7 @@ def test_reserved_fault_bits(bits):
         decode(patched(32, bytes([bits])))
 
 
-@pytest.mark.parametrize("offset", range(33, 46))
+@pytest.mark.parametrize("offset", range(37, 46))
 def test_nonzero_padding(offset):
     with pytest.raises(FrameFormatError, match=f"offset {offset} is 0x01, expected 0x00"):
         decode(patched(offset, b"\x01"))
@@ -296,7 +330,7 @@ def sealed_frames(draw) -> bytes:
     if kind == "random":
         body = draw(st.binary(min_size=46, max_size=46))
     elif kind == "header":
-        body = b"PD\x01\x2a" + draw(st.binary(min_size=42, max_size=42))
+        body = b"PD" + bytes([draw(st.sampled_from([1, 2])), 0x2A]) + draw(st.binary(min_size=42, max_size=42))
     else:  # a valid body with one field overwritten by random bytes
         body = bytearray(encode(draw(readings()))[:46])
         spec = draw(st.sampled_from(frame.LAYOUT.fields[:-1]))

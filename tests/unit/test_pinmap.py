@@ -155,3 +155,39 @@ def test_bad_toml_names_file_and_line(tmp_path):
 def test_missing_file_is_refused(tmp_path):
     with pytest.raises(PinMapError, match="not found"):
         load_pinmap(tmp_path / "nope.toml")
+
+
+# --- what the hardware cannot honour -------------------------------------------------------
+
+def test_a_latch_active_low_is_refused_because_its_resting_level_would_release(tmp_path):
+    message = refused(tmp_path, replace_in_table(SHIPPED, "pins.latch", 'active = "high"', 'active = "low"'))
+    assert "pins.latch.active" in message and "release" in message and "crashed or unpowered" in message
+
+
+def test_a_latch_on_a_pin_that_boots_pulled_up_is_refused(tmp_path):
+    text = replace_in_table(SHIPPED, "pins.button", "bcm = 5", "bcm = 6")
+    message = refused(tmp_path, replace_in_table(text, "pins.latch", "bcm = 27", "bcm = 5"))
+    assert "pins.latch.bcm" in message and "pulled up" in message and "9..27" in message
+
+
+@pytest.mark.parametrize(("role", "old", "new"), [
+    ("seat", '"input"', '"output"'), ("button", '"input"', '"output"'), ("buzzer", '"output"', '"input"'),
+])
+def test_a_role_with_the_wrong_direction_is_refused(tmp_path, role, old, new):
+    text = replace_in_table(SHIPPED, f"pins.{role}", old, new)
+    if new == '"output"':
+        text = replace_in_table(text, f"pins.{role}", 'pull = "up"', 'pull = "none"')
+    message = refused(tmp_path, text)
+    assert f"pins.{role}.direction" in message
+
+
+@pytest.mark.parametrize("verb", ["demo", "daemon"])
+def test_a_pin_map_the_latch_cannot_honour_stops_the_start_with_exit_2(tmp_path, verb):
+    from tests.unit.test_cli import run
+
+    bad = write_variant(tmp_path, replace_in_table(SHIPPED, "pins.latch", 'active = "high"', 'active = "low"'))
+    result = run(verb, "--data", str(tmp_path / "d"), env={"PENDOCK_PINMAP": str(bad)})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pins.latch.active" in lines[0] and "release the pen" in lines[0]
+    assert not (tmp_path / "d" / "pendock.db").exists()  # refused before anything was opened

@@ -329,13 +329,13 @@ def test_naive_now_is_refused():
 
 SESSION = OpenSession(
     id=1, started_at=NOW, client_ref="BK-1001", area="face", pen_serial=42, cartridge_serial=9001,
-    strokes_start=10_000, motor_seconds_start=7_200, started_monotonic=0.0,
+    strokes_start=10_000, motor_seconds_start=7_200, started_monotonic=0.0, session_tag=7,
 )
 
 
 def back(**changes) -> PenReading:
     """The pen as it comes back after a session of SESSION."""
-    return replace(READING, cartridge_strokes=500, **changes)
+    return replace(READING, cartridge_strokes=500, **{"session_tag": 7, **changes})
 
 
 def test_a_normal_session_closes_clean_with_its_deltas():
@@ -408,8 +408,35 @@ def test_a_rollback_mid_session_counts_zero_and_warns():
 def test_a_different_pen_coming_back_measures_nothing():
     reading = back(pen_serial=43, strokes=10**7, motor_seconds=10**7, max_depth_mm=3.0)
     result = session_result(SESSION, reading, CONFIG, NOW, 600)
-    assert (result.needling_seconds, result.strokes, result.max_depth_mm) == (0, 0, 0.0)
+    assert (result.needling_seconds, result.strokes, result.max_depth_mm) == (0, 0, None)
     assert result.warnings == ("pen_changed",)
+
+
+# --- session registers (frame v2): a depth is trusted only under the session's tag ------------
+
+
+def test_a_depth_under_the_sessions_tag_is_the_sessions_depth():
+    result = session_result(SESSION, back(max_depth_mm=0.4), CONFIG, NOW, 600)
+    assert (result.max_depth_mm, result.warnings) == (0.4, ())
+
+
+@pytest.mark.parametrize("pen_tag, session_tag", [(8, 7), (None, 7), (7, None), (None, None)])
+def test_a_register_under_another_tag_is_unmeasured_never_high(pen_tag, session_tag):
+    """Body at 2.0 mm, then eyes: a pen whose registers were not zeroed for this session
+    still says 2.0; that is recorded as unmeasured, not as an eyes session at 2.0 mm."""
+    session = replace(SESSION, area="eyes", session_tag=session_tag)
+    result = session_result(session, back(max_depth_mm=2.0, session_tag=pen_tag), CONFIG, NOW, 600)
+    assert result.max_depth_mm is None
+    assert result.warnings == ("depth_unmeasured",)
+
+
+def test_a_version_1_pen_is_flagged_while_docked_and_its_sessions_record_no_depth():
+    v1 = replace(READING, frame_version=1, session_tag=None)
+    decision = decide(ready(reading=v1), history(), CONFIG, NOW)
+    assert decision.warnings == ("pen_frame_v1",) and not decision.held
+    assert decide(ready(), history(), CONFIG, NOW).warnings == ()
+    result = session_result(replace(SESSION, session_tag=None), replace(v1, max_depth_mm=0.4), CONFIG, NOW, 600)
+    assert (result.max_depth_mm, result.warnings) == (None, ("depth_unmeasured",))
 
 
 def test_an_unreadable_return_keeps_what_can_be_known():
