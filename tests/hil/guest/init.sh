@@ -1,7 +1,8 @@
 #!/bin/sh
 # PID 1 of the hardware-in-the-loop guest (packed into the initramfs by tests/hil/build.py).
 # Loads virtio/9p/configfs/gpio-sim, mounts the host's root read-only over 9p with fresh
-# proc, sys, configfs, dev and tmpfs on top, runs tests/hil/guest/run.sh of the repository
+# proc, sys, configfs, dev and a tmpfs on /run on top (not on /tmp: the checkout may live
+# there), runs tests/hil/guest/run.sh of the repository
 # named on the kernel command line (pendock_repo=...) inside it, and powers off. Every
 # failure is printed with the HIL: prefix the host side looks for.
 /bin/busybox --install -s /bin
@@ -22,7 +23,6 @@ mount -t sysfs sysfs $R/sys
 mount -t configfs configfs $R/sys/kernel/config
 mount -t devtmpfs devtmpfs $R/dev
 mkdir -p $R/dev/shm && mount -t tmpfs tmpfs $R/dev/shm
-mount -t tmpfs tmpfs $R/tmp
 mount -t tmpfs tmpfs $R/run
 if [ -z "${pendock_repo:-}" ] || [ ! -f "$R$pendock_repo/tests/hil/guest/run.sh" ]; then
   echo "HIL: no tests/hil/guest/run.sh under pendock_repo=${pendock_repo:-} (kernel command line)"
