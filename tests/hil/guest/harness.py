@@ -3,6 +3,8 @@ dock running in this process exactly as the daemon composes it (start_dock + run
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -111,28 +113,47 @@ class World:
 
 
 class Watcher:
-    """Samples an output every millisecond in the background: catches the buzzer's beep."""
+    """Samples an output's level in a process of its own (so the dock's threads cannot
+    starve it of the GIL) and reports how often it went on: catches the 80 ms beep."""
+
+    SAMPLER = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+on = sys.argv[2].encode()
+last, pulses, samples = False, 0, 0
+print("ready", flush=True)
+os.set_blocking(0, False)
+while True:
+    level = os.pread(fd, 4, 0)[:1] == on
+    samples += 1
+    if level and not last:
+        pulses += 1
+    last = level
+    try:
+        if os.read(0, 1) == b"":
+            break
+    except BlockingIOError:
+        pass
+print(pulses, samples, int(last), flush=True)
+"""
 
     def __init__(self, world: World, role: str):
-        self.world, self.role = world, role
-        self.samples: list[bool] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        path = world.chip._attr(world.pinmap[role].bcm, "value")
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", self.SAMPLER, str(path), str(world.level_for(role, True))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert self._process.stdout.readline().strip() == "ready"
+        self.pulses = self.samples = 0
+        self.ends_on = False
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append(self.world.is_on(self.role))
-            time.sleep(0.001)
-
-    def stop(self) -> list[bool]:
-        self._stop.set()
-        self._thread.join(2)
-        return self.samples
-
-    def pulses(self) -> int:
-        """How many times the output went on."""
-        return sum(1 for a, b in zip([False] + self.samples, self.samples) if b and not a)
+    def stop(self) -> int:
+        """Stop sampling; the number of times the output went on."""
+        self._process.stdin.close()
+        pulses, samples, last = self._process.stdout.readline().split()
+        self._process.wait(10)
+        self.pulses, self.samples, self.ends_on = int(pulses), int(samples), last == "1"
+        return self.pulses
 
 
 class HilDock:
