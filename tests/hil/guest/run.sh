@@ -7,4 +7,4 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # lgpio makes its notification FIFOs in its working folder: it must be writable.
 export LG_WD=/run/hil/lgpio
 mkdir -p "$TMPDIR" "$LG_WD"
-exec "$pendock_python" -m pytest -p no:cacheprovider --color=no -rfEs tests/hil/guest ${pendock_k:+-k "$pendock_k"}
+exec "$pendock_python" -m pytest -p no:cacheprovider --color=no -rfEs --durations=5 tests/hil/guest ${pendock_k:+-k "$pendock_k"}

@@ -175,7 +175,9 @@ def test_edge_to_callback_latency(chip):
         f"HIL edge-to-callback latency (gpio-sim line -> lgpio -> gpiozero callback, n={len(ms)}): "
         f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {ms[-1]:.2f} ms"
     )
-    assert p99 < 250, f"p99 {p99:.1f} ms: edges reach the dock too late even for an emulated CPU"
+    # An emulated CPU on a shared host: the bound is loose on purpose (every edge arriving,
+    # once, is the hard part); the figure is printed for the record.
+    assert p99 < 500, f"p99 {p99:.1f} ms: edges reach the dock too late even for an emulated CPU"
 
 
 def _chatter(world: World, role: str, *, final: bool, flips: int = 7, gap_s: float = 0.002) -> None:
