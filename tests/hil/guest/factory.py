@@ -4,6 +4,9 @@ takes whatever factory it is given, as on a Pi.
 """
 from __future__ import annotations
 
+import time
+
+import lgpio
 from gpiozero.pins.lgpio import LGPIOFactory
 from gpiozero.pins.mock import MockFactory
 
@@ -42,10 +45,24 @@ class HilFactory(LGPIOFactory):
             if callback is not None:
                 callback.cancel()
                 pin._callback = None
+            # Seen here: re-claiming a line at close now and then answers "GPIO busy" for a
+            # moment (lgpio's alert thread may still hold the old line request); a retry passes.
+            retry_busy(pin.close)
         try:
             super().close()
         finally:
             self.pen_factory.close()
+
+
+def retry_busy(action, attempts: int = 100, pause_s: float = 0.01) -> None:
+    """Run `action`, again while lgpio says the line is busy (for up to a second)."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except lgpio.error as error:
+            if "busy" not in str(error).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(pause_s)
 
 
 def compose(chip: int, pinmap: PinMap, clock: SimClock) -> tuple[HilFactory, Simulator]:

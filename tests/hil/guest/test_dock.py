@@ -13,7 +13,7 @@ from gpiozero.pins.mock import MockFactory
 
 from appliance.core.config import Config
 from tests.hil.guest.conftest import FIGURES
-from tests.hil.guest.factory import HilFactory
+from tests.hil.guest.factory import HilFactory, retry_busy
 from tests.hil.guest.harness import CHECKLIST, VARIANTS, HilDock, World, variant_pinmap
 
 SPARE_LINE = 26  # on the header, in no role of the pin map
@@ -90,7 +90,7 @@ def test_button_follows_its_line_and_lgpio_debounces_chatter(chip, tmp_path):
         world.rest_inputs()
         _chatter(world, "button", final=True)
         time.sleep(0.3)
-        raw.close()
+        retry_busy(raw.close)
     finally:
         factory.close()
     assert len(edges) > 1, "the chatter gave no more than one edge: the debounce test would prove nothing"
@@ -165,7 +165,7 @@ def test_edge_to_callback_latency(chip):
                     pytest.fail(f"edge {i} never reached the callback")
                 time.sleep(0.002)
         finally:
-            device.close()
+            retry_busy(device.close)
     finally:
         factory.close()
     assert seen.empty(), "more callbacks than edges"
