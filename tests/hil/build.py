@@ -3,8 +3,9 @@
 Debian ships no kernel with gpio-sim (the kernel's simulated GPIO chip), but its
 `linux-source-6.1` holds the driver's source, which builds in seconds as an out-of-tree
 module against the matching `linux-headers-*` package. Everything comes from apt at test
-time (no kernel source in the repository) and is cached per kernel ABI under
-/var/cache/pendock-hil, so only the first run downloads and builds.
+time (no kernel source in the repository); what the boot needs (about 13 MB) is cached per
+kernel ABI under /var/cache/pendock-hil, so only the first run downloads and builds (about
+45 s); the downloaded packages are not kept.
 
 The initramfs holds busybox, the modules the guest needs (virtio PCI, 9p, configfs and
 gpio-sim with their dependencies) and `init` (tests/hil/guest/init.sh). Run as root:
@@ -42,6 +43,10 @@ class BuildError(RuntimeError):
     """A step of the build failed; the message says which and what to do."""
 
 
+class DownloadError(BuildError):
+    """apt could not fetch or install a package (often: its lists are out of date)."""
+
+
 @dataclass(frozen=True)
 class Artifacts:
     abi: str  # e.g. 6.1.0-50-amd64
@@ -75,30 +80,35 @@ def kernel_abi() -> tuple[str, str]:
     return abi, version.group(1)
 
 
+def installed(package: str) -> bool:
+    result = subprocess.run(["dpkg-query", "-W", "-f", "${Status}", package], capture_output=True, text=True)
+    return result.returncode == 0 and result.stdout.endswith("installed")
+
+
 def install(*packages: str) -> None:
-    missing = [p for p in packages
-               if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0
-               or "install ok installed" not in subprocess.run(
-                   ["dpkg", "-s", p], capture_output=True, text=True).stdout]
+    missing = [p for p in packages if not installed(p)]
     if missing:
         log(f"apt-get install {' '.join(missing)}")
-        run("apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq",
-            "--no-install-recommends", *missing)
+        try:
+            run("apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq",
+                "--no-install-recommends", *missing)
+        except BuildError as error:
+            raise DownloadError(str(error)) from None
 
 
 def download(package: str, into: Path) -> Path:
-    """apt-get download into `into`, once; returns the .deb."""
+    """apt-get download into `into`; returns the .deb."""
     name = package.split("=")[0]
-    found = sorted(into.glob(f"{name}_*.deb"))
-    if found:
-        return found[-1]
     log(f"apt-get download {package}")
     into.mkdir(parents=True, exist_ok=True)
-    into.chmod(0o755)
-    run("apt-get", "download", package, cwd=into)
+    into.chmod(0o755)  # apt's sandbox user writes here
+    try:
+        run("apt-get", "download", package, cwd=into)
+    except BuildError as error:
+        raise DownloadError(str(error)) from None
     found = sorted(into.glob(f"{name}_*.deb"))
     if not found:
-        raise BuildError(f"apt-get download {package} left no .deb in {into}")
+        raise DownloadError(f"apt-get download {package} left no .deb in {into}")
     return found[-1]
 
 
@@ -107,7 +117,7 @@ def source_deb(version: str, into: Path) -> Path:
     (gpio-sim changes little within 6.1)."""
     try:
         return download(f"{SOURCE_PACKAGE}={version}", into)
-    except BuildError:
+    except DownloadError:
         log(f"{SOURCE_PACKAGE} {version} is not in apt; taking the current {SOURCE_PACKAGE}")
         return download(SOURCE_PACKAGE, into)
 
@@ -115,8 +125,6 @@ def source_deb(version: str, into: Path) -> Path:
 def extract_sources(deb: Path, into: Path) -> None:
     """gpio-sim.c, gpiolib.h and irq_sim.c out of the 140 MB source tarball (about 10 s)."""
     wanted = {"drivers/gpio/gpio-sim.c", "drivers/gpio/gpiolib.h", "kernel/irq/irq_sim.c"}
-    if all((into / Path(w).name).exists() for w in wanted):
-        return
     log(f"extracting gpio-sim from {deb.name}")
     into.mkdir(parents=True, exist_ok=True)
     fsys = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
@@ -177,8 +185,9 @@ def read_module(path: Path) -> bytes:
     return data
 
 
-def guest_modules(modules_dir: Path, gpio_sim: Path) -> list[tuple[str, bytes]]:
-    """The guest's modules in load order (dependencies first), uncompressed for busybox insmod."""
+def guest_modules(modules_dir: Path, extra: list[str]) -> list[tuple[str, bytes]]:
+    """The guest's modules (and `extra` ones) in load order, dependencies first,
+    uncompressed for busybox's insmod."""
     index: dict[str, Path] = {}
     for path in modules_dir.rglob("*.ko*"):
         name = re.sub(r"\.ko(\.\w+)?$", "", path.name).replace("-", "_")
@@ -186,22 +195,20 @@ def guest_modules(modules_dir: Path, gpio_sim: Path) -> list[tuple[str, bytes]]:
     ordered: list[tuple[str, bytes]] = []
     seen: set[str] = set()
 
-    def add(name: str, data: bytes | None = None) -> None:
+    def add(name: str) -> None:
         key = name.replace("-", "_")
         if key in seen:
             return
         seen.add(key)
-        if data is None:
-            if key not in index:
-                raise BuildError(f"module {name} is not in {modules_dir}")
-            data = read_module(index[key])
+        if key not in index:
+            raise BuildError(f"module {name} is not in {modules_dir}")
+        data = read_module(index[key])
         for dep in module_depends(data):
             add(dep)
         ordered.append((key, data))
 
-    for name in GUEST_MODULES:
+    for name in (*GUEST_MODULES, *extra):
         add(name)
-    add("gpio_sim", gpio_sim.read_bytes())
     return ordered
 
 
@@ -223,7 +230,7 @@ def cpio_newc(entries: list[tuple[str, int, bytes]]) -> bytes:
     return out.getvalue()
 
 
-def build_initramfs(modules: list[tuple[str, bytes]], into: Path) -> Path:
+def build_initramfs(modules: Path, gpio_sim: Path, into: Path) -> Path:
     busybox = Path("/bin/busybox")
     if not busybox.exists() or b"ld-linux" in busybox.read_bytes()[:4096]:
         raise BuildError("/bin/busybox is missing or not static: apt-get install busybox-static")
@@ -232,10 +239,11 @@ def build_initramfs(modules: list[tuple[str, bytes]], into: Path) -> Path:
     entries.append(("bin/busybox", stat.S_IFREG | 0o755, busybox.read_bytes()))
     entries.append(("bin/sh", stat.S_IFLNK | 0o777, b"busybox"))  # init.sh adds the rest
     entries.append(("init", stat.S_IFREG | 0o755, (HERE / "guest" / "init.sh").read_bytes()))
-    order = []
-    for name, data in modules:
-        entries.append((f"lib/modules/{name}.ko", stat.S_IFREG | 0o644, data))
-        order.append(name)
+    order = (modules / "order").read_text().split()
+    for name in order:
+        entries.append((f"lib/modules/{name}.ko", stat.S_IFREG | 0o644, (modules / f"{name}.ko").read_bytes()))
+    entries.append(("lib/modules/gpio_sim.ko", stat.S_IFREG | 0o644, gpio_sim.read_bytes()))
+    order.append("gpio_sim")
     entries.append(("lib/modules/order", stat.S_IFREG | 0o644, ("\n".join(order) + "\n").encode()))
     image = into / "initramfs.cpio.gz"
     tmp = image.with_suffix(".tmp")
@@ -244,27 +252,63 @@ def build_initramfs(modules: list[tuple[str, bytes]], into: Path) -> Path:
     return image
 
 
+def kernel_and_modules(abi: str, version: str, home: Path, gpio_sim: Path) -> tuple[Path, Path]:
+    """vmlinuz and the guest's modules (in load order) out of the linux-image package;
+    the 70 MB package and its 400 MB of modules are not kept."""
+    kernel, modules = home / "vmlinuz", home / "modules"
+    if kernel.exists() and (modules / "order").exists():
+        return kernel, modules
+    work = home / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    deb = download(f"linux-image-{abi}={version}", work)
+    log(f"unpacking {deb.name}")
+    run("dpkg-deb", "-x", str(deb), str(work / "root"))
+    shutil.rmtree(modules, ignore_errors=True)
+    modules.mkdir(parents=True)
+    ordered = guest_modules(work / "root" / "lib" / "modules" / abi, module_depends(gpio_sim.read_bytes()))
+    for name, data in ordered:
+        (modules / f"{name}.ko").write_bytes(data)
+    shutil.copy(work / "root" / "boot" / f"vmlinuz-{abi}", kernel)
+    (modules / "order").write_text("\n".join(name for name, _ in ordered) + "\n")
+    shutil.rmtree(work)
+    return kernel, modules
+
+
+def gpio_sim_module(abi: str, version: str, home: Path) -> Path:
+    module = home / "gpio-sim" / "gpio-sim.ko"
+    if module.exists():
+        return module
+    work = home / "work-src"
+    shutil.rmtree(work, ignore_errors=True)
+    extract_sources(source_deb(version, work), work / "src")
+    module = build_module(work / "src", abi, home / "gpio-sim")
+    shutil.rmtree(work)
+    return module
+
+
 def build() -> Artifacts:
-    """Everything the boot needs, from the cache when it is there."""
+    """Everything the boot needs, from the cache when it is there. apt's lists may be older
+    than the mirror (a package no longer there): then apt-get update and once more."""
     if os.geteuid() != 0:
         raise BuildError("the hardware-in-the-loop build needs root (apt-get, the kernel module build)")
+    try:
+        return _build()
+    except DownloadError as error:
+        log(f"{error}; running apt-get update and trying again")
+        run("apt-get", "update", "-qq")
+        return _build()
+
+
+def _build() -> Artifacts:
     abi, version = kernel_abi()
     home = CACHE / abi
-    downloads = home / "debs"
     install(*BUILD_TOOLS, f"linux-headers-{abi}")
-    kernel = home / "vmlinuz"
-    image_root = home / "image"
-    if not kernel.exists() or not image_root.is_dir():
-        deb = download(f"linux-image-{abi}={version}", downloads)
-        log(f"unpacking {deb.name}")
-        shutil.rmtree(image_root, ignore_errors=True)
-        run("dpkg-deb", "-x", str(deb), str(image_root))
-        shutil.copy(image_root / "boot" / f"vmlinuz-{abi}", kernel)
-    sources = home / "src"
-    extract_sources(source_deb(version, downloads), sources)
-    gpio_sim = build_module(sources, abi, home / "gpio-sim")
-    modules = guest_modules(image_root / "lib" / "modules" / abi, gpio_sim)
-    initramfs = build_initramfs(modules, home)  # cheap: always rebuilt, so init.sh edits count
+    gpio_sim = gpio_sim_module(abi, version, home)
+    kernel, modules = kernel_and_modules(abi, version, home, gpio_sim)
+    initramfs = build_initramfs(modules, gpio_sim, home)  # cheap: always rebuilt, so init.sh edits count
+    for old in CACHE.iterdir():  # an older kernel's build (after an apt upgrade) is not needed again
+        if old.is_dir() and old.name != abi and old.name.endswith("-amd64"):
+            shutil.rmtree(old, ignore_errors=True)
     return Artifacts(abi, kernel, initramfs)
 
 
