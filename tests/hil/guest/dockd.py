@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     pinmap = load_pinmap(args.pinmap)
     clock = SimClock(config.tz)
     factory, simulator = compose(args.chip, pinmap, clock)
-    Device.pin_factory = factory  # as GPIOZERO_PIN_FACTORY=lgpio does on a Pi
+    # run_daemon builds on gpiozero's default factory, as GPIOZERO_PIN_FACTORY=lgpio makes
+    # it on a Pi: here it is the HIL factory.
+    Device.pin_factory = factory
     return run_daemon(config, args.data, args.socket, clock, pinmap=pinmap,
                       extensions=[simulator.register])
 

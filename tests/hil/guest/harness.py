@@ -167,6 +167,8 @@ class HilDock:
         self.factory, self.sim = compose(chip.number, pinmap, self.clock)
         self.pen = self.sim.pen
         self.pen.state.docked = False  # the pen is not in the cradle yet
+        # As GPIOZERO_PIN_FACTORY=lgpio on a Pi; and gpiozero's software SPI bus builds
+        # itself on the default factory (see appliance/simdock.py), which must exist.
         Device.pin_factory = self.factory
         socket = folder / "dock.sock"
         self.running = start_dock(self.config, folder / "data", socket, self.clock, pinmap=pinmap,
