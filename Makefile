@@ -13,7 +13,7 @@ TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk
 # npm fetches axe-core for the browser tests; a nodejs from elsewhere (NodeSource) ships its
 # own npm and conflicts with Debian's package, so npm is asked for only when the command is missing.
 
-.PHONY: demo test test-fast bench deps-system clean
+.PHONY: demo test test-fast test-hil bench deps-system clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -40,6 +40,20 @@ deps-system:
 
 test: $(STAMP) deps-system
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-hil; \
+	else echo "test-hil: skipped: the hardware-in-the-loop run needs root (make test-hil as root)"; fi
+
+# Hardware in the loop (tests/hil): Debian's kernel under qemu with a simulated GPIO chip,
+# the dock on it through lgpio. Root only: it installs the kernel headers, qemu and busybox
+# with apt, downloads the kernel image and source with apt-get download (cached in
+# /var/cache/pendock-hil) and adds lgpio to the venv. About 2 minutes once cached.
+test-hil: $(STAMP)
+	@if [ "$$(id -u)" = 0 ]; then \
+	  $(VENV)/bin/python -c 'import lgpio' 2>/dev/null || $(VENV)/bin/python -m pip install -q 'lgpio>=0.2.2'; \
+	  [ -n "$$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -print -quit 2>/dev/null)" ] || \
+	    env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+	fi
+	$(VENV)/bin/python -m tests.hil.run
 
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "not browser and not slow" $(PYTEST_ARGS)

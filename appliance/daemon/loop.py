@@ -111,12 +111,16 @@ def install_signal_handlers(stop: threading.Event) -> None:
 
 
 def run_daemon(config, data_dir: Path, socket: Path, clock, *, pinmap: PinMap | None = None,
-               config_source: Path | None = None) -> int:
-    """The real daemon under systemd (`pendock daemon`)."""
+               config_source: Path | None = None, extensions=()) -> int:
+    """The real daemon under systemd (`pendock daemon`), on gpiozero's pin factory.
+
+    `extensions` as for `start_dock`: the hardware-in-the-loop test (tests/hil) adds the
+    simulated pen's verbs, so that this very function runs there on real GPIO lines."""
     notifier = Notifier()
     stop = threading.Event()
     install_signal_handlers(stop)
-    running = start_dock(config, data_dir, socket, clock, pinmap=pinmap, config_source=config_source)
+    running = start_dock(config, data_dir, socket, clock, pinmap=pinmap, config_source=config_source,
+                         extensions=extensions)
     factory = running.dock.hw.factory_name
     notifier.ready(f"pen held; pins by {factory}; record at {data_dir}")
     log.info("pen-dock daemon ready (pins by %s, socket %s)", factory, socket)
