@@ -34,6 +34,17 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def _time_of_day(text: str):
+    """HH:MM, 00:00-23:59, for `demo --start-at`."""
+    from datetime import time
+
+    try:
+        hours, minutes = text.split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time of day HH:MM (00:00-23:59)") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="config file (default: PENDOCK_CONFIG or /etc/pendock/pendock.toml)")
@@ -46,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", parents=[common], help="simulated dock with its page, on 127.0.0.1")
     demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--start-at", metavar="HH:MM", type=_time_of_day,
+                      help="a new demo's simulated clock starts at this time of today (a saved clock wins)")
     sub.add_parser("daemon", parents=[common], help="the dock daemon (systemd runs it)")
     web = sub.add_parser("web", parents=[common], help="the page, behind waitress (systemd runs it)")
     web.add_argument("--port", type=int)

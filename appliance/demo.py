@@ -94,7 +94,8 @@ def run_demo(args) -> int:
         return refusal(error)
     try:
         simulated = build_sim_dock(config, data, socket, pen_file=data / "sim-pen.json", pinmap=pinmap,
-                                   config_source=resolve_config_path(args.config, os.environ))
+                                   config_source=resolve_config_path(args.config, os.environ),
+                                   start_at=args.start_at)
     except StoreError as error:
         return refusal(error)
     running, clock = simulated.running, simulated.clock

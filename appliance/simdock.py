@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 
 from appliance.daemon.loop import RunningDock, start_dock
@@ -37,15 +38,23 @@ class SimulatedDock:
 
 def build_sim_dock(config, data_dir: Path, socket: Path, *, pen_file: Path | None = None,
                    pinmap: PinMap | None = None,
-                   config_source: Path | None = None) -> SimulatedDock:
+                   config_source: Path | None = None, start_at: time | None = None) -> SimulatedDock:
     """Start the daemon's dock on mock pins with the simulated pen. `pen_file` keeps the
-    pen's state between runs (it stands for the physical pen); None keeps it in memory."""
+    pen's state between runs (it stands for the physical pen); None keeps it in memory.
+    `start_at`: a new simulated dock's wall clock starts at that time of the dock's today
+    (a day that cannot run past midnight under a test); a saved clock wins."""
     pinmap = pinmap or load_pinmap()
     os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")  # see the module's docstring
     factory = SimFactory()  # mock pins, and the pen link as a hardware SPI bus, as on a Pi
     clock = SimClock(config.tz)
     try:
+        fresh = pen_file is None or not pen_file.exists()
         simulator = Simulator(pinmap, factory, clock, pen_file)
+        if start_at is not None and fresh:
+            now = clock.now()
+            clock.wall_offset = (now.replace(hour=start_at.hour, minute=start_at.minute, second=0,
+                                             microsecond=0) - now).total_seconds()
+            simulator.save()
         running = start_dock(config, Path(data_dir), Path(socket), clock, pinmap=pinmap,
                              pin_factory=factory, extensions=[simulator.register],
                              config_source=config_source)

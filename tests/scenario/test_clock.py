@@ -34,6 +34,12 @@ def real_local_minute(demo) -> str:
     return datetime.now(tz).strftime("%Y-%m-%dT%H:%M")
 
 
+def dock_minute(demo) -> str:
+    """The demo's own wall clock to the minute: what a person reads off a correct watch when
+    the simulated clock is right (the demo starts its day at 08:00, not at the real time)."""
+    return datetime.fromisoformat(demo.status()["now"]).strftime("%Y-%m-%dT%H:%M")
+
+
 def client_is_held_by_interval(demo, ref: str) -> bool:
     demo.ok("sim", "cartridge")
     result = demo.run("next-client", ref, "--checklist", CHECKLIST)
@@ -135,7 +141,7 @@ def test_clock_shows_why_it_is_trusted_and_set_is_audited(demo):
     assert clock["last_known_right"] and clock["now"] and clock["boot_id"]
     plain = demo.ok("clock")
     assert "known to be right" in plain
-    demo.ok("clock", "set", real_local_minute(demo), "--reason", "checked against the wall clock")
+    demo.ok("clock", "set", dock_minute(demo), "--reason", "checked against the wall clock")
     assert demo.json("clock")["why"] == "person"
     db = sqlite3.connect(f"file:{demo.data / 'pendock.db'}?mode=ro", uri=True)
     try:
@@ -150,8 +156,8 @@ def test_clock_set_refuses_bad_input_and_a_time_behind_the_record(demo):
     before = demo.json("clock")["now"]
     for args in (["clock", "set", "2026-13-01T10:00", "--reason", "typo test"],
                  ["clock", "set", "tomorrow", "--reason", "typo test"],
-                 ["clock", "set", real_local_minute(demo)],  # no reason
-                 ["clock", "set", real_local_minute(demo), "--reason", ""]):
+                 ["clock", "set", dock_minute(demo)],  # no reason
+                 ["clock", "set", dock_minute(demo), "--reason", ""]):
         result = demo.run(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2

@@ -74,7 +74,9 @@ class DemoProcess:
         """Start the demo without waiting for it (for timing its start from outside)."""
         if self.env.get("XDG_RUNTIME_DIR"):
             Path(self.env["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
-        command = [*self.program, "demo", "--port", str(self.port)]
+        # The simulated day starts at 08:00, so a test's day of sessions never runs past
+        # midnight into an empty "today", whenever the suite runs.
+        command = [*self.program, "demo", "--port", str(self.port), "--start-at", "08:00"]
         command += ["--data", str(self.data)] if self.data_flag else []
         self.proc = subprocess.Popen(command, env=self.env, cwd=self.cwd, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
