@@ -17,6 +17,7 @@ from typing import Callable
 
 from appliance import cli_clock
 from appliance.core import inputs, paths
+from appliance.core.inputs import ROLES
 from appliance.record.passwords import password_hash
 from appliance.daemon.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Refused
 from appliance.record.export import sessions_csv
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     us = sub.add_parser("user", parents=[common], help="page users: add, remove, passwd (password on stdin)")
     us.add_argument("action", choices=["add", "remove", "passwd"])
     us.add_argument("name")
-    us.add_argument("--role", choices=["therapist", "manager"], help="for add")
+    us.add_argument("--role", choices=ROLES, help="for add")
     tk = sub.add_parser("token", parents=[common], help="read-only API tokens: create, list, revoke ID|NAME")
     tk.add_argument("action", choices=["create", "list", "revoke"])
     tk.add_argument("ref", nargs="?", help="for revoke: the token's id or name")

@@ -1,6 +1,7 @@
 """What a person or a client may type, checked once for every door (CLI, socket, page).
 
-Pure functions, no I/O: a date, a yes/no flag, a user name. The CLI, the daemon's socket
+Pure functions, no I/O: a date, a yes/no flag, a user name (and the booking reference,
+which follows the same pattern), a role, a written reason. The CLI, the daemon's socket
 and the page all call these, so one of them cannot accept what another refuses.
 """
 from __future__ import annotations
@@ -10,8 +11,12 @@ from datetime import date
 
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # what a date may name
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-USER_NAME = re.compile(r"[A-Za-z0-9._-]{1,32}")
-USER_NAME_RULE = "a user name is 1 to 32 ASCII letters, digits, '-', '_' or '.'"
+# A user name or a booking reference: short, no spaces, nothing that could hold a client's name.
+NAME = re.compile(r"[A-Za-z0-9._-]{1,32}")
+NAME_RULE = "1 to 32 ASCII letters, digits, '-', '_' or '.'"
+USER_NAME, USER_NAME_RULE = NAME, f"a user name is {NAME_RULE}"
+ROLES = ("therapist", "manager")  # who logs in to the page; technicians use the OS (root, pendock-tech)
+MIN_REASON, MAX_REASON = 5, 500  # a written reason: long enough to say something, short enough to read
 
 
 class BadInput(ValueError):
@@ -56,3 +61,18 @@ def check_user_name(name: object) -> str:
     if not valid_user_name(name):
         raise BadInput(f"{USER_NAME_RULE}, got {str(name)[:40]!r}")
     return name  # type: ignore[return-value]
+
+
+def validate_role(role: object) -> str:
+    if role not in ROLES:
+        raise BadInput(f"role must be one of {', '.join(ROLES)}, got {str(role)[:40]!r}")
+    return str(role)
+
+
+def reason_problem(reason: str) -> str | None:
+    """Why this written reason will not do, or None when it will."""
+    if len(reason) < MIN_REASON:
+        return f"a written reason is needed (at least {MIN_REASON} characters)"
+    if len(reason) > MAX_REASON:
+        return f"the reason is too long ({len(reason)} characters; at most {MAX_REASON})"
+    return None

@@ -8,11 +8,11 @@ appliance/core/pendock.toml).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Iterable, NamedTuple
 
+from appliance.core import inputs
 from appliance.core.config import Config
 from appliance.core.model import (
     CHECKLIST_ITEMS,
@@ -118,7 +118,11 @@ TECHNICIAN_ONLY = frozenset({"counter_rollback", "service_due"})
 NEVER_OVERRIDABLE = frozenset({"cartridge_reused"})
 
 DEPTH_STEP_MM = 0.05  # the pen reports depth in 0.05 mm units
-_CLIENT_REF = re.compile(r"[A-Za-z0-9._-]{1,32}")
+_CLIENT_REF = inputs.NAME
+
+
+class NotOverridable(ValueError):
+    """A known lock that no override lifts (a rule says no, not a typing mistake)."""
 
 
 def describe(code: str) -> Describe:
@@ -361,7 +365,7 @@ def validate_client_ref(ref: str) -> str:
             bad = "".join(sorted({ch for ch in ref if not _CLIENT_REF.fullmatch(ch)}))
             why = f"it contains {bad!r}"
         raise ValueError(f"client reference {ref!r} refused: {why}. Use the booking code "
-                         "(never a name): 1 to 32 letters, digits, '-', '_' or '.'")
+                         f"(never a name): {inputs.NAME_RULE}")
     return ref
 
 
@@ -392,10 +396,10 @@ def validate_override(code: str) -> str:
     if code in OVERRIDABLE:
         return OVERRIDABLE[code]
     if code in NEVER_OVERRIDABLE:
-        raise ValueError(f"{code} can never be overridden: {describe(code).action}")
+        raise NotOverridable(f"{code} can never be overridden: {describe(code).action}")
     if code in TECHNICIAN_ONLY:
         verb = "rebaseline" if code == "counter_rollback" else "service-reset"
-        raise ValueError(f"{code} cannot be overridden; a technician clears it with "
+        raise NotOverridable(f"{code} cannot be overridden; a technician clears it with "
                          f"'pendock {verb} --reason TEXT'")
     raise ValueError(f"{code} cannot be overridden; the overridable codes are: {', '.join(OVERRIDABLE)}")
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from appliance.core.inputs import MAX_REASON, MIN_REASON
 from appliance.daemon import clockwatch
 from appliance.daemon.control import BadRequest, Refused
 from appliance.hardware.clock import ClockSetError
 from appliance.record.errors import StorageError
 
 _MINUTE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
-MIN_REASON, MAX_REASON = 5, 500
 
 
 def parse_minute(text: object, tz) -> datetime:

@@ -22,9 +22,6 @@ from appliance.daemon import clock_commands, clockwatch
 from appliance.record.restore import RestoreRefused
 from appliance.record.store import StorageError
 
-MIN_REASON = 5
-MAX_REASON = 500
-ROLES = ("therapist", "manager")
 
 
 parse_day = inputs.parse_day  # the one date rule, shared with the page (YYYY-MM-DD exactly)
@@ -32,10 +29,9 @@ parse_day = inputs.parse_day  # the one date rule, shared with the page (YYYY-MM
 
 def _reason(args: dict) -> str:
     reason = str(args.get("reason") or "").strip()
-    if len(reason) < MIN_REASON:
-        raise BadRequest(f"a written reason is needed (at least {MIN_REASON} characters), e.g. --reason \"client's dermatologist approved\"")
-    if len(reason) > MAX_REASON:
-        raise BadRequest(f"the reason is too long ({len(reason)} characters; at most {MAX_REASON})")
+    problem = inputs.reason_problem(reason)
+    if problem:
+        raise BadRequest(f"{problem}, e.g. --reason \"client's dermatologist approved\"")
     return reason
 
 
@@ -80,14 +76,12 @@ def register(server: ControlServer, dock: Dock) -> None:
     def override(args, peer):
         code = str(args.get("code") or "")
         reason = _reason(args)
-        if code in rules.NEVER_OVERRIDABLE:
-            raise Refused(f"{code} can never be overridden: {rules.describe(code).action}")
-        if code in rules.TECHNICIAN_ONLY:
-            verb = "service-reset" if code == "service_due" else "rebaseline"
-            raise Refused(f"{code} is cleared by a technician with `pendock {verb} --reason ...`, not by an override")
-        if code not in rules.OVERRIDABLE:
-            known = ", ".join(sorted(rules.OVERRIDABLE))
-            raise BadRequest(f"{code!r} is not an overridable lock; a manager may override: {known}")
+        try:
+            rules.validate_override(code)
+        except rules.NotOverridable as error:
+            raise Refused(str(error)) from None
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
         with dock.lock:
             if code not in dock.decision.locks:
                 raise Refused(f"{code} is not holding the pen now, so there is nothing to override")
@@ -169,8 +163,7 @@ def register(server: ControlServer, dock: Dock) -> None:
     def user_add(args, peer):
         name = inputs.check_user_name(args.get("name"))  # the login form's own rule
         role = str(args.get("role") or "")
-        if role not in ROLES:
-            raise BadRequest(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        inputs.validate_role(role)
         password_hash = str(args.get("password_hash") or "")
         if not password_hash.startswith("scrypt$"):
             raise BadRequest("password_hash must be made by `pendock user add` (scrypt)")

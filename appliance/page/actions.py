@@ -5,14 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
 
 from appliance.core import rules
+from appliance.core.inputs import MAX_REASON, MIN_REASON
 from appliance.daemon.control import ControlError
 from appliance.page import view as web_view
 from appliance.page.context import here
 from appliance.page.log import render_day
 from appliance.page.replies import control_code, control_words
-
-MAX_REASON = 500
-MIN_REASON = 5
 
 bp = Blueprint("actions", __name__)
 

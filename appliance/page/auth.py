@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from appliance.core import inputs
+from appliance.core.inputs import ROLES
 from appliance.record.passwords import check_password, password_hash
 
-
-ROLES = ("therapist", "manager")
 USER_NAME = inputs.USER_NAME
 MAX_PASSWORD = 1024
 SESSION_HOURS = 12  # the default absolute lifetime of a login (config web.session_hours)

@@ -4,11 +4,9 @@ from __future__ import annotations
 import csv
 import io
 
-CSV_COLUMNS = (
-    "id", "started_at", "ended_at", "client_ref", "area", "pen_serial", "cartridge_serial",
-    "needling_seconds", "strokes", "max_depth_mm", "outcome", "warnings", "overrides",
-    "next_eligible_date", "recommended_date",
-)
+from appliance.record.sessions import LOG_KEYS
+
+CSV_COLUMNS = LOG_KEYS  # the same columns, in the same order, as `pendock log --json`
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 

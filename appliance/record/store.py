@@ -23,6 +23,7 @@ from pathlib import Path
 import sqlite_utils
 
 from appliance.core.model import AuditEntry
+from appliance.core.paths import DB_NAME
 from appliance.record import anchor
 from appliance.record import audit as audit_chain
 from appliance.record import migrations
@@ -38,7 +39,6 @@ from appliance.record.state import StateMixin
 __all__ = ["Store", "StoreError", "StorageError", "LOG_KEYS", "EXTRA_KEYS",
            "CLOSED_OUTCOMES", "DB_NAME", "SYNCHRONOUS_LEVELS"]
 
-DB_NAME = "pendock.db"
 BUSY_TIMEOUT_MS = 5000
 # FULL: every commit is on the disk before the method returns (the brief's promise).
 # The others exist for the power-cut test's negative control (see daemon.start_dock).
