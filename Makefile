@@ -13,7 +13,7 @@ TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk
 # npm fetches axe-core for the browser tests; a nodejs from elsewhere (NodeSource) ships its
 # own npm and conflicts with Debian's package, so npm is asked for only when the command is missing.
 
-.PHONY: demo test test-fast test-hil bench deps-system clean
+.PHONY: demo lint test test-fast test-hil bench deps-system clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -38,7 +38,13 @@ deps-system:
 	  else echo "not root and no sudo: tests needing$$missing will be skipped"; fi; \
 	fi
 
-test: $(STAMP) deps-system
+# ruff (pyflakes, pycodestyle, bugbear) over the tree, mypy (strict on the pure core);
+# both configured in pyproject.toml. The tests run only on a clean lint.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/mypy
+
+test: $(STAMP) deps-system lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-hil; \
 	else echo "test-hil: skipped: the hardware-in-the-loop run needs root (make test-hil as root)"; fi
@@ -55,7 +61,7 @@ test-hil: $(STAMP)
 	fi
 	$(VENV)/bin/python -m tests.hil.run
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) lint
 	$(VENV)/bin/python -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)

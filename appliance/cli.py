@@ -159,7 +159,8 @@ def format_status(status: dict) -> str:
         head = "No pen in the cradle"
         if status.get("session"):
             s = status["session"]
-            head += f" - session {s['id']} in progress for {s['client_ref'] or 'no client'} ({s['area']}), out {s['out_seconds'] // 60} min"
+            head += (f" - session {s['id']} in progress for {s['client_ref'] or 'no client'} ({s['area']}),"
+                     f" out {s['out_seconds'] // 60} min")
     else:
         head = "Pen HELD" if held else "Pen FREE to lift"
     lines.append(head)

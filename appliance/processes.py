@@ -22,7 +22,7 @@ def pinmap_path() -> Path | None:
     return Path(value) if value else None
 
 
-def refusal(error: Exception) -> int:
+def refusal(error: Exception | str) -> int:
     """A start-up refusal a technician can act on: say it, exit 2; nothing drove the latch."""
     print(f"pendock: {error}", file=sys.stderr)
     return 2

@@ -193,10 +193,11 @@ def _text(value: Any) -> str:
 
 def _timezone(value: Any) -> str:
     try:
-        ZoneInfo(_text(value))
+        name = _text(value)
+        ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError, _Bad):
         raise _Bad('must be an IANA time zone name such as "UTC" or "Europe/London"') from None
-    return value
+    return name
 
 
 def _short_text(limit: int) -> Check:

@@ -42,7 +42,7 @@ def parse_day(text: object, today: date) -> date:
     return day
 
 
-def flag(args: dict, name: str, default: bool = False) -> bool:
+def flag(args: dict[str, object], name: str, default: bool = False) -> bool:
     """A yes/no argument of a request: only JSON true or false (the string "false" is not true)."""
     value = args.get(name)
     if value is None:

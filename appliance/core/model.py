@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 # Fault bit names as the pen reports them (see hw/pen_frame.toml).
 FAULTS = ("stall", "overtemp", "chip")
@@ -165,7 +166,7 @@ class AuditEntry:
     at: datetime
     actor: str
     action: str
-    detail: dict = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
     clock_synced: bool = True
     prev_hash: str = ""
     hash: str = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 SYSTEM_DATA = Path("/var/lib/pendock")
@@ -17,19 +18,19 @@ DB_NAME = "pendock.db"
 SOCKET_NAME = "control.sock"
 
 
-def demo_data_dir(environ=os.environ) -> Path:
+def demo_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
     state_home = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state_home) / "pendock-demo"
 
 
-def demo_socket_link(environ=os.environ) -> Path:
+def demo_socket_link(environ: Mapping[str, str] = os.environ) -> Path:
     """A per-user link to the running demo's socket (in the runtime folder, or /tmp)."""
     runtime = environ.get("XDG_RUNTIME_DIR")
     base = Path(runtime) if runtime and Path(runtime).is_dir() else Path("/tmp")
     return base / f"pendock-demo-{os.getuid()}.sock"
 
 
-def data_dir(cli_value: str | None, environ=os.environ) -> Path:
+def data_dir(cli_value: str | None, environ: Mapping[str, str] = os.environ) -> Path:
     """--data, else PENDOCK_DATA, else /var/lib/pendock."""
     if cli_value:
         return Path(cli_value)
@@ -38,7 +39,7 @@ def data_dir(cli_value: str | None, environ=os.environ) -> Path:
     return SYSTEM_DATA
 
 
-def socket_path(cli_data: str | None, environ=os.environ) -> Path:
+def socket_path(cli_data: str | None, environ: Mapping[str, str] = os.environ) -> Path:
     """The control socket a client should use.
 
     PENDOCK_SOCKET wins; an explicit data folder (flag or env) means its control.sock;

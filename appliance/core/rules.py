@@ -261,12 +261,12 @@ def close_warnings(session: OpenSession, reading: PenReading | None, config: Con
 def session_result(session: OpenSession, reading: PenReading | None, config: Config,
                    ended_at: datetime, out_seconds: float) -> SessionResult:
     """What the closed session adds up to: counter deltas, never negative."""
-    same_pen = reading is not None and reading.pen_serial == session.pen_serial
+    same_pen = reading if reading is not None and reading.pen_serial == session.pen_serial else None
     return SessionResult(
         ended_at=ended_at,
-        needling_seconds=_needling_seconds(session, reading) if same_pen else 0,
-        strokes=max(0, reading.strokes - session.strokes_start) if same_pen else 0,
-        max_depth_mm=reading.max_depth_mm if same_pen and depth_measured(session, reading) else None,
+        needling_seconds=_needling_seconds(session, same_pen) if same_pen else 0,
+        strokes=max(0, same_pen.strokes - session.strokes_start) if same_pen else 0,
+        max_depth_mm=same_pen.max_depth_mm if same_pen and depth_measured(session, same_pen) else None,
         warnings=close_warnings(session, reading, config, out_seconds),
     )
 

@@ -509,4 +509,4 @@ class ControlClient:
                 f"JSON): check PENDOCK_SOCKET / --data")
         if reply["ok"]:
             return reply.get("result")
-        raise _KINDS.get(reply.get("error"), ControlError)(str(reply.get("message", "failed")), reply.get("error"))
+        raise _KINDS.get(str(reply.get("error")), ControlError)(str(reply.get("message", "failed")), reply.get("error"))

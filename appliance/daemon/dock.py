@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 
 from appliance.hardware import frame
 from appliance.core import rules
+from appliance.core.clock import Clock
+from appliance.core.config import Config
 from appliance.hardware.devices import DockHardware, PenLinkError
 from appliance.core.model import Decision, DockState, History, NextClient, OpenSession, PenReading
 from appliance.daemon import clockduty
@@ -38,7 +40,8 @@ DOCK_ACTOR = "dock"
 class Dock:
     """One docking station: hardware, record, rules and the live state between them."""
 
-    def __init__(self, hw: DockHardware, store: Store, config, clock, *, config_source=None):
+    def __init__(self, hw: DockHardware, store: Store, config: Config, clock: Clock, *,
+                 config_source: object = None):
         self.config_summary = _config_summary(config, config_source)
         self.hw = hw
         self.store = store

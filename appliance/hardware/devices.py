@@ -299,7 +299,7 @@ class DockHardware:
             "seat": self.seat.pin, "latch": self.latch.pin, "buzzer": self.buzzer.pin,
             "button": self.button.pin,
         }
-        by_role.update(zip(("light_red", "light_green", "light_blue"), self.light.pins))
+        by_role.update(zip(("light_red", "light_green", "light_blue"), self.light.pins, strict=True))
         rows = []
         for role, spec in self.pinmap.pins.items():
             pin = by_role.get(role)

@@ -77,7 +77,8 @@ class FieldSpec:
         """Raw integer -> human units, rounded to the scale's own decimals (0.05 -> 2)."""
         if self.scale is None:
             return raw
-        decimals = max(0, -Decimal(str(self.scale)).as_tuple().exponent)
+        exponent = Decimal(str(self.scale)).as_tuple().exponent
+        decimals = max(0, -exponent) if isinstance(exponent, int) else 0
         return round(raw * self.scale, decimals)
 
 
@@ -355,10 +356,10 @@ def decode(data: bytes) -> PenReading:
         )
     _check_crc(frame)
     layout = _layout_of(frame)
-    values = dict(zip((spec.name for spec in layout.fields), _STRUCTS[layout.version].unpack(frame)))
+    values = dict(zip((spec.name for spec in layout.fields), _STRUCTS[layout.version].unpack(frame), strict=True))
     _check_format(values, layout)
     faults = frozenset(name for name, bit in layout.fault_bits.items() if values["faults"] >> bit & 1)
-    attributes = {
+    attributes: dict[str, Any] = {
         spec.reading: spec.scaled(values[spec.name]) for spec in layout.fields if spec.reading is not None
     }
     if attributes.get("session_tag") == 0:

@@ -241,7 +241,8 @@ def _check_unique(check: _Checker, pins: dict[str, PinSpec], spi: SpiSpec) -> No
     users += [(f"spi.{line}", getattr(spi, line)) for line in _SPI_LINES]
     for key, bcm in users:
         if bcm in seen:
-            check.fail(key, f"is BCM {bcm}, already used by {seen[bcm]}; give each pin one use only (the SPI lines are fixed by the Pi)")
+            check.fail(key, f"is BCM {bcm}, already used by {seen[bcm]}; "
+                            "give each pin one use only (the SPI lines are fixed by the Pi)")
         seen[bcm] = key
 
 
@@ -264,7 +265,8 @@ class _Checker:
             self.fail(f"{where}{key}", f"missing; add a [{where}{key}] table")
         if not isinstance(parent[key], dict):
             self.fail(f"{where}{key}", f"must be a table ([{where}{key}]), not {_kind(parent[key])}")
-        return parent[key]
+        table: dict[str, Any] = parent[key]
+        return table
 
     def value(self, table: dict[str, Any], key: str, kind: type, where: str) -> Any:
         if key not in table:

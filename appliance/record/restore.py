@@ -174,7 +174,8 @@ def _merge_rows(conn: sqlite3.Connection) -> dict[str, int]:
     added["pen_counters_raised"] = conn.execute(
         "UPDATE main.pens SET "
         "last_strokes = max(last_strokes, (SELECT b.last_strokes FROM backup.pens b WHERE b.serial = pens.serial)), "
-        "last_motor_seconds = max(last_motor_seconds, (SELECT b.last_motor_seconds FROM backup.pens b WHERE b.serial = pens.serial)) "
+        "last_motor_seconds = max(last_motor_seconds, "
+        "(SELECT b.last_motor_seconds FROM backup.pens b WHERE b.serial = pens.serial)) "
         "WHERE serial IN (SELECT b.serial FROM backup.pens b WHERE b.last_strokes > pens.last_strokes "
         "OR b.last_motor_seconds > pens.last_motor_seconds)").rowcount
     added["spent_cartridges"] = conn.execute(

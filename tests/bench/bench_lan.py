@@ -73,7 +73,7 @@ def socket_figures(tmp: Path, quick: bool) -> list[Figure]:
         for _ in range(5 if quick else 20):
             barrier, results = threading.Barrier(20), []
 
-            def one():
+            def one(barrier=barrier, results=results):
                 barrier.wait()
                 try:
                     results.append(ControlClient(sock_path, timeout=5).call("status") is not None)

@@ -10,7 +10,7 @@ import pytest
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is missing").expect
 
-from tests.browser.conftest import ARTIFACTS, log_in
+from tests.browser.conftest import ARTIFACTS, log_in  # noqa: E402 (after the skip)
 
 pytestmark = pytest.mark.browser
 LIVE_WITHIN_MS = 2000  # the issue: within two seconds of a change at the dock

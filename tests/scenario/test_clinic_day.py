@@ -45,7 +45,7 @@ def test_a_full_clinic_day(demo):
         assert status["held"] and "cartridge_reused" in status["locks"]  # the spent cartridge stays in
     sessions = demo.json("log")
     assert [s["client_ref"] for s in sessions] == [ref for ref, _ in reversed(clients)]
-    for s, minutes in zip(sessions, range(25, 19, -1)):
+    for s, minutes in zip(sessions, range(25, 19, -1), strict=False):
         assert s["outcome"] == "completed"
         assert s["needling_seconds"] == minutes * 60
         assert s["strokes"] == minutes * 60 * 120
@@ -244,7 +244,7 @@ def test_session_overrun_and_an_unsynced_clock_are_warned(demo):
 
 
 def test_a_missing_checklist_warns_and_the_course_completes_after_six(demo):
-    for n in range(6):
+    for _ in range(6):
         treat(demo, "BK-950", "neck", minutes=20)
         demo.ok("sim", "clock", "--advance", "28d")
     demo.ok("sim", "cartridge")

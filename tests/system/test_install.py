@@ -250,7 +250,8 @@ def test_unknown_technician_is_refused(source: Path, root: Path) -> None:
     assert "mallory" in output and "adduser" in output
 
 
-@pytest.mark.skipif(shutil.which("sshd") is None and not Path("/usr/sbin/sshd").exists(), reason="needs sshd (apt install openssh-server)")
+@pytest.mark.skipif(shutil.which("sshd") is None and not Path("/usr/sbin/sshd").exists(),
+                    reason="needs sshd (apt install openssh-server)")
 def test_sshd_accepts_the_dropin(tmp_path: Path) -> None:
     host_key = tmp_path / "host_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)

@@ -33,7 +33,7 @@ def test_tokens_are_listed_without_their_hashes(dock):
 
 
 def test_a_token_is_revoked_by_id_or_by_name_and_audited(dock):
-    by_id, by_name = token(dock, "robot"), token(dock, "spreadsheet")
+    by_id, _ = token(dock, "robot"), token(dock, "spreadsheet")
     dock.call("token_revoke", ref=by_id)
     dock.call("token_revoke", ref="spreadsheet")
     assert dock.call("token_list") == []

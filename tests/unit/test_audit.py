@@ -75,7 +75,7 @@ def test_entries_carry_hex_hashes_linked_to_the_one_before(db_path):
         newest_first = reader.audit_entries(limit=ENTRIES)
     oldest_first = newest_first[::-1]
     assert oldest_first[0].prev_hash == audit.GENESIS_HASH
-    for before, entry in zip(oldest_first, oldest_first[1:]):
+    for before, entry in zip(oldest_first, oldest_first[1:], strict=False):
         assert entry.prev_hash == before.hash
     for entry in oldest_first:
         assert len(entry.hash) == 64 and entry.hash == audit.entry_hash(

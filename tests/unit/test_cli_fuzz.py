@@ -24,7 +24,8 @@ VERBS = ("status", "next-client", "clear-client", "override", "log", "selftest",
 OPTIONS = ("--json", "--csv", "--date", "--area", "--checklist", "--reason", "--role", "--name", "--before",
            "--config", "--data", "--port", "--host", "--minutes", "--depth", "--strokes", "--serial",
            "--advance", "--jump", "--force", "--bounce", "--remove", "--sync", "--unsync", "--help", "-h")
-WORDS = ("verify", "add", "create", "set", "2026-11-28T09:30", "dock", "undock", "cartridge", "needle", "fault", "clock", "crc", "clear",
+WORDS = ("verify", "add", "create", "set", "2026-11-28T09:30", "dock", "undock", "cartridge", "needle", "fault", "clock",
+         "crc", "clear",
          "client_interval", "checklist_missing", "cartridge_spent", "therapist", "manager", "face", "neck",
          "screened,test-area", "2026-02-30", "2026-11-28", "-1d", "365d", "90m", "0", "-5", "1e309", "nan")
 odd = st.one_of(st.sampled_from(WORDS + OPTIONS), st.text(max_size=20),
