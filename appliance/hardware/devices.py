@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from gpiozero import (
     LED,
@@ -97,15 +98,16 @@ class SeatSensor:
     """
 
     def __init__(self, pin: int, *, pull_up: bool | None, active_high: bool = False, settle_s: float = 0.05,
-                 pin_factory=None):
+                 pin_factory=None, clock: Callable[[], float] = time.monotonic):
         self._device = DigitalInputDevice(
             pin, pull_up=pull_up, active_state=active_state(pull_up, active_high), bounce_time=None,
             pin_factory=pin_factory,
         )
         self.settle_s = settle_s
+        self._clock = clock  # monotonic; a test holds it still while the switch chatters
         self._lock = threading.Lock()
         self._level = self._device.is_active
-        self._since = time.monotonic()
+        self._since = clock()
         self.changed = threading.Event()
         self._device.when_activated = self._edge
         self._device.when_deactivated = self._edge
@@ -117,7 +119,7 @@ class SeatSensor:
     def _edge(self, *_):
         with self._lock:
             self._level = self._device.is_active
-            self._since = time.monotonic()
+            self._since = self._clock()
         self.changed.set()
 
     def raw(self) -> bool:
@@ -128,14 +130,14 @@ class SeatSensor:
         with self._lock:
             level = self._device.is_active
             if level != self._level:  # an edge the callback has not seen yet
-                self._level, self._since = level, time.monotonic()
-            if time.monotonic() - self._since >= self.settle_s:
+                self._level, self._since = level, self._clock()
+            if self._clock() - self._since >= self.settle_s:
                 return level
             return None
 
     def seconds_to_settle(self) -> float:
         with self._lock:
-            return max(0.0, self.settle_s - (time.monotonic() - self._since))
+            return max(0.0, self.settle_s - (self._clock() - self._since))
 
     def close(self) -> None:
         self._device.close()

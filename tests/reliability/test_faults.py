@@ -43,10 +43,14 @@ def test_seat_bounce_while_released_opens_no_session(sim):
 
 
 def test_seat_bounce_on_return_closes_the_session_once(sim):
+    """The pen comes back rocking: the switch chatters for 100 ms while the daemon's loop
+    runs (it wakes on every edge), each flip far shorter than the settle time."""
     assert not sim.ready_for_client("B-2")["held"]
     sim.call("sim.undock")
     sim.call("sim.needle", minutes=10, depth=1.0)
-    status = sim.call("sim.dock", bounce=True)["status"]
+    sim.sim.pen.state.docked = True  # the contacts touch; only the hall switch chatters
+    sim.sim.bounce_seat(True, flips=20, gap_s=0.005)  # from this thread, as the loop polls
+    status = sim.call("sim.dock")["status"]
     assert status["held"] and "cartridge_reused" in status["locks"]
     assert [s["outcome"] for s in sessions(sim)] == ["completed"]
     assert sim.audit_actions().count("session_closed") == 1
@@ -99,12 +103,29 @@ def test_pen_lifted_mid_read_still_records_the_session(sim):
 
 
 def test_pen_lifted_mid_read_while_held_keeps_it_held(sim):
+    """Held (no client named), the therapist tugs the pen up against the latch while the
+    dock reads it: the contacts break mid-transfer, only part of each frame arrives. The
+    broken reads must show as a readout error with the pen held and no session; when the
+    contacts close again the error clears."""
     sim.call("sim.cartridge")
-    assert sim.status()["held"]  # no client named
-    sim.call("sim.fault", name="crc")
-    assert "readout_error" in sim.status()["locks"] and sim.dock.hw.latch.is_held
-    sim.call("sim.fault", name="clear")
-    assert "readout_error" not in sim.status()["locks"]
+    assert sim.status()["held"]
+    pen, honest = sim.sim.pen, sim.sim.pen.frame_bytes
+    pen.frame_bytes = lambda: honest()[:20]
+
+    def read_now():
+        with sim.dock.lock:
+            sim.dock._next_poll = 0.0
+        sim.dock.hw.seat.changed.set()
+
+    read_now()
+    status = wait_for(lambda: (s := sim.status())["readout_error"] and s)
+    assert status, f"the broken frame went unnoticed: {sim.status()}"
+    assert status["held"] and "readout_error" in status["locks"] and sim.dock.hw.latch.is_held
+    assert status["session"] is None and "session_opened" not in sim.audit_actions()
+    pen.frame_bytes = honest
+    read_now()
+    status = wait_for(lambda: not (s := sim.status())["readout_error"] and s)
+    assert status and "readout_error" not in status["locks"] and status["held"]
 
 
 # -- counter rollback -----------------------------------------------------------------------

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -34,6 +33,13 @@ def _healthz(port: int) -> int:
         return error.code
     except OSError:
         return 0
+
+
+def _log_page(browser, words: str, *, shown: bool = True):
+    """The log page as (status, html) if it shows `words` (or, shown=False, does not), else
+    None: for wait_for, which waits out the page's status cache."""
+    status, html = browser.get("/")
+    return (status, html) if (words in html) == shown else None
 
 
 @pytest.fixture
@@ -69,8 +75,9 @@ def test_a_daemon_restart_while_the_page_is_loaded(dock_and_page):
 
     dock.kill()  # kill -9: the socket file stays, nobody answers
     assert wait_for(lambda: _healthz(port) == 503, 5, every=0.1), "/healthz did not go 503 with the daemon down"
-    time.sleep(0.3)  # past the page's status cache
-    status, html = browser.get("/")
+    seen = wait_for(lambda: _log_page(browser, "Dock not answering"), 5, every=0.1)
+    assert seen, f"the log page never said the dock is not answering: {browser.get('/')[0]}"
+    status, html = seen  # (once the page's status cache has expired)
     assert status == 200, f"the log page answered {status} with the daemon down"
     assert "Dock not answering" in html and "RS-1" in html  # the record is still shown
     assert "Traceback" not in html
@@ -82,8 +89,9 @@ def test_a_daemon_restart_while_the_page_is_loaded(dock_and_page):
 
     dock.start()
     assert wait_for(lambda: _healthz(port) == 200, 10, every=0.1), "/healthz did not recover"
-    time.sleep(0.3)
-    status, html = browser.get("/")  # the same login: the page never restarted
+    seen = wait_for(lambda: _log_page(browser, "Dock not answering", shown=False), 5, every=0.1)
+    assert seen, "the log page still says the dock is not answering"
+    status, html = seen  # the same login: the page never restarted
     assert status == 200 and "Dock not answering" not in html and "RS-1" in html
     status, body = browser.get("/api/status")
     assert status == 200 and json.loads(body)["docked"] is True and json.loads(body)["held"] is True

@@ -9,7 +9,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from appliance.cli import main
@@ -46,9 +45,8 @@ def test_a_broken_toml_file_is_refused_with_its_line(tmp_path):
 
 
 def test_sim_verbs_are_refused_against_a_dock_that_is_not_simulated(tmp_path, capsys, monkeypatch):
-    factory = MockFactory()
-    previous = Device.pin_factory
-    Device.pin_factory = factory
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")  # gpiozero's software SPI bus; see appliance/simdock.py
+    factory = MockFactory()  # injected only: gpiozero's global pin factory stays untouched
     running = start_dock(Config(), tmp_path, tmp_path / "control.sock", SimClock(ZoneInfo("UTC")),
                          pin_factory=factory)  # no simulator extension: as on a Pi
     try:
@@ -59,7 +57,6 @@ def test_sim_verbs_are_refused_against_a_dock_that_is_not_simulated(tmp_path, ca
     finally:
         running.close()
         factory.reset()
-        Device.pin_factory = previous
 
 
 def test_passwords_are_salted_and_slow_hashed():

@@ -1,27 +1,26 @@
 """The device layer on gpiozero's mock pins: latch, seat debounce, pen link retries."""
 from __future__ import annotations
 
-import time
 from zoneinfo import ZoneInfo
 
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from appliance.hardware import frame
-from appliance.hardware.devices import DockHardware, Latch, PenLinkError
+from appliance.hardware.devices import DockHardware, Latch, PenLinkError, SeatSensor
 from appliance.hardware.pinmap import load_pinmap
 from appliance.hardware.sim import SimClock, Simulator
 
 
 @pytest.fixture
-def factory():
-    previous = Device.pin_factory
+def factory(monkeypatch):
+    """Injected into every device, never set as gpiozero's global Device.pin_factory. (Its
+    software SPI bus builds a throwaway device on the default factory: make that one mock,
+    as appliance/simdock.py does.)"""
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
     factory = MockFactory()
-    Device.pin_factory = factory
     yield factory
     factory.reset()
-    Device.pin_factory = previous
 
 
 @pytest.fixture
@@ -57,20 +56,36 @@ def test_closing_the_hardware_holds_the_latch(rig, factory):
     assert factory.pin(load_pinmap()["latch"].bcm).state == 0
 
 
-def test_seat_bounce_gives_one_change(rig):
-    sim, hw = rig
+def test_seat_chatter_gives_one_change(factory):
+    """The dock looks at the seat between every flip of the chatter (the clock is held by
+    the test, so no scheduling can hide a flip): only the level that stays is reported."""
+    pinmap = load_pinmap()
+    sim = Simulator(pinmap, factory, SimClock(ZoneInfo("UTC")))
+    now = [100.0]
+    seat = SeatSensor(pinmap["seat"].bcm, pull_up=pinmap["seat"].pull_up, active_high=pinmap["seat"].active_high,
+                      settle_s=0.05, pin_factory=factory, clock=lambda: now[0])
     sim._drive_seat(False)
-    time.sleep(hw.seat.settle_s * 1.5)
-    assert hw.seat.settled() is False
+    now[0] += 0.1
+    assert seat.settled() is False
     seen = []
-    sim.bounce_seat(True, flips=9, gap_s=0.003)  # chatter faster than the settle time
-    deadline = time.monotonic() + 0.5
-    while time.monotonic() < deadline:
-        level = hw.seat.settled()
+
+    def look():
+        level = seat.settled()
         if level is not None and (not seen or seen[-1] != level):
             seen.append(level)
-        time.sleep(0.002)
+
+    for i in range(9):  # chatter: each level lasts 3 ms, far less than the settle time
+        sim._drive_seat(i % 2 == 0)
+        look()
+        now[0] += 0.003
+        look()
+    sim._drive_seat(True)
+    for _ in range(40):  # then it rests for 120 ms
+        now[0] += 0.003
+        look()
     assert seen == [True]
+    seat.close()
+    sim.pen.close()
 
 
 def test_the_pen_link_reads_the_simulated_pen_over_mock_spi(rig):
@@ -156,8 +171,8 @@ def test_the_pin_maps_max_hz_reaches_a_bus_that_has_a_rate(monkeypatch):
         def _get_spi_class(self, shared, hardware):
             return RatedInterface
 
-    factory = RatedFactory()
-    previous, Device.pin_factory = Device.pin_factory, factory
+    factory = RatedFactory()  # injected only, as every factory here
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")  # gpiozero's software SPI bus: see factory()
     try:
         pinmap = load_pinmap()
         hw = DockHardware.from_pinmap(pinmap, pin_factory=factory)
@@ -168,7 +183,6 @@ def test_the_pin_maps_max_hz_reaches_a_bus_that_has_a_rate(monkeypatch):
         plain.close()
     finally:
         factory.reset()
-        Device.pin_factory = previous
 
 
 def test_the_link_reads_through_the_frame_modules_transaction(rig, monkeypatch):
