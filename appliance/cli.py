@@ -1,8 +1,8 @@
 """`pendock`: the therapist's and technician's command line.
 
-One verb per line of the contract. Most verbs ask the running daemon over its control
-socket (it owns the pins and the record). Plain text for a person, `--json` for a
-script. Exit status: 0 done, 1 refused by a rule (reason printed), 2 bad usage or input.
+One verb per row of the README's verb table (a stable contract). Most verbs ask the
+running daemon over its control socket (it owns the pins and the record). Plain text for
+a person, `--json` for a script. Exit status: 0 done, 1 refused by a rule (reason printed), 2 bad usage or input.
 """
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 DEFAULT_CONFIG_PATH = Path("/etc/pendock/pendock.toml")
 CONFIG_ENV = "PENDOCK_CONFIG"
 
-# Deepest allowed needle depth per treatment area, mm (brief: published protocols,
-# shallower over bone, as the clinical notes ask for bony areas).
+# Deepest allowed needle depth per treatment area, mm (docs/clinical-basis.md: published
+# protocols, shallower over bone, as the clinical notes ask for bony areas).
 DEFAULT_MAX_DEPTH_MM: Mapping[str, float] = MappingProxyType(
     {
         "face": 1.5,
@@ -111,7 +111,7 @@ class Config:
 
 
 def resolve_config_path(cli_path: str | None, environ: Mapping[str, str]) -> Path:
-    """--config, else $PENDOCK_CONFIG, else /etc/pendock/pendock.toml (the contract)."""
+    """--config, else $PENDOCK_CONFIG, else /etc/pendock/pendock.toml (as the README says)."""
     chosen = cli_path or environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
     return Path(chosen).expanduser()
 

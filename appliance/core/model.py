@@ -12,10 +12,10 @@ from typing import Any
 # Fault bit names as the pen reports them (see hw/pen_frame.toml).
 FAULTS = ("stall", "overtemp", "chip")
 
-# The pre-session checklist items of the brief.
+# The pre-session checklist items (docs/clinical-basis.md: screening and a test area first).
 CHECKLIST_ITEMS = ("screened", "test-area")
 
-# Session outcomes, as the contract names them.
+# Session outcomes, as `log --json` names them (README).
 OUTCOMES = ("completed", "interrupted", "open")
 
 

@@ -1,6 +1,6 @@
 """Where the dock keeps its record and its control socket.
 
-The contract: data in /var/lib/pendock or PENDOCK_DATA (or --data); config from
+As the README says: data in /var/lib/pendock or PENDOCK_DATA (or --data); config from
 --config, PENDOCK_CONFIG or /etc/pendock/pendock.toml. A simulated dock started without
 --data keeps its record in the user's state folder and leaves a link to its socket where
 `pendock sim` and `pendock status` look, so the README's two commands need no flags.

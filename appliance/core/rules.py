@@ -3,7 +3,7 @@
 Pure functions of plain values (appliance/core/model.py) and the config: no I/O, no clock
 reads, no state. The daemon feeds them what it read and what the record says, and acts
 on the answer. Each code is a stable string; DESCRIPTIONS says it in a therapist's words.
-Basis of every default: the product brief's rule table and the clinical notes (see
+Basis of every default: docs/clinical-basis.md (repeated next to each value in
 appliance/core/pendock.toml).
 """
 from __future__ import annotations
@@ -33,8 +33,7 @@ class Describe(NamedTuple):
     action: str  # what the therapist should do
 
 
-# Every code, in the brief's table order (then the codes the brief names elsewhere).
-# This order is the order codes are reported in.
+# Every code, in the order of the README's rule table: the order codes are reported in.
 DESCRIPTIONS: dict[str, Describe] = {
     "no_pen": Describe(
         "lock", "No pen is in the cradle.", "Put the pen in the cradle."),

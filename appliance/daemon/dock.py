@@ -446,7 +446,7 @@ class Dock:
 
     # -- what the page and the CLI see ----------------------------------------------------
     def status(self) -> dict:
-        """The contract's status object (appliance/daemon/status.py presents it)."""
+        """The `status --json` object of the README (appliance/daemon/status.py presents it)."""
         with self.lock:
             session = self.session
             now = self.clock.now()

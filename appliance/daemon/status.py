@@ -1,4 +1,4 @@
-"""The dock's live status as the contract's `status --json` object: one pure function
+"""The dock's live status as the README's `status --json` object: one pure function
 of the dock's state values, so the daemon, and the page tests' fake daemon, present it
 the same way and cannot drift apart.
 
@@ -27,7 +27,7 @@ def present_status(*, docked: bool, released: bool, decision: Decision,
                    storage_ok: bool = True, light: str, now: datetime, tz: tzinfo,
                    pin_factory: str, facts: reason_facts.FactInputs | None = None,
                    session_registers: bool = False) -> dict:
-    """The status object, keys in the contract's order. `out_seconds`: how long the open
+    """The status object, keys in the README's order. `out_seconds`: how long the open
     session's pen has been out (monotonic), ignored without a session. `facts`: what the
     facts behind each reason are worked out from (`detail`, `detail_words`), the pen's
     battery share, sessions left and hours to service, and the session's limits.

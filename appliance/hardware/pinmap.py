@@ -1,6 +1,6 @@
 """The dock's pin map, loaded from hw/pinmap.toml and checked before any pin is touched.
 
-The brief wants every pin number written down once, in hw/; this module is the only code
+Every pin number is written down once, in hw/ (see hw/README.md); this module is the only code
 that reads it. A mistake in the file (a pin used twice, a typo in a key) is refused at load
 with the file and the key named, so a miswired dock never starts driving pins.
 """

@@ -1,5 +1,5 @@
-"""The machine paths: the live status and a day's sessions as JSON (the contract's
-keys), and /healthz for the watchdog of the page process (open, no login)."""
+"""The machine paths: the live status and a day's sessions as JSON (the keys the README
+lists), and /healthz for the watchdog of the page process (open, no login)."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request

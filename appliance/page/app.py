@@ -48,7 +48,7 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
         SEND_FILE_MAX_AGE_DEFAULT=300,
     )
     app.jinja_env.autoescape = True
-    app.json.sort_keys = False  # the contract's key order
+    app.json.sort_keys = False  # the key order the README lists
     make_client: ControlFactory = control or (
         lambda via: ControlClient(socket, timeout=STATUS_TIMEOUT_S, via=via))
     app.extensions[KEY] = PageContext(config, data_dir, make_client, store,

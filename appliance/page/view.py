@@ -12,8 +12,8 @@ from appliance.core import inputs, rules
 from appliance.core.inputs import FIRST_DAY, LAST_DAY  # noqa: F401  (the page's date bounds)
 from appliance.record.store import LOG_KEYS
 
-AFTERCARE_DAYS = 3  # brief: home care matters most in the first 3 days
-REDNESS_HOURS = (3, 48)  # brief: redness can last 3 to 48 hours
+AFTERCARE_DAYS = 3  # home care matters most in the first 3 days (docs/clinical-basis.md)
+REDNESS_HOURS = (3, 48)  # redness can last 3 to 48 hours (docs/clinical-basis.md)
 
 # One date rule for the page, the CLI and the daemon (appliance/core/inputs.py).
 BadParameter = inputs.BadInput
@@ -21,7 +21,7 @@ parse_day = inputs.parse_day
 
 
 def contract_session(session: dict) -> dict:
-    """Only the contract's `log --json` keys, in its order."""
+    """Only the `log --json` keys the README lists (LOG_KEYS), in their order."""
     return {key: session.get(key) for key in LOG_KEYS}
 
 

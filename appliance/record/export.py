@@ -11,7 +11,7 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def sessions_csv(sessions: list[dict]) -> str:
-    """The contract's columns; lists as space-separated codes; no cell a spreadsheet would run."""
+    """The `log --json` keys as columns; lists as space-separated codes; no cell a spreadsheet would run."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

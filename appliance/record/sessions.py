@@ -15,7 +15,7 @@ from appliance.core.model import SessionResult
 from appliance.record.errors import StoreError
 from appliance.record.values import iso, json_list, merged
 
-# The contract's `log --json` keys, in its order; rows carry these first, then the rest.
+# The `log --json` keys the README lists, in its order; rows carry these first, then the rest.
 LOG_KEYS = ("id", "started_at", "ended_at", "client_ref", "area", "pen_serial",
             "cartridge_serial", "needling_seconds", "strokes", "max_depth_mm", "outcome",
             "warnings", "overrides", "next_eligible_date", "recommended_date")

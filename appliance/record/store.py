@@ -40,7 +40,7 @@ __all__ = ["Store", "StoreError", "StorageError", "LOG_KEYS", "EXTRA_KEYS",
            "CLOSED_OUTCOMES", "DB_NAME", "SYNCHRONOUS_LEVELS"]
 
 BUSY_TIMEOUT_MS = 5000
-# FULL: every commit is on the disk before the method returns (the brief's promise).
+# FULL: every commit is on the disk before the method returns (README: nothing committed is lost).
 # The others exist for the power-cut test's negative control (see daemon.start_dock).
 SYNCHRONOUS_LEVELS = ("FULL", "EXTRA", "NORMAL", "OFF")
 

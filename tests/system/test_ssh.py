@@ -1,5 +1,5 @@
-"""Technician service over a real SSH login (brief: "the technician CLI works over SSH ... and
-records who did what (the SSH user) in the audit trail").
+"""Technician service over a real SSH login (README: the technician CLI works over SSH
+and records who did what, the SSH user, in the audit trail).
 
 A throwaway OpenSSH server on 127.0.0.1 (its own host key, client key and config in a temp
 folder) lets root log in with a key; the remote command runs `python -m appliance` against a

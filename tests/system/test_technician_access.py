@@ -1,6 +1,6 @@
 """Who may use technician commands: root, the daemon's own user, or the pendock-tech group;
 the daemon's own group (the page) gets the clinic's commands; any other user is not admitted
-at all (S6), whatever the socket file's mode (contract: exit 2, nothing done).
+at all (S6), whatever the socket file's mode (README: exit 2, nothing done).
 
 The check under test is the daemon's own (SO_PEERCRED on the control socket), so the test
 opens a simulated dock's socket to everyone (test only: 0711 on its folder, 0666 on the
@@ -26,7 +26,7 @@ import pytest
 
 from tests.scenario.conftest import REPO, Demo
 
-TECHNICIANS = "pendock-tech"  # the contract's group name, spelled out so a rename shows up here
+TECHNICIANS = "pendock-tech"  # the README's group name, spelled out so a rename shows up here
 TOOLS = {name: shutil.which(name) for name in ("runuser", "useradd", "userdel", "groupadd", "groupdel", "gpasswd")}
 STATUS_KEYS = {"docked", "held", "locks", "warnings", "pen", "cartridge", "next_client", "session", "clock_synced"}
 PLAIN_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}

@@ -22,8 +22,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 UNIT_SOURCE = REPO / "systemd"
 UNITS = ("pendock.service", "pendock-web.service", "pendock-backup.service", "pendock-backup.timer")
-# S3: the page "OK" or better, the daemon no worse than "MEDIUM"; in numbers (the brief's
-# bars): page <= 1.5, daemon <= 2.5. The backup job is held to the page's bar.
+# S3: the page "OK" or better, the daemon no worse than "MEDIUM"; in numbers (the README's
+# quality bars): page <= 1.5, daemon <= 2.5. The backup job is held to the page's bar.
 EXPOSURE_LIMITS = {"pendock-web.service": 1.5, "pendock.service": 2.5, "pendock-backup.service": 1.5}
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -121,7 +121,7 @@ def test_exposure_is_within_the_bar(unit: str, limit: float) -> None:
     assert exposure(unit) <= limit
 
 
-# --- S2 and the daemon's contract, directive by directive ---------------------------------
+# --- S2 and the daemon's unit, directive by directive -------------------------------------
 
 
 def test_daemon_is_a_watched_notify_service_with_only_its_devices() -> None:

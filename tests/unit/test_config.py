@@ -35,7 +35,7 @@ def refused(tmp_path: Path, text: str) -> str:
     return message
 
 
-def test_defaults_are_the_briefs():
+def test_defaults_are_the_clinical_basis():
     config = Config()
     rules = config.rules
     assert (rules.min_interval_days, rules.recommended_interval_days) == (21, 28)
@@ -107,7 +107,7 @@ def test_the_config_is_immutable():
         config.areas.max_depth_mm["face"] = 3.0  # type: ignore[index]
 
 
-def test_the_brief_example_message(tmp_path):
+def test_the_readme_example_message(tmp_path):
     message = refused(tmp_path, "# clinic settings\n\n[rules]\n# shorter\nmin_interval_days = -3\n")
     assert message.endswith(" line 5: rules.min_interval_days must be a whole number of days from 1 to 365, got -3")
 

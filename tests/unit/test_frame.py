@@ -68,7 +68,7 @@ def test_crc_check_value():
     assert crc16(b"A") == 0xB915  # published CRC-16/CCITT-FALSE of "A"
 
 
-def test_layout_matches_the_brief():
+def test_layout_matches_hw_readme():
     assert FRAME_LENGTH == 48
     data = encode(sample(faults=frozenset({"stall", "chip"})))
     assert data[:2] == b"PD" and data[2] == 2 and data[3] == 42

@@ -39,7 +39,7 @@ def refused(tmp_path: Path, text: str) -> str:
 
 # --- the shipped map ---------------------------------------------------------------------
 
-def test_shipped_map_defines_every_role_with_the_brief_polarities():
+def test_shipped_map_defines_every_role_with_the_documented_polarities():
     pins = load_pinmap()
     assert isinstance(pins, PinMap)
     assert set(pins.pins) == set(ROLES)

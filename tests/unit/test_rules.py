@@ -1,4 +1,4 @@
-"""The treatment rules, one test per code, at the edges the brief and clinical notes set."""
+"""The treatment rules, one test per code, at the edges docs/clinical-basis.md sets."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -496,7 +496,7 @@ def test_parse_checklist():
 # --- the descriptions ---------------------------------------------------------------------
 
 
-BRIEF_CODES = {
+README_CODES = {
     "no_pen": "lock", "readout_error": "lock", "no_cartridge": "lock", "cartridge_reused": "lock",
     "client_missing": "lock", "client_interval": "lock", "interval_short": "warning",
     "course_complete": "warning", "pen_fault": "lock", "counter_rollback": "lock", "service_due": "lock",
@@ -506,8 +506,8 @@ BRIEF_CODES = {
 }
 
 
-def test_every_brief_code_is_described_with_its_kind():
-    for code, kind in BRIEF_CODES.items():
+def test_every_readme_code_is_described_with_its_kind():
+    for code, kind in README_CODES.items():
         assert rules.describe(code).kind == kind, code
     for code, (kind, words, action) in DESCRIPTIONS.items():
         assert kind in {"lock", "warning"}

@@ -1,4 +1,4 @@
-"""The status presenter: the contract's keys, and the reason flag the page filters on."""
+"""The status presenter: the README's `status --json` keys, and the reason flag the page filters on."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
