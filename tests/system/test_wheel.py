@@ -17,11 +17,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_wheel_runs_the_demo_away_from_the_checkout(tmp_path):
     dist, target = tmp_path / "dist", tmp_path / "site"
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(REPO)],
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(dist), str(REPO)],
                            capture_output=True, text=True, timeout=300)
     if build.returncode != 0 and "No matching distribution" in build.stderr:
         pytest.skip("no build backend to be had here (offline)")
     assert build.returncode == 0, build.stderr
+    assert "would be ignored" not in build.stdout + build.stderr, "setuptools leaves a data folder out of `packages`"
     wheel = next(dist.glob("pen_dock-*.whl"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
