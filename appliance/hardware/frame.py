@@ -1,16 +1,15 @@
 """The pen link frame codec: bytes from the pen's SPI slave <-> `PenReading`.
 
-Pure: the layout is loaded once at import from hw/pen_frame.toml (the one definition of
-the frame), everything else is computation on bytes. The decoder is the dock's guard
-against bad contacts, lifted pens and unknown pens, so it never trusts a byte before the
-CRC holds, and every refusal is a `FrameError` whose message names the field, the offset,
-what was expected and what came.
+Pure: the layout is loaded once, on first use (not at import: a `pendock status` never
+needs it), from hw/pen_frame.toml (the one definition of the frame); everything else is
+computation on bytes. The decoder is the dock's guard against bad contacts, lifted pens
+and unknown pens, so it never trusts a byte before the CRC holds, and every refusal is a
+`FrameError` whose message names the field, the offset, what was expected and what came.
 """
 from __future__ import annotations
 
 import math
 import struct
-import tomllib
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -136,6 +135,8 @@ def load_layout(path: Path | None = None) -> Layout:
 
 def load_layouts(path: Path | None = None) -> dict[int, Layout]:
     """The current layout and every older one it still reads ([older.N]), by version."""
+    import tomllib  # here, not at import: only the daemon and the tests read a layout
+
     source = Path(path) if path is not None else hw_file("pen_frame.toml")
     try:
         with open(source, "rb") as file:
@@ -243,34 +244,67 @@ def _crc_table(poly: int) -> tuple[int, ...]:
     return tuple(table)
 
 
-LAYOUTS = load_layouts()  # version -> layout: the current one and the older ones still read
-FRAME_VERSION = max(LAYOUTS)
-LAYOUT = LAYOUTS[FRAME_VERSION]
-FRAME_LENGTH = LAYOUT.length
-READ_COMMAND = LAYOUT.command
-RESPONSE_OFFSET = LAYOUT.response_offset
-TRANSFER_LENGTH = 1 + LAYOUT.dummy_bytes  # command byte + dummy bytes
+# The names below come from hw/pen_frame.toml, set by _load() on first use: by each public
+# function, or by the module's __getattr__ for `frame.FRAME_LENGTH` and the like.
+LAYOUTS: dict[int, Layout]  # version -> layout: the current one and the older ones still read
+FRAME_VERSION: int
+LAYOUT: Layout
+FRAME_LENGTH: int
+READ_COMMAND: int
+RESPONSE_OFFSET: int
+TRANSFER_LENGTH: int  # command byte + dummy bytes
+_CRC_TABLE: tuple[int, ...]
+_STRUCTS: dict[int, struct.Struct]
+_VERSIONS_READ: str
+_CRC_FIELD: FieldSpec
+_BODY_LENGTH: int  # bytes the CRC covers
+_KNOWN_FAULT_MASK: int
+_FROM_LAYOUT = ("LAYOUTS", "FRAME_VERSION", "LAYOUT", "FRAME_LENGTH", "READ_COMMAND", "RESPONSE_OFFSET",
+                "TRANSFER_LENGTH")
 
-_CRC_TABLE = _crc_table(LAYOUT.crc_poly)
-_STRUCTS = {
-    version: struct.Struct(layout.byte_order + "".join(spec.struct_code for spec in layout.fields))
-    for version, layout in LAYOUTS.items()
-}
-_VERSIONS_READ = " and ".join(str(version) for version in sorted(LAYOUTS))
-_CRC_FIELD = LAYOUT.field("crc")
-_BODY_LENGTH = _CRC_FIELD.offset  # bytes the CRC covers
-_KNOWN_FAULT_MASK = sum(1 << bit for bit in LAYOUT.fault_bits.values())
+
+def _load() -> None:
+    """Read the layouts once. Two threads may both load them; they set the same values."""
+    global LAYOUTS, FRAME_VERSION, FRAME_LENGTH, READ_COMMAND, RESPONSE_OFFSET, TRANSFER_LENGTH
+    global _CRC_TABLE, _STRUCTS, _VERSIONS_READ, _CRC_FIELD, _BODY_LENGTH, _KNOWN_FAULT_MASK, LAYOUT
+    if "LAYOUT" in globals():
+        return
+    layouts = load_layouts()
+    FRAME_VERSION = max(layouts)
+    layout = layouts[FRAME_VERSION]
+    FRAME_LENGTH, READ_COMMAND, RESPONSE_OFFSET = layout.length, layout.command, layout.response_offset
+    TRANSFER_LENGTH = 1 + layout.dummy_bytes
+    _CRC_TABLE = _crc_table(layout.crc_poly)
+    _STRUCTS = {
+        version: struct.Struct(older.byte_order + "".join(spec.struct_code for spec in older.fields))
+        for version, older in layouts.items()
+    }
+    _VERSIONS_READ = " and ".join(str(version) for version in sorted(layouts))
+    _CRC_FIELD = layout.field("crc")
+    _BODY_LENGTH = _CRC_FIELD.offset
+    _KNOWN_FAULT_MASK = sum(1 << bit for bit in layout.fault_bits.values())
+    LAYOUTS = layouts
+    LAYOUT = layout  # last: its presence says all the others are set
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_LAYOUT:
+        _load()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- CRC and the read transaction -----------------------------------------------------
 
 def crc16(data: bytes) -> int:
     """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no xorout)."""
+    _load()
     return _crc(data, _CRC_TABLE, LAYOUT.crc_init)
 
 
 def append_crc(body: bytes) -> bytes:
     """The frame body (all bytes before the CRC) with its CRC appended, as the pen sends it."""
+    _load()
     if len(body) != _BODY_LENGTH:
         raise ValueError(f"a frame body is {_BODY_LENGTH} bytes, got {len(body)}")
     return bytes(body) + crc16(body).to_bytes(2, "big" if LAYOUT.byte_order == ">" else "little")
@@ -278,11 +312,13 @@ def append_crc(body: bytes) -> bytes:
 
 def read_request() -> bytes:
     """What the dock clocks out: the read command, then dummy bytes while the pen answers."""
+    _load()
     return bytes([READ_COMMAND]) + bytes([LAYOUT.dummy_value]) * LAYOUT.dummy_bytes
 
 
 def frame_from_transfer(received: bytes) -> bytes:
     """The frame inside the bytes clocked in during `read_request()` (bytes [1:49])."""
+    _load()
     return bytes(received[RESPONSE_OFFSET:RESPONSE_OFFSET + FRAME_LENGTH])
 
 
@@ -295,6 +331,7 @@ def encode(reading: PenReading) -> bytes:
     pen sends no session tag); a version the dock does not read gets the current layout, so
     a test can build a frame the decoder refuses. No session tag (None) is sent as 0.
     """
+    _load()
     layout = LAYOUTS.get(reading.frame_version, LAYOUT)
     raw: dict[str, Any] = {
         "magic": layout.magic,
@@ -348,6 +385,7 @@ def decode(data: bytes) -> PenReading:
     magic and version (an unknown pen is refused before its layout is trusted), then the
     rest of the format.
     """
+    _load()
     frame = _as_bytes(data)
     if len(frame) != FRAME_LENGTH:
         raise FrameFormatError(
@@ -455,6 +493,7 @@ def _check_format(values: dict[str, Any], layout: Layout) -> None:
 
 def describe(data: bytes) -> list[FieldView]:
     """Every field of whatever came in, checked or not, so a bad frame can be looked at."""
+    _load()
     frame = _as_bytes(data)
     version_offset = LAYOUT.field("version").offset
     layout = LAYOUTS.get(frame[version_offset], LAYOUT) if len(frame) > version_offset else LAYOUT

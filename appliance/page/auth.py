@@ -6,6 +6,7 @@ the slow salted hash of `pendock user add` (appliance/record/passwords.py).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -22,8 +23,12 @@ from appliance.record.passwords import check_password, password_hash
 USER_NAME = inputs.USER_NAME
 MAX_PASSWORD = 1024
 SESSION_HOURS = 12  # the default absolute lifetime of a login (config web.session_hours)
-# Checked when the name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = password_hash("not a password of anyone")
+
+
+@functools.cache  # made at the first login, not at import (a 16 MB scrypt)
+def _dummy_hash() -> str:
+    """Checked when the name is unknown, so a wrong name costs as long as a wrong password."""
+    return password_hash("not a password of anyone")
 
 
 def valid_user_name(name: str) -> bool:
@@ -220,7 +225,7 @@ def verify_password(store, name: str, password: str) -> Login | None:
     """The user if the name is valid and the password matches its stored hash."""
     user = store.user(name) if valid_user_name(name) else None
     if user is None or user.get("role") not in ROLES:
-        check_password(password, _DUMMY_HASH)
+        check_password(password, _dummy_hash())
         return None
     if not check_password(password, user["password_hash"]):
         return None

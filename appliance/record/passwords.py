@@ -5,10 +5,12 @@ check a login, and by the demo for its two users.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 
 
+@functools.cache  # once per process, at its first hash: not for every importer
 def _keep_big_buffers_out_of_the_heap(threshold: int = 1 << 20) -> None:
     """Every hash runs scrypt with 16 MB of scratch memory. glibc hands the first such
     buffer back to the system but then raises its mmap threshold, so from the second
@@ -23,10 +25,8 @@ def _keep_big_buffers_out_of_the_heap(threshold: int = 1 << 20) -> None:
         pass
 
 
-_keep_big_buffers_out_of_the_heap()
-
-
 def password_hash(password: str, *, n: int = 2**14, r: int = 8, p: int = 1) -> str:
+    _keep_big_buffers_out_of_the_heap()
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
     return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
@@ -37,6 +37,7 @@ def check_password(password: str, stored: str) -> bool:
         scheme, n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
+        _keep_big_buffers_out_of_the_heap()
         got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32)
     except (ValueError, TypeError):
         return False
