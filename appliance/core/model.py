@@ -15,9 +15,6 @@ FAULTS = ("stall", "overtemp", "chip")
 # The pre-session checklist items (docs/clinical-basis.md: screening and a test area first).
 CHECKLIST_ITEMS = ("screened", "test-area")
 
-# Session outcomes, as `log --json` names them (README).
-OUTCOMES = ("completed", "interrupted", "open")
-
 
 @dataclass(frozen=True)
 class PenReading:

@@ -27,84 +27,86 @@ from appliance.core.model import (
 )
 
 
-class Describe(NamedTuple):
+class CodeText(NamedTuple):
+    """A code's kind and plain words (what `describe(code)` returns)."""
+
     kind: str  # "lock" or "warning"
     words: str  # what is wrong, in plain words
     action: str  # what the therapist should do
 
 
 # Every code, in the order of the README's rule table: the order codes are reported in.
-DESCRIPTIONS: dict[str, Describe] = {
-    "no_pen": Describe(
+DESCRIPTIONS: dict[str, CodeText] = {
+    "no_pen": CodeText(
         "lock", "No pen is in the cradle.", "Put the pen in the cradle."),
-    "readout_error": Describe(
+    "readout_error": CodeText(
         "lock", "The dock cannot read the pen.",
         "Lift the pen, wipe its contacts and dock it again; if this keeps happening, call the technician."),
-    "no_cartridge": Describe(
+    "no_cartridge": CodeText(
         "lock", "No needle cartridge is fitted.", "Fit a new sterile cartridge."),
-    "cartridge_reused": Describe(
+    "cartridge_reused": CodeText(
         "lock", "This cartridge has been used before.",
         "Fit a new sterile cartridge; a used cartridge can never be released."),
-    "client_missing": Describe(
+    "client_missing": CodeText(
         "lock", "No client is named for the next session.",
         "Enter the client's booking reference (never a name) and the treatment area."),
-    "client_interval": Describe(
+    "client_interval": CodeText(
         "lock", "This client had this area treated too recently: the skin has not had time to heal "
         "(at least 3 weeks are needed).",
         "Book the client for the next eligible date, or a manager may override with a written reason."),
-    "interval_short": Describe(
+    "interval_short": CodeText(
         "warning", "This area was treated sooner than the recommended interval (about a month).",
         "The session may go ahead; consider keeping to the recommended date next time."),
-    "course_complete": Describe(
+    "course_complete": CodeText(
         "warning", "This client has already had a full course on this area in the last six months.",
         "Check the treatment plan: after a course, treatments twice a year are usually enough."),
-    "pen_fault": Describe(
+    "pen_fault": CodeText(
         "lock", "The pen reports a fault (motor stall, overheating or cartridge chip error).",
         "Let the pen cool and refit the cartridge; if the fault stays, call the technician."),
-    "counter_rollback": Describe(
+    "counter_rollback": CodeText(
         "lock", "The pen's counters went backwards since it was last seen: it may have been "
         "tampered with or repaired.",
         "Call the technician: only a technician can check the pen and re-baseline it."),
-    "service_due": Describe(
+    "service_due": CodeText(
         "lock", "The pen is due for its service.",
         "Call the technician to service the pen and reset its service counter."),
-    "battery_low": Describe(
+    "battery_low": CodeText(
         "lock", "The pen's battery is too low for a full session.", "Charge the pen, then dock it again."),
-    "storage_error": Describe(
+    "storage_error": CodeText(
         "lock", "The dock cannot write its records, so no session can start.",
         "Call the technician; the pen stays held until the records can be written."),
-    "clock_unsynced": Describe(
+    "clock_unsynced": CodeText(
         "warning", "The dock's clock is not known to be right, so the interval checks may be wrong "
         "(it holds the pen when it reads earlier than the dock's record).",
         "Set the clock: pendock clock set YYYY-MM-DDTHH:MM --reason TEXT (a manager or "
         "technician), or connect the dock to the network so NTP sets it."),
-    "checklist_missing": Describe(
+    "checklist_missing": CodeText(
         "warning", "The pre-session checklist (contraindications screened, test area done) is not complete.",
         "Screen the client for contraindications, do a test area, and tick both before the session."),
-    "over_needling": Describe(
+    "over_needling": CodeText(
         "warning", "This session had more needling time than the recommended maximum.",
         "Note it in the client's record: over-needling can make the skin's collagen response lazy."),
-    "depth_high": Describe(
+    "depth_high": CodeText(
         "warning", "The needle was set deeper than the limit for this area.",
         "Check the depth before the next session: deeper needling does not improve the result."),
-    "depth_unmeasured": Describe(
+    "depth_unmeasured": CodeText(
         "warning", "The pen could not show that its deepest depth belongs to this session, so no depth "
         "was recorded.",
         "Note the depth used in the client's record; if it happens with a current pen, call the technician."),
-    "pen_frame_v1": Describe(
+    "pen_frame_v1": CodeText(
         "warning", "This pen speaks the older link (frame version 1): the dock cannot tie its depth "
         "reading to a session, so its sessions are recorded without a depth.",
         "Note the depth used in the client's record; have the pen's firmware updated at its next service."),
-    "cartridge_changed": Describe(
+    "cartridge_changed": CodeText(
         "warning", "A different cartridge came back than the one the session started with.",
         "Check that every cartridge used was new and sterile, and note it in the client's record."),
-    "pen_changed": Describe(
+    "pen_changed": CodeText(
         "warning", "A different pen came back than the one the session started with.",
         "Dock the pen that was used; this session's needling time and strokes could not be measured."),
-    "forced_removal": Describe(
+    "forced_removal": CodeText(
         "warning", "The pen was taken out with the technician's key while it was held.",
         "The technician should record why; check this session before the next client."),
-    "session_overrun": Describe(
+    "session_overrun": CodeText(
         "warning", "The pen has been out of the cradle longer than a session should take.",
         "Finish the session and put the pen back in the cradle."),
 }
@@ -124,7 +126,7 @@ class NotOverridable(ValueError):
     """A known lock that no override lifts (a rule says no, not a typing mistake)."""
 
 
-def describe(code: str) -> Describe:
+def describe(code: str) -> CodeText:
     """Plain words for a code; an unknown code is a ValueError naming the known ones."""
     try:
         return DESCRIPTIONS[code]

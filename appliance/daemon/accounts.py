@@ -39,7 +39,7 @@ def register(server: ControlServer, dock: Dock) -> None:
             ids = ", ".join(str(t["id"]) for t in found)
             raise Refused(f"{len(found)} tokens are named {text[:64]!r} (ids {ids}): revoke one by its id")
         with dock.lock:
-            store.revoke_token(found[0]["id"], clock.now(), actor=peer.actor, clock_synced=dock.clock_ok())
+            store.revoke_token(found[0]["id"], clock.now(), actor=peer.actor, clock_synced=dock.observe_clock())
         return {"id": found[0]["id"], "name": found[0]["name"], "revoked": True}
 
     def user_remove(args, peer):
@@ -51,7 +51,7 @@ def register(server: ControlServer, dock: Dock) -> None:
             if user["role"] == "manager" and [u["name"] for u in store.users() if u["role"] == "manager"] == [name]:
                 raise Refused(f"{name} is the last manager: add another manager first "
                               f"(`pendock user add NAME --role manager`), so someone may still override")
-            store.remove_user(name, clock.now(), actor=peer.actor, clock_synced=dock.clock_ok())
+            store.remove_user(name, clock.now(), actor=peer.actor, clock_synced=dock.observe_clock())
         return {"name": name, "removed": True}
 
     def user_passwd(args, peer):
@@ -60,7 +60,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         with dock.lock:
             if store.user(name) is None:
                 raise Refused(f"there is no user {name!r}: add one with `pendock user add {name} --role ROLE`")
-            store.set_password(name, password_hash, clock.now(), actor=peer.actor, clock_synced=dock.clock_ok())
+            store.set_password(name, password_hash, clock.now(), actor=peer.actor, clock_synced=dock.observe_clock())
         return {"name": name, "password_changed": True}
 
     for name, handler in (("token_list", token_list), ("token_revoke", token_revoke),

@@ -40,7 +40,7 @@ def register(server: ControlServer, dock: Dock) -> None:
 
     def audit(peer: Peer, action: str, detail: dict) -> None:
         try:
-            store.audit(peer.actor, action, detail, clock.now(), dock.clock_ok())
+            store.audit(peer.actor, action, detail, clock.now(), dock.observe_clock())
         except StorageError as error:
             raise Refused(f"{action} was not recorded, so it was not done: {error}") from None
 
@@ -117,7 +117,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         with dock.lock:
             reading = docked_reading()
             store.service_reset(reading.pen_serial, reading.motor_seconds, peer.actor, reason,
-                                clock.now(), dock.clock_ok())
+                                clock.now(), dock.observe_clock())
         dock.settle()
         return dock.status()
 
@@ -126,7 +126,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         with dock.lock:
             reading = docked_reading()
             store.rebaseline(reading.pen_serial, reading.strokes, reading.motor_seconds, peer.actor,
-                             reason, clock.now(), dock.clock_ok())
+                             reason, clock.now(), dock.observe_clock())
         dock.settle()
         return dock.status()
 
@@ -171,7 +171,7 @@ def register(server: ControlServer, dock: Dock) -> None:
             if store.user(name) is not None:
                 raise Refused(f"user {name!r} exists already: choose another name")
             store.add_user(name, role, password_hash, clock.now(), actor=peer.actor,
-                           clock_synced=dock.clock_ok())
+                           clock_synced=dock.observe_clock())
         return {"name": name, "role": role}
 
     def token_create(args, peer):
@@ -181,7 +181,7 @@ def register(server: ControlServer, dock: Dock) -> None:
             raise BadRequest("token_hash must be the sha256 hex of the token")
         with dock.lock:
             token_id = store.add_token(name, token_hash, clock.now(), actor=peer.actor,
-                                       clock_synced=dock.clock_ok())
+                                       clock_synced=dock.observe_clock())
         return {"id": token_id, "name": name}
 
     def backup(args, peer):
@@ -218,7 +218,7 @@ def register(server: ControlServer, dock: Dock) -> None:
             if dock.session is not None or store.open_sessions():
                 raise Refused("a session is open: dock the pen and let it close before restoring")
             try:
-                detail = store.restore_from(source, peer.actor, clock.now(), dock.clock_ok())
+                detail = store.restore_from(source, peer.actor, clock.now(), dock.observe_clock())
             except RestoreRefused as error:
                 raise Refused(str(error)) from None
             dock.next_client, dock.overrides = None, {}
@@ -242,7 +242,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         except rules.PurgeRefused as error:
             raise Refused(str(error)) from None
         with dock.lock:
-            count = store.purge_before(before, peer.actor, now, dock.clock_ok())
+            count = store.purge_before(before, peer.actor, now, dock.observe_clock())
         return {"purged": count, "before": before.isoformat()}
 
     for name, handler in (("status", status), ("next_client", next_client), ("override", override),

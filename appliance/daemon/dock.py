@@ -81,10 +81,10 @@ class Dock:
             # so a dock that restarted holds the pen until someone has looked at it.
             self._write(lambda: self.store.audit(
                 DOCK_ACTOR, "daemon_start", {"version": _version(), **clockduty.decision_clock(self.clockwatch)},
-                now, self.clock_ok()))
+                now, self.observe_clock()))
             self._anchor_chain(now)
             self._write(lambda: self.store.audit(
-                DOCK_ACTOR, "config_loaded", self.config_summary, now, self.clock_ok()))
+                DOCK_ACTOR, "config_loaded", self.config_summary, now, self.observe_clock()))
         self.settle()
 
     def close(self) -> None:
@@ -179,7 +179,7 @@ class Dock:
             # with, but the removal itself is on the record.
             self._write(lambda: self.store.audit(
                 self.forced_by or DOCK_ACTOR, "forced_removal",
-                {"readout_error": self.readout_error}, self.clock.now(), self.clock_ok()))
+                {"readout_error": self.readout_error}, self.clock.now(), self.observe_clock()))
             self.forced_by = None
         self.reading, self.readout_error = None, None
         self.registers.forget()  # whichever pen docks next gets a fresh tag
@@ -222,7 +222,7 @@ class Dock:
         session = self.session
         if session is None or session.id:
             return True
-        known_right = self.clock_ok()
+        known_right = self.observe_clock()
 
         def write() -> int:
             with self.store.transaction("the new session"):
@@ -254,7 +254,7 @@ class Dock:
         # the pen was out cannot make a session end before it began, or last a year.
         ended_at = session.started_at + timedelta(seconds=out)
         result = rules.with_clock_warning(
-            rules.session_result(session, reading, self.config, ended_at, out), self.clock_ok())
+            rules.session_result(session, reading, self.config, ended_at, out), self.observe_clock())
         dates = rules.session_dates(session, self.config)
         if not self._record_session_start():
             return  # keep it in memory; the pen is held by storage_error until writing works
@@ -280,7 +280,7 @@ class Dock:
             next_client=self.next_client,
             overrides=frozenset(self.overrides),
             storage_ok=self.storage_ok,
-            clock_synced=self.clock_ok(),
+            clock_synced=self.observe_clock(),
             clock_behind_record=self.clockwatch.state.behind_record,
         )
 
@@ -350,7 +350,7 @@ class Dock:
 
     def _record(self, decision: Decision, release: bool, changed: bool, pen_write: str | None) -> None:
         reading = self.reading
-        now, synced = self.clock.now(), self.clock_ok()
+        now, synced = self.clock.now(), self.observe_clock()
         with self.store.transaction("the dock's decision"):
             if pen_write == "register":
                 self.store.register_pen(reading, now, DOCK_ACTOR, synced)
@@ -419,7 +419,7 @@ class Dock:
     def _probe_storage(self) -> None:
         try:
             self.store.audit(DOCK_ACTOR, "storage_recovered", {"error": self.storage_error},
-                             self.clock.now(), self.clock_ok())
+                             self.clock.now(), self.observe_clock())
         except StorageError:
             return
         self.storage_ok = True
@@ -437,11 +437,12 @@ class Dock:
         first = self.store.audit_entries(1, before_id=2)
         if written and first and first[0].action != "daemon_start":
             self._write(lambda: self.store.audit(DOCK_ACTOR, "audit_anchored", {"late": True}, now,
-                                                 self.clock_ok()))
+                                                 self.observe_clock()))
 
-    def clock_ok(self) -> bool:
-        """The wall clock is known right: NTP or a person set it this boot, it keeps step
-        with the monotonic clock since, and it is not behind the record (clockwatch.py)."""
+    def observe_clock(self) -> bool:
+        """Look at the wall clock (the watch remembers what it saw, so this is not a pure
+        query) and say whether it is known right: NTP or a person set it this boot, it keeps
+        step with the monotonic clock since, and it is not behind the record (clockwatch.py)."""
         return self.clockwatch.observe().known_right
 
     # -- what the page and the CLI see ----------------------------------------------------
@@ -463,7 +464,7 @@ class Dock:
                 live_warnings=self._live_warnings, reading=self.reading, session=session,
                 out_seconds=out,
                 next_client=self.next_client, last_session=self.last_session,
-                readout_error=self.readout_error, clock_synced=self.clock_ok(),
+                readout_error=self.readout_error, clock_synced=self.observe_clock(),
                 storage_ok=self.storage_ok, light=self.hw.light.colour, now=now,
                 tz=self.config.tz, pin_factory=self.hw.factory_name, facts=facts,
                 session_registers=self.registers.tag_for_session(self.reading) is not None)

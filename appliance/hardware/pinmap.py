@@ -35,13 +35,6 @@ _BOOT_PULLED_UP = range(0, 9)
 # The Pi's hardware SPI buses: port -> (clock, mosi, miso, chip selects by device).
 _HARDWARE_SPI = {0: (11, 10, 9, (8, 7)), 1: (21, 20, 19, (18, 17, 16))}
 
-# BCM number -> physical pin of the 40-pin header (same on every 40-pin Pi).
-_HEADER_PIN = {
-    2: 3, 3: 5, 4: 7, 14: 8, 15: 10, 17: 11, 18: 12, 27: 13, 22: 15, 23: 16, 24: 18,
-    10: 19, 9: 21, 25: 22, 11: 23, 8: 24, 7: 26, 0: 27, 1: 28, 5: 29, 6: 31, 12: 32,
-    13: 33, 19: 35, 16: 36, 26: 37, 20: 38, 21: 40,
-}
-
 
 class PinMapError(ValueError):
     """hw/pinmap.toml is missing, unreadable or inconsistent; the message says where."""
@@ -62,11 +55,6 @@ class PinSpec:
     def pull_up(self) -> bool | None:
         """gpiozero's `pull_up` argument: True, False, or None for no internal pull."""
         return {"up": True, "down": False, "none": None}[self.pull]
-
-    @property
-    def header_pin(self) -> int:
-        """Physical pin on the 40-pin header, for the technician with a meter."""
-        return header_pin(self.bcm)
 
 
 @dataclass(frozen=True)
@@ -96,17 +84,6 @@ class PinMap:
             return self.pins[role]
         except KeyError:
             raise KeyError(f"no pin role {role!r} in {self.source}; roles are {', '.join(ROLES)}") from None
-
-    def all_bcm(self) -> dict[int, str]:
-        """Every BCM number in use -> its role ("spi_clock" etc. for the SPI lines)."""
-        used = {spec.bcm: role for role, spec in self.pins.items()}
-        used.update({getattr(self.spi, line): f"spi_{line}" for line in _SPI_LINES})
-        return used
-
-
-def header_pin(bcm: int) -> int:
-    """Physical header pin of a BCM number (0..27)."""
-    return _HEADER_PIN[bcm]
 
 
 def load_pinmap(path: Path | None = None) -> PinMap:

@@ -30,7 +30,6 @@ from appliance.hardware.pinmap import PinMap
 
 STROKES_PER_SECOND = 120  # a typical pen runs at 120 strokes a second
 FAULT_NAMES = ("crc", "stall", "overtemp", "battery-low", "chip")
-SIM_COMMANDS = ("sim.dock", "sim.undock", "sim.cartridge", "sim.needle", "sim.fault", "sim.clock")
 
 
 class SimRefused(Exception):
@@ -357,6 +356,8 @@ class Simulator:
         self._drive_seat(True)
 
     def undock(self, *, latch_held: bool, force: bool = False) -> bool:
+        """Lift the pen; True when it was forced out past the held latch (the technician's
+        key), which the dock must record as a forced removal."""
         if not self.pen.state.docked:
             raise SimRefused("the pen is not in the cradle (it was lifted already)")
         if latch_held and not force:
@@ -366,7 +367,8 @@ class Simulator:
             )
         self.pen.state.docked = False
         self._drive_seat(False)
-        return latch_held
+        forced_past_latch = latch_held and force
+        return forced_past_latch
 
     def fit_cartridge(self, serial: int | None = None, strokes: int = 0) -> int:
         if serial is None:

@@ -108,7 +108,8 @@ def aftercare(session_id: int):
         return page_error(f"There is no session {session_id} in the record.", 404)
     clinic = here().config.clinic
     return render_template("aftercare.html", card=web_view.aftercare(found, here().tz, clinic),
-                           page_lang=html_lang(clinic.locale))
+                           page_lang=html_lang(clinic.locale),
+                           care_days=web_view.AFTERCARE_DAYS, redness_hours=web_view.REDNESS_HOURS)
 
 
 @bp.get("/export.csv")

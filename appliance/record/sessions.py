@@ -139,11 +139,6 @@ class SessionsMixin:
         """One dock-local day's sessions, newest first (through the day index)."""
         return _newest_first(self._sessions("day = ?", (day.isoformat(),)))
 
-    def sessions_between(self, start_day: date, end_day: date) -> list[dict[str, Any]]:
-        """Sessions of start_day to end_day inclusive, newest first."""
-        return _newest_first(self._sessions("day BETWEEN ? AND ?",
-                                            (start_day.isoformat(), end_day.isoformat())))
-
     def purge_before(self, day: date, actor: str, at: datetime,
                      clock_synced: bool = True) -> int:
         """Retention: delete finished sessions of days before `day`. Audit entries stay
