@@ -8,7 +8,9 @@ def test_p2_short_run_prints_both_endpoints():
     figures = bench_page.measure_p2(years=0.1, runs=20)
     assert [f.bar for f in figures if "vs 1 day" in f.bar] == [
         "P2 GET / 0.1 years vs 1 day", "P2 GET /api/sessions 0.1 years vs 1 day"]
-    assert all(f.measured.startswith("x") for f in figures[::2])
+    assert all(f.measured.startswith("x") for f in figures[:4:2])
+    assert [f.bar for f in figures if "after a record change" in f.bar] == [
+        "P2 GET / after a record change, p50, 0.1 years", "P2 GET /api/sessions after a record change, p50, 0.1 years"]
 
 
 @pytest.mark.slow
