@@ -62,7 +62,7 @@ test-hil: $(STAMP)
 	$(VENV)/bin/python -m tests.hil.run
 
 test-fast: $(STAMP) lint
-	$(VENV)/bin/python -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+	PENDOCK_FAST=1 $(VENV)/bin/python -m pytest -m "not browser and not slow and not process" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m tests.bench.run_all $(BENCH_ARGS)

@@ -6,6 +6,13 @@ import os
 import pytest
 
 SLOW_ENABLED = os.environ.get("PENDOCK_SLOW") == "1"
+FAST = os.environ.get("PENDOCK_FAST") == "1"  # set by `make test-fast`
+
+
+def examples(count: int) -> int:
+    """A fuzz test's generated examples: all of them under `make test`, a tenth (at least
+    50) under `make test-fast`, which is for a quick answer while working."""
+    return max(50, count // 10) if FAST else count
 
 
 def slow(test):

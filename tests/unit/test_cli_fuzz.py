@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from appliance import cli
 from appliance.daemon.control import BadRequest, DaemonUnavailable, Denied, Refused
+from tests.support.marks import examples
 
 # demo, daemon and web would start servers if their arguments were valid: they get only
 # arguments argparse refuses (an unknown option), so no server starts in the test.
@@ -59,7 +60,7 @@ def _exit_status(argv, monkeypatch, stdin: str = "") -> int:
         return done.code if isinstance(done.code, int) else 2
 
 
-FUZZ = settings(max_examples=250, deadline=None,
+FUZZ = settings(max_examples=examples(250), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 

@@ -15,6 +15,7 @@ from appliance.hardware.frame import (
 )
 from appliance.core.model import FAULTS, PenReading
 from appliance.core.resources import hw_file
+from tests.support.marks import examples
 
 U32 = st.integers(0, 2**32 - 1)
 
@@ -279,7 +280,7 @@ def test_describe_shows_a_bad_frame_anyway():
 
 # --- fuzzing: 2,500 + 4,000 + 3,500 = 10,000 generated frames --------------------------------
 
-FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # (a tenth under make test-fast)
 
 
 def decodes_or_refuses(data: bytes) -> None:
@@ -293,7 +294,7 @@ def decodes_or_refuses(data: bytes) -> None:
     describe(data)
 
 
-@settings(FUZZ, max_examples=2_500)
+@settings(FUZZ, max_examples=examples(2_500))
 @given(st.one_of(st.binary(max_size=100), st.binary(min_size=48, max_size=48)))
 def test_fuzz_random_bytes(data):
     decodes_or_refuses(data)
@@ -317,7 +318,7 @@ def damaged_frames(draw) -> bytes:
     return bytes(data)
 
 
-@settings(FUZZ, max_examples=4_000)
+@settings(FUZZ, max_examples=examples(4_000))
 @given(damaged_frames())
 def test_fuzz_damaged_valid_frames(data):
     decodes_or_refuses(data)
@@ -339,7 +340,7 @@ def sealed_frames(draw) -> bytes:
     return append_crc(body)
 
 
-@settings(FUZZ, max_examples=3_500)
+@settings(FUZZ, max_examples=examples(3_500))
 @given(sealed_frames())
 def test_fuzz_valid_crc_random_payloads(data):
     decodes_or_refuses(data)
