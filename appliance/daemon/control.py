@@ -260,6 +260,15 @@ class ControlServer:
             if not _send(conn, reply, self.read_timeout):
                 return
 
+    def _poke(self) -> None:
+        """An empty connection: the listener's select returns and sees the shutdown."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as poke:
+                poke.settimeout(0.2)
+                poke.connect(str(self.path))
+        except OSError:
+            pass
+
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -318,7 +327,11 @@ class ControlServer:
 
     def close(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
+            stopping = threading.Thread(target=self._server.shutdown)
+            stopping.start()
+            while stopping.is_alive():  # wake serve_forever now, not at its next 0.5 s poll
+                self._poke()
+                stopping.join(0.05)
             self._server.server_close()
             self._server = None
         with self._open_lock:
