@@ -13,10 +13,11 @@ from appliance.daemon.dock import Dock
 from appliance.record.store import StorageError
 
 
-def _password_hash(args: dict) -> str:
+def password_hash_arg(args: dict) -> str:
+    """The one check of a sent password hash (user add, user passwd): the CLI's scrypt."""
     value = args.get("password_hash")
     if not isinstance(value, str) or not value.startswith("scrypt$") or len(value) > 512:
-        raise BadRequest("password_hash must be made by `pendock user passwd` (scrypt)")
+        raise BadRequest("password_hash must be made by `pendock user add` or `pendock user passwd` (scrypt)")
     return value
 
 
@@ -56,7 +57,7 @@ def register(server: ControlServer, dock: Dock) -> None:
 
     def user_passwd(args, peer):
         name = inputs.check_user_name(args.get("name"))
-        password_hash = _password_hash(args)
+        password_hash = password_hash_arg(args)
         with dock.lock:
             if store.user(name) is None:
                 raise Refused(f"there is no user {name!r}: add one with `pendock user add {name} --role ROLE`")

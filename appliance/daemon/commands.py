@@ -164,9 +164,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         name = inputs.check_user_name(args.get("name"))  # the login form's own rule
         role = str(args.get("role") or "")
         inputs.validate_role(role)
-        password_hash = str(args.get("password_hash") or "")
-        if not password_hash.startswith("scrypt$"):
-            raise BadRequest("password_hash must be made by `pendock user add` (scrypt)")
+        password_hash = accounts.password_hash_arg(args)
         with dock.lock:
             if store.user(name) is not None:
                 raise Refused(f"user {name!r} exists already: choose another name")
