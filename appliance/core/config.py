@@ -214,7 +214,7 @@ def _locale(value: Any) -> str:
 
     if value not in LOCALES:
         raise _Bad(f"must be one of {', '.join(sorted(LOCALES))}")
-    return value
+    return str(value)
 
 
 def _depth(value: Any) -> float:

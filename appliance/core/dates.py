@@ -42,7 +42,7 @@ def long_date(day: date | str | None, locale: str = DEFAULT_LOCALE) -> str:
         try:
             day = date.fromisoformat(day)
         except ValueError:
-            return day
+            return str(day)
     weekdays, months, pattern = LOCALES.get(locale, LOCALES[DEFAULT_LOCALE])
     return pattern.format(wd=weekdays[day.weekday()], d=day.day, m=months[day.month - 1], y=day.year)
 

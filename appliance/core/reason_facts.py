@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
+from appliance.core.config import Config
 from appliance.core.model import CHECKLIST_ITEMS, History, NextClient, PenReading
 
 # The pen's cell (a single Li-ion): empty and full under load, for a share to show.
@@ -31,7 +33,7 @@ class CartridgeSeen:
 class FactInputs:
     """Everything the facts are computed from; all of it the dock already holds."""
 
-    config: object  # appliance.core.config.Config
+    config: Config
     now: datetime
     reading: PenReading | None = None
     history: History = History()
@@ -59,18 +61,18 @@ def motor_hours_since_service(reading: PenReading, history: History) -> float | 
     return max(0, reading.motor_seconds - history.pen.service_motor_seconds) / 3600
 
 
-def _day(moment: datetime, config) -> date:
+def _day(moment: datetime, config: Config) -> date:
     return moment.astimezone(config.tz).date()
 
 
-def client_facts(inputs: FactInputs) -> dict:
+def client_facts(inputs: FactInputs) -> dict[str, Any]:
     """The named client's same-area history: last date, days since, next eligible date."""
     client, config = inputs.next_client, inputs.config
     if client is None:
         return {}
     same = [t.started_at for t in inputs.history.treatments
             if t.client_ref == client.ref and t.area == client.area]
-    facts: dict = {"client_ref": client.ref, "area": client.area}
+    facts: dict[str, Any] = {"client_ref": client.ref, "area": client.area}
     if not same:
         return facts
     last = max(same)
@@ -90,7 +92,7 @@ def client_facts(inputs: FactInputs) -> dict:
     return facts
 
 
-def detail(code: str, inputs: FactInputs) -> dict:
+def detail(code: str, inputs: FactInputs) -> dict[str, Any]:
     """The facts for one reason code ({} when there is nothing more to say)."""
     config, reading, history = inputs.config, inputs.reading, inputs.history
     rules = config.rules
@@ -126,7 +128,7 @@ def detail(code: str, inputs: FactInputs) -> dict:
                 "recorded_motor_seconds": history.pen.last_motor_seconds,
                 "read_motor_seconds": reading.motor_seconds}
     if code == "cartridge_reused":
-        found: dict = {"cartridge": reading.cartridge_serial, "cartridge_strokes": reading.cartridge_strokes}
+        found: dict[str, Any] = {"cartridge": reading.cartridge_serial, "cartridge_strokes": reading.cartridge_strokes}
         seen = inputs.cartridge_seen
         if seen is not None:
             found.update(seen_session=seen.session_id, seen_at=seen.at.isoformat(),
@@ -137,7 +139,7 @@ def detail(code: str, inputs: FactInputs) -> dict:
     return {}
 
 
-def pen_facts(inputs: FactInputs) -> dict:
+def pen_facts(inputs: FactInputs) -> dict[str, Any]:
     """Battery share, sessions left and hours to service, shown whether or not they hold the pen."""
     reading, rules = inputs.reading, inputs.config.rules
     if reading is None:
@@ -151,7 +153,7 @@ def pen_facts(inputs: FactInputs) -> dict:
 
 
 # The words each fact is shown with on the page, in the reason's own sentence.
-def sentence(code: str, facts: dict) -> str:
+def sentence(code: str, facts: dict[str, Any]) -> str:
     """One plain sentence of the facts (the page and the CLI show it under the reason)."""
     if not facts:
         return ""

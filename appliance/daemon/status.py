@@ -83,7 +83,7 @@ def present_reason(code: str, kind: str | None = None) -> dict:
 
 
 def add_facts(status: dict, facts: reason_facts.FactInputs) -> None:
-    """The facts a therapist needs beside each verdict (added keys; the contract's stay)."""
+    """The facts a therapist needs beside each verdict (added keys; the README's keys stay)."""
     for reason in status["reasons"]:
         detail = reason_facts.detail(reason["code"], facts)
         reason["detail"] = detail

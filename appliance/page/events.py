@@ -37,7 +37,7 @@ class Event:
     clock: str = ""  # HH:MM in the dock's zone, for the page
 
     def contract(self) -> dict:
-        """The contract's keys, in its order."""
+        """The keys the README lists for an event, in its order."""
         return {"at": self.at, "kind": self.kind, "codes": list(self.codes), "actor": self.actor,
                 "words": self.words}
 

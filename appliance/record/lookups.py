@@ -42,7 +42,7 @@ def client_sessions(store, ref: str) -> list[dict]:
             "next_eligible_date", "recommended_date")
     found = []
     for row in rows:
-        item = dict(zip(keys, row))
+        item = dict(zip(keys, row, strict=True))
         for key in ("warnings", "overrides"):
             item[key] = json.loads(item[key]) if item[key] else []
         found.append(item)

@@ -10,8 +10,8 @@ import pytest
 
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is missing").expect
 
-from tests.browser import axe
-from tests.browser.conftest import ARTIFACTS, log_in
+from tests.browser import axe  # noqa: E402 (after the skip)
+from tests.browser.conftest import ARTIFACTS, log_in  # noqa: E402
 
 pytestmark = pytest.mark.browser
 WIDTHS = (360, 768, 1024)
