@@ -1,6 +1,7 @@
 """The simulated dock, assembled once: gpiozero's MockFactory (as sim.SimFactory, whose
-pen link is a hardware SPI bus, as on a Pi) with the simulated pen on it, a movable clock, and the very same `start_dock` a Pi runs, with the simulator's
-`sim.*` commands added. `pendock demo` and the tests that need a dock use this.
+pen link is a hardware SPI bus, as on a Pi) with the simulated pen on it, a movable clock,
+and the very same `start_dock` a Pi runs, with the simulator's `sim.*` commands added.
+`pendock demo` and the tests that need a dock use this.
 
 The pin factory is handed to every device explicitly; this code never sets or reads
 gpiozero's global `Device.pin_factory`. One gpiozero quirk remains: its software SPI bus

@@ -155,7 +155,7 @@ class StatusLight:
         polarities = (active_high,) * 3 if isinstance(active_high, bool) else tuple(active_high)
         self._leds: list[LED] = []
         try:
-            for pin, high in zip((red, green, blue), polarities):
+            for pin, high in zip((red, green, blue), polarities, strict=True):
                 self._leds.append(LED(pin, active_high=high, initial_value=False, pin_factory=pin_factory))
         except BaseException:
             self.close()
@@ -167,7 +167,7 @@ class StatusLight:
         return tuple(led.pin for led in self._leds)  # red, green, blue
 
     def show(self, colour: str) -> None:
-        for led, on in zip(self._leds, COLOURS[colour]):
+        for led, on in zip(self._leds, COLOURS[colour], strict=True):
             led.value = on
         self.colour = colour
 
@@ -267,7 +267,8 @@ class DockHardware:
             made.append(seat)
             colours = (p["light_red"], p["light_green"], p["light_blue"])
             light = StatusLight(
-                *(spec.bcm for spec in colours), active_high=tuple(spec.active_high for spec in colours),
+                *(spec.bcm for spec in colours),
+                active_high=(colours[0].active_high, colours[1].active_high, colours[2].active_high),
                 pin_factory=pin_factory,
             )
             made.append(light)

@@ -163,7 +163,8 @@ def _check_roles(check: _Checker, pins: dict[str, PinSpec]) -> None:
     """
     for role in ("seat", "button"):
         if pins[role].direction != "input":
-            check.fail(f"pins.{role}.direction", f'is "{pins[role].direction}"; the {role} is a switch the dock reads: use "input"')
+            check.fail(f"pins.{role}.direction",
+                       f'is "{pins[role].direction}"; the {role} is a switch the dock reads: use "input"')
     for role in ("latch", "light_red", "light_green", "light_blue", "buzzer"):
         if pins[role].direction != "output":
             check.fail(f"pins.{role}.direction", f'is "{pins[role].direction}"; the {role} is driven by the dock: use "output"')

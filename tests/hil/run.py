@@ -39,7 +39,8 @@ def qemu_command(kernel: Path, initramfs: Path) -> list[str]:
     if k:
         cmdline.append(f"pendock_k={k}")
     if any(" " in part for part in cmdline):
-        raise BuildError(f"the checkout's path or PENDOCK_HIL_K has a space, which the kernel command line cannot carry: {cmdline}")
+        raise BuildError(f"the checkout's path or PENDOCK_HIL_K has a space, which the kernel command line "
+                         f"cannot carry: {cmdline}")
     return [
         "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "2",
         "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot", "-net", "none",
@@ -109,10 +110,10 @@ def main() -> int:
     timeout = float(os.environ.get("PENDOCK_HIL_TIMEOUT", "480"))
     lines, exit_status = boot(command, timeout)
 
-    chip = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("HIL chip:")), None)
-    factory = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("HIL pin factory:")), None)
+    chip = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("HIL chip:")), None)
+    factory = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("HIL pin factory:")), None)
     summary = next((m.group(1) for m in map(SUMMARY.match, reversed(lines)) if m), None)
-    figures = [l for l in lines if l.startswith("HIL edge-to-callback")]
+    figures = [x for x in lines if x.startswith("HIL edge-to-callback")]
     print(flush=True)
     say(f"chip: {chip or 'none reported'}")
     say(f"pin factory: {factory or 'none reported'}")

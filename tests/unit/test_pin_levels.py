@@ -93,7 +93,7 @@ def _check(pinmap, factory, hw) -> None:
     # Lit: each colour pin with its OWN polarity.
     for colour, rgb in COLOURS.items():
         hw.light.show(colour)
-        for role, on in zip(("light_red", "light_green", "light_blue"), rgb):
+        for role, on in zip(("light_red", "light_green", "light_blue"), rgb, strict=True):
             assert pin[role].state == level(active[role], bool(on)), f"{colour}: {role} {active[role]=}"
 
     # Sounding.
