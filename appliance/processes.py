@@ -51,7 +51,8 @@ def run(args) -> int:
             return refusal(error)
         try:
             pinmap = load_pinmap(pinmap_path())
-            return run_daemon(config, data, socket, SystemClock(config.tz), pinmap=pinmap,
+            clock = SystemClock(config.tz, offset_file=data / paths.CLOCK_OFFSET_NAME)
+            return run_daemon(config, data, socket, clock, pinmap=pinmap,
                               config_source=resolve_config_path(args.config, os.environ))
         except (PinMapError, StoreError) as error:
             return refusal(error)

@@ -16,6 +16,8 @@ SYSTEM_DATA = Path("/var/lib/pendock")
 SYSTEM_SOCKET = Path("/run/pendock/control.sock")
 DB_NAME = "pendock.db"
 SOCKET_NAME = "control.sock"
+# The dock's own clock offset for this boot, where it may not step the system clock.
+CLOCK_OFFSET_NAME = "clock-offset.json"
 
 
 def demo_data_dir(environ: Mapping[str, str] = os.environ) -> Path:
