@@ -96,6 +96,21 @@ class Clinic:
 
 
 @dataclass(frozen=True)
+class Fleet:
+    """Several docks sharing one history over an MQTT broker (README "Setting up a clinic")."""
+
+    broker: str = ""  # mqtt://HOST:PORT or mqtts://HOST:PORT; empty: this dock works alone
+    dock_id: str = ""  # this dock's name in the clinic, e.g. "room-1"
+    username: str = ""  # the broker login (default: the dock id)
+    password_file: str = ""  # the broker password, alone in a file only the dock reads
+    key_file: str = ""  # this dock's Ed25519 signing key (PEM)
+    keys_dir: str = ""  # the clinic's public keys, <dock_id>.pub each
+    tls_ca_file: str = ""  # mqtts: the CA that signed the broker's certificate
+    stale_after_minutes: float = 10  # fleet_stale after this long without the broker
+    stale_is_lock: bool = False  # true: a stale history holds the pen
+
+
+@dataclass(frozen=True)
 class Config:
     rules: Rules = field(default_factory=Rules)
     areas: Areas = field(default_factory=Areas)
@@ -103,6 +118,7 @@ class Config:
     web: Web = field(default_factory=Web)
     store: Store = field(default_factory=Store)
     clinic: Clinic = field(default_factory=Clinic)
+    fleet: Fleet = field(default_factory=Fleet)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -223,6 +239,19 @@ def _depth(value: Any) -> float:
     return float(value)
 
 
+def _broker(value: Any) -> str:
+    text = _text(value)
+    if not re.fullmatch(r"mqtts?://[A-Za-z0-9.\-\[\]:]+?(:[0-9]{1,5})?/?", text):
+        raise _Bad("must be mqtt://HOST:PORT or mqtts://HOST:PORT")
+    return text
+
+
+def _dock_id(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", value):
+        raise _Bad("must be a dock id: lower-case letters, digits and '-', at most 32")
+    return value
+
+
 _SCHEMA: dict[str, dict[str, Check]] = {
     "rules": {
         "min_interval_days": _whole(1, 365, "days"),
@@ -244,8 +273,20 @@ _SCHEMA: dict[str, dict[str, Check]] = {
     "web": {"host": _text, "port": _whole(1, 65535), "session_hours": _whole(1, 168, "hours")},
     "store": {"retention_days": _whole(0, 36500, "days")},
     "clinic": {"name": _short_text(80), "phone": _short_text(40), "locale": _locale},
+    "fleet": {
+        "broker": _broker,
+        "dock_id": _dock_id,
+        "username": _text,
+        "password_file": _text,
+        "key_file": _text,
+        "keys_dir": _text,
+        "tls_ca_file": _text,
+        "stale_after_minutes": _number(0, 10_080, "minutes"),
+        "stale_is_lock": _boolean,
+    },
 }
-_SECTIONS = {"rules": Rules, "areas": Areas, "dock": Dock, "web": Web, "store": Store, "clinic": Clinic}
+_SECTIONS = {"rules": Rules, "areas": Areas, "dock": Dock, "web": Web, "store": Store, "clinic": Clinic,
+             "fleet": Fleet}
 assert all({f.name for f in fields(cls)} == set(_SCHEMA[name]) for name, cls in _SECTIONS.items())
 
 
@@ -342,6 +383,9 @@ class _Checker:
             raise self.fail(key, f"is wrong: default_area {_show(areas.default_area)} is not one of the "
                             f"areas in [areas.max_depth_mm] ({', '.join(areas.max_depth_mm)})", show_value=False)
         needed = rules.history_days
+        if config.fleet.broker and not config.fleet.dock_id:
+            raise self.fail("fleet.broker", "is set but fleet.dock_id is not: name this dock "
+                            '(dock_id = "room-1")', show_value=False)
         if 0 < store.retention_days < needed:
             raise self.fail("store.retention_days", f"must be 0 (keep forever) or at least {needed} days, "
                             "or the interval and course rules would lose the treatments they count",

@@ -85,6 +85,7 @@ class DockState:
     storage_ok: bool = True
     clock_synced: bool = True
     clock_behind_record: bool = False  # the wall clock reads earlier than the record: a lock
+    fleet_stale: bool = False  # a clinic's dock that has not heard the broker for too long
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,11 @@ DESCRIPTIONS: dict[str, CodeText] = {
     "session_overrun": CodeText(
         "warning", "The pen has been out of the cradle longer than a session should take.",
         "Finish the session and put the pen back in the cradle."),
+    "fleet_stale": Describe(
+        "warning", "This dock has not heard from the clinic's other docks for a while, so sessions "
+        "given in other rooms may be missing from its history.",
+        "Check the client's last treatment with the other rooms before going ahead, and ask the "
+        "technician to reconnect the dock to the clinic's network."),
 }
 CODES: tuple[str, ...] = tuple(DESCRIPTIONS)
 
@@ -165,6 +170,8 @@ def _findings(state: DockState, history: History, config: Config, now: datetime)
         yield "storage_error"
     if not state.clock_synced or state.clock_behind_record:
         yield "clock_unsynced"
+    if state.fleet_stale:
+        yield "fleet_stale"
 
 
 def _cartridge_findings(reading: PenReading, history: History) -> Iterable[str]:
@@ -223,6 +230,8 @@ def _is_lock(code: str, config: Config, state: DockState | None = None) -> bool:
         return state is not None and state.clock_behind_record
     if code == "checklist_missing":
         return config.rules.checklist_required
+    if code == "fleet_stale":
+        return config.fleet.stale_is_lock
     return describe(code).kind == "lock"
 
 

@@ -170,11 +170,46 @@ def session_clock(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_sessions_clock ON sessions(clock) WHERE clock = 'unknown'")
 
 
+def fleet_tables(db: sqlite_utils.Database) -> None:
+    """5: several docks (appliance/fleet). Every shared event, this dock's and its peers',
+    kept by (dock_id, seq) so a duplicate changes nothing; this dock's events not yet
+    acknowledged by the broker (the durable outbox); the peers' sessions, from which the
+    rules count treatments across docks; and the conflicts found when a partition heals."""
+    conn = db.conn
+    conn.execute(
+        "CREATE TABLE fleet_events (dock_id TEXT NOT NULL, seq INTEGER NOT NULL, "
+        "kind TEXT NOT NULL, at TEXT NOT NULL, hash TEXT NOT NULL, body BLOB NOT NULL, "
+        "PRIMARY KEY (dock_id, seq)) WITHOUT ROWID")
+    conn.execute("CREATE TABLE fleet_outbox (seq INTEGER PRIMARY KEY)")
+    conn.execute(
+        "CREATE TABLE fleet_docks (dock_id TEXT PRIMARY KEY, applied_seq INTEGER NOT NULL "
+        "DEFAULT 0)")
+    conn.execute(
+        "CREATE TABLE fleet_sessions (dock_id TEXT NOT NULL, session INTEGER NOT NULL, "
+        "day TEXT NOT NULL, started_at TEXT NOT NULL, ended_at TEXT, client_ref TEXT, "
+        "area TEXT, pen_serial INTEGER, cartridge_serial INTEGER, outcome TEXT NOT NULL, "
+        "needling_seconds INTEGER, strokes INTEGER, max_depth_mm REAL, "
+        "warnings TEXT NOT NULL DEFAULT '[]', overrides TEXT NOT NULL DEFAULT '[]', "
+        "forced INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (dock_id, session))")
+    conn.execute("CREATE INDEX idx_fleet_sessions_client ON fleet_sessions "
+                 "(client_ref, area, started_at)")
+    conn.execute("CREATE INDEX idx_fleet_sessions_day ON fleet_sessions (day)")
+    conn.execute(
+        "CREATE TABLE fleet_conflicts (id INTEGER PRIMARY KEY, detected_at TEXT NOT NULL, "
+        "client_ref TEXT NOT NULL, area TEXT NOT NULL, first_dock TEXT NOT NULL, "
+        "first_session INTEGER NOT NULL, first_at TEXT NOT NULL, second_dock TEXT NOT NULL, "
+        "second_session INTEGER NOT NULL, second_at TEXT NOT NULL, "
+        "UNIQUE (first_dock, first_session, second_dock, second_session))")
+    conn.execute("CREATE TABLE fleet_pen_baselines (serial INTEGER PRIMARY KEY, "
+                 "at TEXT NOT NULL)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     initial_schema,
     checklist_and_spent_cartridges,
     compact_audit,
     session_clock,
+    fleet_tables,
 )
 
 # The schema version this software writes and understands.

@@ -1,0 +1,33 @@
+"""The store's journal hook: each shared fact becomes this dock's next signed event, in
+the same SQLite transaction as the record it describes (so a crash can never leave a
+session recorded but unshared, or shared but unrecorded)."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from appliance.fleet.ledger import SHARED_ACTIONS, Ledger, shared_payload
+
+COUNTERS = "pen_counters"  # not an audit action: the store reports counters on its own
+
+
+class Journal:
+    """Callable the Store runs inside its transaction: `(conn, action, detail, at)`."""
+
+    def __init__(self, dock_id: str, key: Ed25519PrivateKey, clock):
+        self.dock_id = dock_id
+        self.key = key
+        self.clock = clock
+        self.recorded = threading.Event()  # wakes the link after a new event
+
+    def __call__(self, conn: sqlite3.Connection, action: str, detail: dict[str, Any],
+                 at: datetime | None) -> None:
+        if action not in SHARED_ACTIONS and action != COUNTERS:
+            return
+        Ledger(conn, self.dock_id).record_own(action, shared_payload(action, detail),
+                                              at or self.clock.now(), self.key)
+        self.recorded.set()

@@ -1,0 +1,314 @@
+"""The fleet's tables in the dock's own record: this dock's events and outbox, the peers'
+events, and what the peers' events mean for the rules (sessions, spent cartridges, pen
+counters) applied to the local record.
+
+Every function runs on the caller's SQLite connection inside the caller's transaction:
+this dock's events are written in the same commit as the record they describe (the
+store's journal hook), and a peer's events with whatever they change. Peers' events are
+applied strictly in each dock's sequence order, so a gap waits for catch-up and a session
+is never closed before it was opened.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import Any, Iterable
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from appliance.fleet.events import GENESIS, Event, sign
+
+# Audit actions of the record that are shared with the clinic's other docks.
+SHARED_ACTIONS = frozenset({
+    "session_opened", "session_closed", "session_interrupted", "pen_registered",
+    "rebaseline", "service_reset", "override",
+})
+# Payload keys kept per kind: what a peer needs, never more (no names exist anyway).
+_KEEP = {
+    "session_opened": ("session", "client_ref", "area", "pen_serial", "cartridge_serial",
+                       "warnings", "overrides", "forced"),
+    "session_closed": ("session", "outcome", "needling_seconds", "strokes", "max_depth_mm",
+                       "warnings"),
+    "session_interrupted": ("session",),
+    "pen_registered": ("serial", "firmware", "strokes", "motor_seconds"),
+    "pen_counters": ("serial", "strokes", "motor_seconds"),
+    "rebaseline": ("serial", "strokes", "motor_seconds", "service_motor_seconds"),
+    "service_reset": ("serial", "motor_seconds"),
+    "override": ("code", "reason"),
+}
+
+
+def shared_payload(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return {key: detail[key] for key in _KEEP[kind] if key in detail}
+
+
+@dataclass
+class Ingested:
+    new: int = 0
+    duplicates: int = 0
+    equivocations: int = 0  # same (dock, seq), another hash: never merged
+    own: int = 0  # this dock's own events coming back
+    conflicts: list[dict[str, Any]] = field(default_factory=list)  # found by this merge
+
+
+class Ledger:
+    def __init__(self, conn: sqlite3.Connection, dock_id: str):
+        self.conn = conn
+        self.dock_id = dock_id
+
+    # -- this dock's events ----------------------------------------------------------------
+    def record_own(self, kind: str, payload: dict[str, Any], at: datetime,
+                   key: Ed25519PrivateKey) -> Event:
+        """Sign the next event of this dock and put it in the outbox (caller's transaction)."""
+        row = self.conn.execute(
+            "SELECT seq, hash FROM fleet_events WHERE dock_id = ? ORDER BY seq DESC LIMIT 1",
+            (self.dock_id,)).fetchone()
+        seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+        event = sign(Event(self.dock_id, seq, kind, at.isoformat(), payload, prev), key)
+        self.conn.execute(
+            "INSERT INTO fleet_events (dock_id, seq, kind, at, hash, body) VALUES (?, ?, ?, ?, ?, ?)",
+            (event.dock, event.seq, event.kind, event.at, event.hash, event.encode()))
+        self.conn.execute("INSERT INTO fleet_outbox (seq) VALUES (?)", (seq,))
+        return event
+
+    def own_seq(self) -> int:
+        row = self.conn.execute("SELECT max(seq) FROM fleet_events WHERE dock_id = ?",
+                                (self.dock_id,)).fetchone()
+        return row[0] or 0
+
+    def outbox(self, after: int = 0, limit: int = 200) -> list[tuple[int, bytes]]:
+        return [(seq, bytes(body)) for seq, body in self.conn.execute(
+            "SELECT o.seq, e.body FROM fleet_outbox o JOIN fleet_events e "
+            "ON e.dock_id = ? AND e.seq = o.seq WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
+            (self.dock_id, after, limit))]
+
+    def outbox_count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM fleet_outbox").fetchone()[0]
+
+    def acknowledged(self, seqs: Iterable[int]) -> None:
+        self.conn.executemany("DELETE FROM fleet_outbox WHERE seq = ?", [(s,) for s in seqs])
+
+    # -- what this dock holds ---------------------------------------------------------------
+    def high_water(self) -> dict[str, int]:
+        """{dock: last sequence held without a gap}, this dock's own included."""
+        marks = {dock: seq for dock, seq in self.conn.execute(
+            "SELECT dock_id, applied_seq FROM fleet_docks")}
+        marks[self.dock_id] = self.own_seq()
+        return marks
+
+    def held_max(self, dock: str) -> int:
+        row = self.conn.execute("SELECT max(seq) FROM fleet_events WHERE dock_id = ?",
+                                (dock,)).fetchone()
+        return row[0] or 0
+
+    def events_after(self, dock: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """(seq, signed event) of `dock` after `after`, in order, as they travel (catch-up)."""
+        return [(seq, bytes(body)) for seq, body in self.conn.execute(
+            "SELECT seq, body FROM fleet_events WHERE dock_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (dock, after, limit))]
+
+    # -- peers' events ------------------------------------------------------------------------
+    def ingest(self, events: Iterable[Event], *, min_interval_days: int, tz: tzinfo,
+               now: datetime) -> Ingested:
+        """Insert verified events idempotently, then apply each dock's in order."""
+        result = Ingested()
+        touched: set[str] = set()
+        for event in events:
+            if event.dock == self.dock_id:
+                result.own += 1
+                continue
+            found = self.conn.execute("SELECT hash FROM fleet_events WHERE dock_id = ? AND seq = ?",
+                                      (event.dock, event.seq)).fetchone()
+            if found is not None:
+                if found[0] == event.hash:
+                    result.duplicates += 1
+                else:
+                    result.equivocations += 1
+                continue
+            self.conn.execute(
+                "INSERT INTO fleet_events (dock_id, seq, kind, at, hash, body) VALUES (?, ?, ?, ?, ?, ?)",
+                (event.dock, event.seq, event.kind, event.at, event.hash, event.encode()))
+            result.new += 1
+            touched.add(event.dock)
+        for dock in sorted(touched):
+            self._apply_in_order(dock, result, min_interval_days, tz, now)
+        return result
+
+    def _apply_in_order(self, dock: str, result: Ingested, min_interval_days: int, tz: tzinfo,
+                        now: datetime) -> None:
+        row = self.conn.execute("SELECT applied_seq FROM fleet_docks WHERE dock_id = ?",
+                                (dock,)).fetchone()
+        applied = row[0] if row else 0
+        prev_hash = GENESIS
+        if applied:
+            prev_hash = self.conn.execute("SELECT hash FROM fleet_events WHERE dock_id = ? AND seq = ?",
+                                          (dock, applied)).fetchone()[0]
+        rows = self.conn.execute(
+            "SELECT seq, hash, body FROM fleet_events WHERE dock_id = ? AND seq > ? ORDER BY seq",
+            (dock, applied)).fetchall()
+        for seq, digest, body in rows:
+            if seq != applied + 1:
+                break  # a gap: wait for catch-up
+            wire = json.loads(bytes(body))
+            if wire["prev"] != prev_hash:
+                result.equivocations += 1  # the chain does not join: never applied
+                break
+            self._apply(dock, wire["kind"], wire["at"], wire["payload"], result,
+                        min_interval_days, tz, now)
+            applied, prev_hash = seq, digest
+        self.conn.execute(
+            "INSERT INTO fleet_docks (dock_id, applied_seq) VALUES (?, ?) "
+            "ON CONFLICT(dock_id) DO UPDATE SET applied_seq = excluded.applied_seq", (dock, applied))
+
+    def _apply(self, dock: str, kind: str, at: str, p: dict[str, Any], result: Ingested,
+               min_interval_days: int, tz: tzinfo, now: datetime) -> None:
+        moment = datetime.fromisoformat(at)
+        if kind == "session_opened":
+            self.conn.execute(
+                "INSERT OR IGNORE INTO fleet_sessions (dock_id, session, day, started_at, "
+                "client_ref, area, pen_serial, cartridge_serial, outcome, warnings, overrides, "
+                "forced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
+                (dock, p["session"], moment.astimezone(tz).date().isoformat(), at,
+                 p.get("client_ref") or "", p.get("area") or "", p["pen_serial"],
+                 p["cartridge_serial"], json.dumps(_codes(p.get("warnings"))),
+                 json.dumps(_codes(p.get("overrides"))), int(bool(p.get("forced")))))
+            if p["cartridge_serial"]:
+                self.conn.execute("INSERT OR IGNORE INTO spent_cartridges (serial, first_used) "
+                                  "VALUES (?, ?)", (p["cartridge_serial"], at))
+            result.conflicts.extend(self._conflicts(dock, p, moment, min_interval_days, now))
+        elif kind == "session_closed":
+            self.conn.execute(
+                "UPDATE fleet_sessions SET ended_at = ?, outcome = ?, needling_seconds = ?, "
+                "strokes = ?, max_depth_mm = ?, warnings = ? WHERE dock_id = ? AND session = ?",
+                (at, p["outcome"], _int(p.get("needling_seconds")), _int(p.get("strokes")),
+                 _float(p.get("max_depth_mm")), json.dumps(_codes(p.get("warnings"))), dock,
+                 p["session"]))
+        elif kind == "session_interrupted":
+            self.conn.execute("UPDATE fleet_sessions SET ended_at = ?, outcome = 'interrupted' "
+                              "WHERE dock_id = ? AND session = ?", (at, dock, p["session"]))
+        elif kind in ("pen_registered", "pen_counters", "rebaseline", "service_reset"):
+            self._apply_pen(kind, at, p)
+
+    def _apply_pen(self, kind: str, at: str, p: dict[str, Any]) -> None:
+        """Counters only ever rise across docks, except where a technician re-baselined the
+        pen: counters older than the newest re-baseline are ignored."""
+        serial = p["serial"]
+        baseline = self.conn.execute("SELECT at FROM fleet_pen_baselines WHERE serial = ?",
+                                     (serial,)).fetchone()
+        moment = datetime.fromisoformat(at)
+        if baseline and moment < datetime.fromisoformat(baseline[0]) and kind != "service_reset":
+            return
+        motor = p["motor_seconds"]
+        strokes = p.get("strokes", 0)
+        self.conn.execute(
+            "INSERT OR IGNORE INTO pens (serial, firmware, first_seen, last_strokes, "
+            "last_motor_seconds, service_motor_seconds) VALUES (?, ?, ?, ?, ?, ?)",
+            (serial, str(p.get("firmware") or ""), at, strokes, motor, motor))
+        if kind in ("pen_registered", "pen_counters"):
+            self.conn.execute(
+                "UPDATE pens SET last_strokes = max(last_strokes, ?), "
+                "last_motor_seconds = max(last_motor_seconds, ?) WHERE serial = ?",
+                (strokes, motor, serial))
+        elif kind == "rebaseline":
+            service = p.get("service_motor_seconds", motor)
+            self.conn.execute(
+                "UPDATE pens SET last_strokes = ?, last_motor_seconds = ?, "
+                "service_motor_seconds = min(service_motor_seconds, ?) WHERE serial = ?",
+                (strokes, motor, service, serial))
+            self.conn.execute(
+                "INSERT INTO fleet_pen_baselines (serial, at) VALUES (?, ?) "
+                "ON CONFLICT(serial) DO UPDATE SET at = excluded.at", (serial, at))
+        else:  # service_reset
+            self.conn.execute("UPDATE pens SET service_motor_seconds = max(service_motor_seconds, ?) "
+                              "WHERE serial = ?", (motor, serial))
+
+    def _conflicts(self, dock: str, p: dict[str, Any], moment: datetime, min_days: int,
+                   now: datetime) -> list[dict[str, Any]]:
+        """Sessions of the same client and area on ANOTHER dock, closer than the minimum
+        interval, where the later one was not a manager's override: both docks were blind
+        to each other (a partition). Found once per pair."""
+        ref, area = p.get("client_ref") or "", p.get("area") or ""
+        if not ref:
+            return []
+        window = timedelta(days=min_days)
+        low = (moment - window - timedelta(days=2)).isoformat()
+        high = (moment + window + timedelta(days=2)).isoformat()
+        others = [(self.dock_id, sid, started, overrides) for sid, started, overrides in self.conn.execute(
+            "SELECT id, started_at, overrides FROM sessions WHERE client_ref = ? AND area = ? "
+            "AND started_at BETWEEN ? AND ?", (ref, area, low, high))]
+        others += list(self.conn.execute(
+            "SELECT dock_id, session, started_at, overrides FROM fleet_sessions WHERE client_ref = ? "
+            "AND area = ? AND dock_id != ? AND started_at BETWEEN ? AND ?",
+            (ref, area, dock, low, high)))
+        found = []
+        for other_dock, other_session, other_at, other_overrides in others:
+            other_moment = datetime.fromisoformat(other_at)
+            if abs(moment - other_moment) >= window:
+                continue
+            first = (other_dock, other_session, other_moment, json.loads(other_overrides or "[]"))
+            second = (dock, p["session"], moment, _codes(p.get("overrides")))
+            if second[2] < first[2]:
+                first, second = second, first
+            if "client_interval" in second[3]:
+                continue  # a manager knowingly overrode the interval: not a blind conflict
+            cursor = self.conn.execute(
+                "INSERT OR IGNORE INTO fleet_conflicts (detected_at, client_ref, area, first_dock, "
+                "first_session, first_at, second_dock, second_session, second_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (now.isoformat(), ref, area, first[0], first[1], first[2].isoformat(),
+                 second[0], second[1], second[2].isoformat()))
+            if cursor.rowcount:
+                found.append({"client_ref": ref, "area": area,
+                              "first": {"dock_id": first[0], "session": first[1],
+                                        "started_at": first[2].isoformat()},
+                              "second": {"dock_id": second[0], "session": second[1],
+                                         "started_at": second[2].isoformat()}})
+        return found
+
+    # -- reading --------------------------------------------------------------------------
+    def conflicts(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT detected_at, client_ref, area, first_dock, first_session, first_at, "
+            "second_dock, second_session, second_at FROM fleet_conflicts ORDER BY id DESC LIMIT ?",
+            (limit,)).fetchall()
+        return [{"detected_at": r[0], "client_ref": r[1], "area": r[2],
+                 "first": {"dock_id": r[3], "session": r[4], "started_at": r[5]},
+                 "second": {"dock_id": r[6], "session": r[7], "started_at": r[8]}} for r in rows]
+
+    def conflict_count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM fleet_conflicts").fetchone()[0]
+
+    def peer_sessions(self, first_day: str, last_day: str) -> list[dict[str, Any]]:
+        """Peers' sessions of those dock-local days, in the `log --json` shape plus dock_id."""
+        rows = self.conn.execute(
+            "SELECT dock_id, session, started_at, ended_at, client_ref, area, pen_serial, "
+            "cartridge_serial, needling_seconds, strokes, max_depth_mm, outcome, warnings, "
+            "overrides, forced, day FROM fleet_sessions WHERE day BETWEEN ? AND ?",
+            (first_day, last_day)).fetchall()
+        return [{"id": r[1], "dock_id": r[0], "started_at": r[2], "ended_at": r[3],
+                 "client_ref": r[4], "area": r[5], "pen_serial": r[6], "cartridge_serial": r[7],
+                 "needling_seconds": r[8], "strokes": r[9], "max_depth_mm": r[10],
+                 "outcome": r[11], "warnings": json.loads(r[12]), "overrides": json.loads(r[13]),
+                 "next_eligible_date": None, "recommended_date": None,
+                 "forced": bool(r[14]), "day": r[15]} for r in rows]
+
+    def peer_session_keys(self) -> list[tuple[str, int, str]]:
+        """(dock, session, outcome) of every peer session: what convergence tests compare."""
+        return [tuple(row) for row in self.conn.execute(
+            "SELECT dock_id, session, outcome FROM fleet_sessions ORDER BY dock_id, session")]
+
+
+def _codes(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [str(code)[:40] for code in value[:32] if isinstance(code, str)]
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -1,0 +1,383 @@
+"""The dock's link to the clinic's broker: a paho-mqtt client and one worker thread.
+
+What it promises, whatever the broker or the network does:
+- this dock's events leave the durable outbox only when the broker acknowledged them
+  (QoS 1 PUBACK); a crash, a broker restart or a cut cable re-sends them, never loses them;
+- on every (re)connect it asks its peers for everything after the last event it holds of
+  each (catch-up), instead of trusting the broker's queue (clean session, no persistence
+  needed on the broker);
+- every incoming byte is untrusted: oversized, malformed, unsigned, forged or replayed
+  messages are dropped and counted, never merged, never a crash.
+
+Topics (each dock writes only its own, which the broker's ACL enforces):
+  pendock/events/<dock>          one signed event, QoS 1
+  pendock/presence/<dock>        retained signed note: online, own sequence, high-water marks
+  pendock/catchup/<dock>         signed note: "send me what comes after these sequences"
+  pendock/replay/<dock>/<asker>  batches of signed events answering a catch-up
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from appliance.fleet import events as ev
+from appliance.fleet.ledger import Ledger
+from appliance.fleet.settings import BrokerAddress
+from appliance.record.store import StoreError, Store
+
+log = logging.getLogger("pendock.fleet")
+
+PREFIX = "pendock"
+KEEPALIVE_S = 5  # a dead link is noticed within about 1.5x this
+PRESENCE_EVERY_S = 5.0
+CATCHUP_RETRY_S = 3.0
+WINDOW = 200  # outbox events published and not yet acknowledged, at most
+BATCH = 200  # events per catch-up message (well under MAX_MESSAGE_BYTES)
+SERVE_LIMIT = 50_000  # events served per catch-up request, at most
+INBOX = 2000  # messages waiting for the worker, at most (more are dropped and counted)
+DROP_CATEGORIES = ("oversized", "malformed", "unsigned", "forged", "equivocation", "overflow")
+
+
+@dataclass
+class Peer:
+    dock_id: str
+    last_heard: str | None = None  # wall time of the last valid message from it
+    online: bool | None = None  # its retained presence (None: never seen)
+    seq: int = 0  # its own last sequence, as it last said
+
+
+class FleetLink:
+    def __init__(self, *, dock_id: str, broker: BrokerAddress, db_path: Path, key, keyring,
+                 clock, rules_config, stale_after_s: float, username: str = "",
+                 password: str = "", tls_ca_file: str = "", synchronous: str = "FULL",
+                 wake: threading.Event | None = None):
+        self.dock_id = dock_id
+        self.broker = broker
+        self.key = key
+        self.keyring = keyring
+        self.clock = clock
+        self.min_interval_days = rules_config.rules.min_interval_days
+        self.tz = rules_config.tz
+        self.stale_after_s = stale_after_s
+        self.store = Store(db_path, synchronous=synchronous)  # the link's own writer connection
+        self.ledger = Ledger(self.store.db.conn, dock_id)
+        self.wake = wake or threading.Event()
+        self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(INBOX)
+        self.dropped: collections.Counter[str] = collections.Counter()
+        self.duplicates = 0
+        self.received = 0
+        self.peers: dict[str, Peer] = {d: Peer(d) for d in keyring if d != dock_id}
+        self.connected = False
+        self.last_error = ""
+        self._last_contact = time.monotonic()
+        self._acked: collections.deque[int] = collections.deque()  # mids PUBACKed
+        self._inflight: dict[int, int] = {}  # mid -> outbox seq
+        self._sent_upto = 0
+        self._need_catchup = False
+        self._catchup_sent = 0.0
+        self._progress_at = 0.0
+        self._presence_due = 0.0
+        self._outbox_size = self.ledger.outbox_count()
+        self._conflicts = self.ledger.conflict_count()
+        self._recent_conflicts = self.ledger.conflicts(5)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._run, name="fleet", daemon=True)
+        self.client = self._client(username or dock_id, password, tls_ca_file)
+
+    # -- life cycle ------------------------------------------------------------------------
+    def _client(self, username: str, password: str, tls_ca_file: str) -> mqtt.Client:
+        client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=f"pendock-{self.dock_id}", clean_session=True,
+                             protocol=mqtt.MQTTv311)
+        if password:
+            client.username_pw_set(username, password)
+        if self.broker.tls:
+            client.tls_set(ca_certs=tls_ca_file or None)
+        client.max_inflight_messages_set(WINDOW)
+        client.reconnect_delay_set(min_delay=1, max_delay=4)
+        client.will_set(self._topic("presence"), self._note({"online": False}), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        return client
+
+    def start(self) -> "FleetLink":
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=KEEPALIVE_S)
+        self.client.loop_start()
+        self._worker.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self.wake.set()
+        if self._worker.is_alive():
+            self._worker.join(5)
+        try:
+            if self.connected:
+                self.client.publish(self._topic("presence"), self._note({"online": False}),
+                                    qos=1, retain=True).wait_for_publish(1)
+        except (RuntimeError, ValueError, OSError):
+            pass
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.store.close()
+
+    # -- what the dock and the CLI see -------------------------------------------------------
+    def stale(self) -> bool:
+        """Nothing heard from the broker for longer than the clinic allows."""
+        if self.connected:
+            return False
+        return time.monotonic() - self._last_contact > self.stale_after_s
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "dock_id": self.dock_id,
+            "broker": str(self.broker),
+            "connected": self.connected,
+            "stale": self.stale(),
+            "outbox": self._outbox_size,
+            "peers": [{"dock_id": p.dock_id, "last_heard": p.last_heard, "online": p.online,
+                       "seq": p.seq} for p in sorted(self.peers.values(), key=lambda p: p.dock_id)],
+            "conflicts": self._conflicts,
+            "recent_conflicts": self._recent_conflicts,
+            "dropped": {c: self.dropped.get(c, 0) for c in DROP_CATEGORIES},
+            "duplicates": self.duplicates,
+            "received": self.received,
+            "last_error": self.last_error or None,
+        }
+
+    # -- paho's thread: only notes what happened, the worker acts ----------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.last_error = f"the broker refused this dock: {reason_code}"
+            log.warning("%s", self.last_error)
+            return
+        self.last_error = ""
+        client.subscribe([(f"{PREFIX}/events/+", 1), (f"{PREFIX}/presence/+", 1),
+                          (f"{PREFIX}/catchup/+", 1), (f"{PREFIX}/replay/+/{self.dock_id}", 1)])
+        self._inflight.clear()
+        self._sent_upto = 0
+        self._need_catchup = True
+        self._catchup_sent = 0.0
+        self._presence_due = 0.0
+        self.connected = True
+        self._last_contact = time.monotonic()
+        self.wake.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.connected:
+            self._last_contact = time.monotonic()
+        self.connected = False
+        self.wake.set()
+
+    def _on_message(self, client, userdata, message) -> None:
+        self._last_contact = time.monotonic()
+        if len(message.payload) > ev.MAX_MESSAGE_BYTES:
+            self.dropped["oversized"] += 1
+            return
+        try:
+            self.inbox.put_nowait((message.topic, bytes(message.payload)))
+        except queue.Full:
+            self.dropped["overflow"] += 1
+        self.wake.set()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self._acked.append(mid)
+        self.wake.set()
+
+    # -- the worker ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.wake.wait(0.1)
+            self.wake.clear()
+            try:
+                self._step()
+            except StoreError as error:
+                log.error("fleet: the record cannot be written (%s); retrying", error)
+                time.sleep(0.5)
+            except Exception:  # never let the link die: the dock keeps working alone
+                log.exception("fleet: unexpected error; carrying on")
+                time.sleep(0.5)
+
+    def _step(self) -> None:
+        if self.connected:
+            self._last_contact = time.monotonic()
+        self._handle_inbox()
+        self._handle_acks()
+        if self.connected:
+            self._publish_outbox()
+            now = time.monotonic()
+            quiet = now - max(self._catchup_sent, self._progress_at)
+            if self._need_catchup and quiet > CATCHUP_RETRY_S:
+                self._ask_catchup()
+            if now >= self._presence_due:
+                self._publish_presence()
+        self._outbox_size = self.ledger.outbox_count()
+
+    def _handle_acks(self) -> None:
+        done = []
+        while self._acked:
+            seq = self._inflight.pop(self._acked.popleft(), None)
+            if seq is not None:
+                done.append(seq)
+        if done:
+            with self.store.transaction("the broker's acknowledgements"):
+                self.ledger.acknowledged(done)
+
+    def _publish_outbox(self) -> None:
+        room = WINDOW - len(self._inflight)
+        if room <= 0:
+            return
+        for seq, body in self.ledger.outbox(after=self._sent_upto, limit=room):
+            info = self.client.publish(self._topic("events"), body, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return  # not connected after all: try again on the next connect
+            self._inflight[info.mid] = seq
+            self._sent_upto = seq
+
+    def _publish_presence(self) -> None:
+        note = {"online": True, "seq": self.ledger.own_seq(), "hw": self.ledger.high_water(),
+                "at": self.clock.now().isoformat()}
+        self.client.publish(self._topic("presence"), self._note(note), qos=1, retain=True)
+        self._presence_due = time.monotonic() + PRESENCE_EVERY_S
+
+    def _ask_catchup(self) -> None:
+        marks = self.ledger.high_water()
+        after = {d: marks.get(d, 0) for d in self.keyring if d != self.dock_id}
+        self.client.publish(self._topic("catchup"), self._note({"after": after}), qos=1)
+        self._catchup_sent = time.monotonic()
+        self._need_catchup = False
+
+    def _handle_inbox(self) -> None:
+        batch: list[ev.Event] = []
+        while True:
+            try:
+                topic, raw = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                batch.extend(self._read(topic, raw))
+            except ev.Rejected as rejected:
+                self.dropped[rejected.category] += 1
+                log.info("fleet: dropped a message on %s: %s", topic, rejected)
+            if len(batch) >= 1000:
+                self._ingest(batch)
+                batch = []
+        if batch:
+            self._ingest(batch)
+
+    def _read(self, topic: str, raw: bytes) -> list[ev.Event]:
+        """The verified events a message carries (notes are acted on here, return none)."""
+        parts = topic.split("/")
+        if len(parts) < 3 or parts[0] != PREFIX:
+            raise ev.Rejected("malformed", f"unknown topic {topic[:80]!r}")
+        kind, sender = parts[1], parts[2]
+        if kind == "events":
+            event = ev.verify(ev.decode_event(raw), self.keyring)
+            self._heard(event.dock)
+            return [event]
+        if kind == "replay":
+            good = []
+            for value in ev.decode_batch(raw):
+                try:
+                    good.append(ev.verify(ev.parse_event(value), self.keyring))
+                except ev.Rejected as rejected:
+                    self.dropped[rejected.category] += 1
+            self._heard(sender)
+            return good
+        if kind in ("presence", "catchup"):
+            dock, note = ev.open_note(raw, self.keyring)
+            if dock != sender:
+                raise ev.Rejected("forged", f"a note of {dock} on {sender}'s topic")
+            if dock == self.dock_id:
+                return []
+            self._heard(dock)
+            if kind == "presence":
+                self._presence(dock, note)
+            else:
+                self._serve(dock, ev.seq_map(note.get("after", {})))
+            return []
+        raise ev.Rejected("malformed", f"unknown topic {topic[:80]!r}")
+
+    def _heard(self, dock: str) -> None:
+        peer = self.peers.get(dock)
+        if peer is not None:
+            peer.last_heard = self.clock.now().isoformat()
+
+    def _presence(self, dock: str, note: dict[str, Any]) -> None:
+        peer = self.peers[dock]
+        peer.online = bool(note.get("online"))
+        seq = note.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < ev.MAX_SEQ:
+            peer.seq = max(peer.seq, seq)
+            if seq > self.ledger.high_water().get(dock, 0):
+                self._need_catchup = True  # it has events this dock has not
+        hw = note.get("hw")
+        if isinstance(hw, dict):
+            try:
+                theirs = ev.seq_map(hw)
+            except ev.Rejected:
+                return
+            mine = self.ledger.high_water()
+            if any(seq > mine.get(d, 0) for d, seq in theirs.items() if d != self.dock_id):
+                self._need_catchup = True
+
+    def _serve(self, asker: str, after: dict[str, int]) -> None:
+        """Answer a peer's catch-up: this dock's own events always; another dock's only
+        while that dock is offline (it answers for itself when it is online)."""
+        served = 0
+        for origin, seq in sorted(after.items()):
+            if origin == asker:
+                continue
+            if origin != self.dock_id:
+                peer = self.peers.get(origin)
+                if peer is None or peer.online:
+                    continue
+            while served < SERVE_LIMIT:
+                rows = self.ledger.events_after(origin, seq, BATCH)
+                if not rows:
+                    break
+                message = b'{"events":[' + b",".join(body for _, body in rows) + b"]}"
+                self.client.publish(f"{PREFIX}/replay/{self.dock_id}/{asker}", message, qos=1)
+                served += len(rows)
+                seq = rows[-1][0]
+                if len(rows) < BATCH:
+                    break
+
+    def _ingest(self, batch: list[ev.Event]) -> None:
+        now = self.clock.now()
+        with self.store.transaction("the peers' events"):
+            result = self.ledger.ingest(batch, min_interval_days=self.min_interval_days,
+                                        tz=self.tz, now=now)
+            for conflict in result.conflicts:
+                self.store.audit("fleet", "fleet_conflict", conflict, now, self.clock.synced())
+        self.received += result.new
+        if result.new:
+            self._progress_at = time.monotonic()  # a catch-up under way: do not ask again yet
+        self.duplicates += result.duplicates
+        self.dropped["equivocation"] += result.equivocations
+        if result.conflicts:
+            self._conflicts = self.ledger.conflict_count()
+            self._recent_conflicts = self.ledger.conflicts(5)
+            log.warning("fleet: %d conflict(s) found while merging: %s", len(result.conflicts),
+                        result.conflicts)
+        # A gap (an event arrived whose predecessors did not): ask for the rest.
+        marks = self.ledger.high_water()
+        if any(self.ledger.held_max(d) > marks.get(d, 0) for d in {e.dock for e in batch}):
+            self._need_catchup = True
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _topic(self, kind: str) -> str:
+        return f"{PREFIX}/{kind}/{self.dock_id}"
+
+    def _note(self, note: dict[str, Any]) -> bytes:
+        return ev.sign_note(self.dock_id, note, self.key)
