@@ -44,9 +44,15 @@ def register(server: ControlServer, dock: Dock) -> None:
         except StorageError as error:
             raise Refused(f"{action} was not recorded, so it was not done: {error}") from None
 
+    def link():
+        """The clinic's link (appliance/fleet), or None for a dock that works alone."""
+        return getattr(dock, "fleet", None)
+
     # -- clinic ------------------------------------------------------------------------
     def status(args, peer):
-        return dock.status()
+        shown = dock.status()
+        shown.setdefault("fleet", None if link() is None else link().summary())
+        return shown
 
     def next_client(args, peer):
         ref = rules.validate_client_ref(str(args.get("ref") or ""))
@@ -93,7 +99,16 @@ def register(server: ControlServer, dock: Dock) -> None:
 
     def sessions(args, peer):
         day = parse_day(args.get("date"), clock.now().date())
-        return store.sessions_on(day)
+        here = link()
+        found = [{**s, "dock_id": here.dock_id if here else None} for s in store.sessions_on(day)]
+        if args.get("all_docks") and here is not None:
+            found += here.peer_sessions(day.isoformat(), day.isoformat())
+            found.sort(key=lambda s: (s["started_at"], s["dock_id"] or "", s["id"]), reverse=True)
+        return found
+
+    def fleet(args, peer):
+        """This dock's place in the clinic: peers last heard, outbox, staleness, conflicts."""
+        return None if link() is None else link().status()
 
     def login(args, peer):
         action = "login_throttled" if flag(args, "refused") else "login" if flag(args, "ok") else "login_failed"
@@ -244,7 +259,8 @@ def register(server: ControlServer, dock: Dock) -> None:
         return {"purged": count, "before": before.isoformat()}
 
     for name, handler in (("status", status), ("next_client", next_client), ("override", override),
-                          ("sessions", sessions), ("login", login), ("clear_client", clear_client)):
+                          ("sessions", sessions), ("login", login), ("clear_client", clear_client),
+                          ("fleet", fleet)):
         server.register(name, handler, errors={StorageError: "refused"})
     for name, handler in (("service_reset", service_reset), ("rebaseline", rebaseline),
                           ("readout", readout), ("pins", pins), ("selftest", selftest),

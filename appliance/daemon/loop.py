@@ -22,6 +22,8 @@ from appliance.daemon.dock import Dock
 from appliance.core.paths import DB_NAME
 from appliance.hardware.pinmap import PinMap, load_pinmap
 from appliance.daemon.sdnotify import Notifier
+from appliance.fleet.boot import start_fleet
+from appliance.fleet.link import FleetLink
 from appliance.record.store import Store
 
 log = logging.getLogger("pendock.daemon")
@@ -33,8 +35,11 @@ class RunningDock:
     dock: Dock
     server: ControlServer
     store: Store
+    fleet: FleetLink | None = None
 
     def close(self) -> None:
+        if self.fleet is not None:
+            self.fleet.close()
         self.server.close()
         self.dock.close()
         self.dock.hw.close()
@@ -57,7 +62,15 @@ def start_dock(config, data_dir: Path, socket: Path, clock, *, pinmap: PinMap | 
     except BaseException:
         hw.close()
         raise
+    try:
+        # Before the dock starts: what it records from its first moment is shared.
+        fleet = start_fleet(config, data_dir, store, clock, synchronous=store.synchronous)
+    except BaseException:
+        hw.close()
+        store.close()
+        raise
     dock = Dock(hw, store, config, clock, config_source=config_source)
+    dock.fleet = fleet
     # Any local user may open the socket file; the daemon itself admits only root, its own
     # user and group (the page) and the technicians (may_connect), so technicians need not
     # be in the daemon's group, which can read the record (quality bar S6).
@@ -69,11 +82,13 @@ def start_dock(config, data_dir: Path, socket: Path, clock, *, pinmap: PinMap | 
         dock.start()
         server.start()
     except BaseException:
+        if fleet is not None:
+            fleet.close()
         server.close()
         hw.close()
         store.close()
         raise
-    return RunningDock(dock, server, store)
+    return RunningDock(dock, server, store, fleet)
 
 
 def _synchronous_for_tests() -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from appliance.fleet import events as ev
+from appliance.fleet import keys
 from appliance.fleet.ledger import Ledger
 from appliance.fleet.settings import BrokerAddress
 from appliance.record.store import StoreError, Store
@@ -56,19 +58,24 @@ class Peer:
 
 class FleetLink:
     def __init__(self, *, dock_id: str, broker: BrokerAddress, db_path: Path, key, keyring,
-                 clock, rules_config, stale_after_s: float, username: str = "",
+                 clock, keys_dir: Path | None = None, rules_config, stale_after_s: float, username: str = "",
                  password: str = "", tls_ca_file: str = "", synchronous: str = "FULL",
                  wake: threading.Event | None = None):
         self.dock_id = dock_id
         self.broker = broker
         self.key = key
-        self.keyring = keyring
+        self.keyring = dict(keyring)
+        self.keys_dir = keys_dir
+        self._ring_read = time.monotonic()
         self.clock = clock
         self.min_interval_days = rules_config.rules.min_interval_days
         self.tz = rules_config.tz
         self.stale_after_s = stale_after_s
         self.store = Store(db_path, synchronous=synchronous)  # the link's own writer connection
         self.ledger = Ledger(self.store.db.conn, dock_id)
+        self._reader = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True,
+                                       check_same_thread=False)
+        self._reader_lock = threading.Lock()
         self.wake = wake or threading.Event()
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(INBOX)
         self.dropped: collections.Counter[str] = collections.Counter()
@@ -130,6 +137,7 @@ class FleetLink:
         self.client.disconnect()
         self.client.loop_stop()
         self.store.close()
+        self._reader.close()
 
     # -- what the dock and the CLI see -------------------------------------------------------
     def stale(self) -> bool:
@@ -137,6 +145,17 @@ class FleetLink:
         if self.connected:
             return False
         return time.monotonic() - self._last_contact > self.stale_after_s
+
+    def summary(self) -> dict[str, Any]:
+        """The contract's `status --json` `fleet` key: dock_id, peers, outbox, stale."""
+        full = self.status()
+        return {key: full[key] for key in ("dock_id", "peers", "outbox", "stale", "connected",
+                                           "conflicts")}
+
+    def peer_sessions(self, first_day: str, last_day: str) -> list[dict[str, Any]]:
+        """Peers' sessions of those days, for `log --all-docks` (any thread may ask)."""
+        with self._reader_lock:
+            return Ledger(self._reader, self.dock_id).peer_sessions(first_day, last_day)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -265,7 +284,12 @@ class FleetLink:
             except queue.Empty:
                 break
             try:
-                batch.extend(self._read(topic, raw))
+                try:
+                    batch.extend(self._read(topic, raw))
+                except ev.Rejected as rejected:
+                    if "key ring" not in str(rejected) or not self._reread_keyring():
+                        raise
+                    batch.extend(self._read(topic, raw))  # a dock added since start-up
             except ev.Rejected as rejected:
                 self.dropped[rejected.category] += 1
                 log.info("fleet: dropped a message on %s: %s", topic, rejected)
@@ -307,6 +331,23 @@ class FleetLink:
                 self._serve(dock, ev.seq_map(note.get("after", {})))
             return []
         raise ev.Rejected("malformed", f"unknown topic {topic[:80]!r}")
+
+    def _reread_keyring(self) -> bool:
+        """A technician may add a dock's key without restarting this one: look again, at
+        most every few seconds (a stranger cannot make the dock read the disk in a loop)."""
+        if self.keys_dir is None or time.monotonic() - self._ring_read < 5:
+            return False
+        self._ring_read = time.monotonic()
+        try:
+            fresh = keys.load_keyring(self.keys_dir)
+        except keys.KeyError_ as error:
+            log.warning("fleet: %s", error)
+            return False
+        added = set(fresh) - set(self.keyring)
+        self.keyring = fresh
+        for dock in added - {self.dock_id}:
+            self.peers.setdefault(dock, Peer(dock))
+        return bool(added)
 
     def _heard(self, dock: str) -> None:
         peer = self.peers.get(dock)
