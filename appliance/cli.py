@@ -16,6 +16,7 @@ import sys
 from typing import Callable
 
 from appliance import cli_clock
+from appliance import cli_fleet
 from appliance.core import inputs, paths
 from appliance.core.inputs import ROLES
 from appliance.record.passwords import password_hash
@@ -60,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--start-at", metavar="HH:MM", type=_time_of_day,
                       help="a new demo's simulated clock starts at this time of today (a saved clock wins)")
+    demo.add_argument("--broker", help="share one history with the clinic's docks: mqtt://HOST:PORT")
+    demo.add_argument("--dock-id", help="this dock's id in the clinic (with --broker), e.g. room-1")
     sub.add_parser("daemon", parents=[common], help="the dock daemon (systemd runs it)")
     web = sub.add_parser("web", parents=[common], help="the page, behind waitress (systemd runs it)")
     web.add_argument("--port", type=int)
@@ -105,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     lg = sub.add_parser("log", parents=[common], help="a day's sessions (today by default)")
     lg.add_argument("--date")
     lg.add_argument("--csv", action="store_true")
+    lg.add_argument("--all-docks", action="store_true", help="the clinic's sessions, every dock's")
+    cli_fleet.add_parser(sub, common)
     for verb, text in (("selftest", "cycle light, buzzer, latch; read seat and pen"),
                        ("readout", "raw pen frame, decoded, CRC verdict"),
                        ("pins", "every pin of the map with its level")):
@@ -196,17 +201,18 @@ def _depth(depth_mm: float | None) -> str:
     return "depth not measured" if depth_mm is None else f"{depth_mm:.2f} mm"
 
 
-def format_log(sessions: list[dict], day: str) -> str:
+def format_log(sessions: list[dict], day: str, rooms: bool = False) -> str:
     if not sessions:
         return f"No sessions on {day}."
     lines = [f"Sessions on {day}, newest first:"]
     for s in sessions:
+        room = f"{s.get('dock_id') or 'this dock'}: " if rooms else ""
         start = (s.get("started_at") or "")[11:16]
         end = (s.get("ended_at") or "")[11:16] or "--:--"
         minutes = (s.get("needling_seconds") or 0) / 60
         extra = ", ".join(s.get("warnings") or [])
         lines.append(
-            f"  #{s['id']} {start}-{end} {s.get('client_ref') or '-'} {s.get('area')} "
+            f"  {room}#{s['id']} {start}-{end} {s.get('client_ref') or '-'} {s.get('area')} "
             f"cartridge {s.get('cartridge_serial')} {minutes:.0f} min {s.get('strokes') or 0} strokes "
             f"{_depth(s.get('max_depth_mm'))} {s.get('outcome')}"
             + (f" [{extra}]" if extra else "")
@@ -273,13 +279,17 @@ def _override(args, client) -> int:
 def _log(args, client) -> int:
     if args.json and args.csv:
         raise UsageError("choose one of --json and --csv")
-    sessions = client.call("sessions", date=args.date)
+    sessions = client.call("sessions", date=args.date, all_docks=args.all_docks)
     if args.csv:
         sys.stdout.write(sessions_csv(sessions))
     else:
         day = args.date or client.call("status")["today"]
-        _emit(args, sessions, format_log(sessions, day))
+        _emit(args, sessions, format_log(sessions, day, rooms=args.all_docks))
     return EXIT_OK
+
+
+def _fleet(args, client) -> int:
+    return cli_fleet.run(args, client, _emit)
 
 
 def _technician_reset(args, client) -> int:
@@ -410,6 +420,7 @@ VERBS: dict[str, Callable[..., int]] = {
     "restore": _restore,
     "purge": _purge,
     "clock": lambda args, client: cli_clock.run(args, client, UsageError),
+    "fleet": _fleet,
 }
 
 
@@ -469,7 +480,7 @@ def _dispatch(argv: list[str] | None) -> int:
         if args.verb == "sim":
             return run_sim(args)
         return run_verb(args)
-    except UsageError as error:
+    except (UsageError, cli_fleet.FleetUsage) as error:
         print(f"pendock: {error}", file=sys.stderr)
         return EXIT_USAGE
     except Refused as error:

@@ -6,8 +6,10 @@ would), and prints where to look.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+from dataclasses import replace
 import socket as sockets
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from appliance.core import paths
 from appliance.record.passwords import password_hash
-from appliance.core.config import ConfigError, resolve_config_path
+from appliance.core.config import ConfigError, parse_config, resolve_config_path
 from appliance.daemon.loop import install_signal_handlers, run_loop
 from appliance.hardware.pinmap import PinMapError, load_pinmap
 from appliance.processes import load, pinmap_path, refusal
@@ -69,10 +71,24 @@ def _wait_healthy(url: str, page: subprocess.Popen, timeout: float = 15.0) -> bo
     return False
 
 
+def with_fleet_flags(config, args):
+    """--broker and --dock-id over the config's [fleet] table (checked like the file)."""
+    broker, dock_id = getattr(args, "broker", None), getattr(args, "dock_id", None)
+    if not broker and not dock_id:
+        return config
+    lines = ["[fleet]"] + [f"{key} = {json.dumps(value)}" for key, value in
+                           (("broker", broker or config.fleet.broker),
+                            ("dock_id", dock_id or config.fleet.dock_id)) if value]
+    flags = parse_config("\n".join(lines) + "\n", source="--broker/--dock-id").fleet
+    if not flags.dock_id:
+        raise ConfigError("--broker needs --dock-id ID too (this dock's name in the clinic)")
+    return replace(config, fleet=replace(config.fleet, broker=flags.broker, dock_id=flags.dock_id))
+
+
 def run_demo(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        config = load(args)
+        config = with_fleet_flags(load(args), args)
     except ConfigError as error:
         print(f"pendock: {error}", file=sys.stderr)
         return 2
@@ -131,6 +147,9 @@ def run_demo(args) -> int:
         if not _wait_healthy(url + "healthz", page):
             print("pendock: the page did not come up; see the messages above", file=sys.stderr)
             return 2
+        if running.fleet is not None:
+            print(f"Dock {running.fleet.dock_id} shares its history through {running.fleet.broker}"
+                  f" (pendock fleet).")
         print(f"Simulated pen dock running. Page: {url}", flush=True)
         print(f"Log in as demo / {DEMO_PASSWORD} (therapist) or manager / {DEMO_PASSWORD} (manager).")
         print(f"Record: {data}. Drive the pen from another shell: pendock sim dock | undock | cartridge | needle ...")

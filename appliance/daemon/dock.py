@@ -68,6 +68,7 @@ class Dock:
         self._history_seen = History()  # the last decision's, for the facts behind its reasons
         self._cartridge_seen: tuple[int, CartridgeSeen | None] = (0, None)  # serial -> where seen
         self.registers = SessionRegisters()  # the tag the docked pen's session registers are under
+        self.fleet = None  # the clinic's link (appliance/fleet), set by start_dock
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -282,6 +283,7 @@ class Dock:
             storage_ok=self.storage_ok,
             clock_synced=self.observe_clock(),
             clock_behind_record=self.clockwatch.state.behind_record,
+            fleet_stale=self.fleet is not None and self.fleet.stale(),
         )
 
     def _history(self, now: datetime) -> History:

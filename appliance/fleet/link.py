@@ -347,6 +347,8 @@ class FleetLink:
         self.keyring = fresh
         for dock in added - {self.dock_id}:
             self.peers.setdefault(dock, Peer(dock))
+        if added:
+            self._need_catchup = True  # what it sent before it was known was dropped
         return bool(added)
 
     def _heard(self, dock: str) -> None:

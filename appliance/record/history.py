@@ -23,14 +23,18 @@ class HistoryMixin:
 
     def treatments(self, client_ref: str, since: datetime) -> tuple[Treatment, ...]:
         """The client's finished sessions (every area) started at or after `since`, newest
-        first. The SQL bound is widened by two days because ISO texts with different UTC
-        offsets do not sort as instants; the exact cut is made on parsed times."""
+        first, with the sessions the clinic's other docks shared (appliance/fleet; open ones
+        too: the client may be on a couch in the next room). The SQL bound is widened by
+        two days because ISO texts with different UTC offsets do not sort as instants; the
+        exact cut is made on parsed times."""
         iso(since)
         rough = (since - timedelta(days=2)).isoformat()
         rows = self._read(
             "SELECT client_ref, area, started_at FROM sessions "
-            "WHERE client_ref = ? AND started_at >= ? AND outcome != 'open'",
-            (client_ref, rough))
+            "WHERE client_ref = ? AND started_at >= ? AND outcome != 'open' "
+            "UNION ALL SELECT client_ref, area, started_at FROM fleet_sessions "
+            "WHERE client_ref = ? AND started_at >= ?",
+            (client_ref, rough, client_ref, rough))
         found = [Treatment(ref, area, datetime.fromisoformat(started))
                  for ref, area, started in rows]
         return tuple(sorted((t for t in found if t.started_at >= since),

@@ -60,6 +60,9 @@ class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, Bac
         self._depth = 0  # nesting of transaction()
         self._tail = audit_chain.Tail()
         self._data_version = 0
+        # Set by appliance/fleet on a clinic's dock: (conn, action, detail, at) run inside the
+        # transaction of each shared fact, so the fact and its outbox event commit together.
+        self.journal = None
         self._conn = self._connect_reader() if readonly else self._connect_writer()
         self._conn.row_factory = sqlite3.Row
         self.db = sqlite_utils.Database(self._conn)
@@ -240,6 +243,8 @@ class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, Bac
         entry = audit_chain.append(self._conn, actor, action, detail, at, clock_synced,
                                    tail=self._tail)
         self._tail = audit_chain.Tail(entry.id, entry.hash)
+        if self.journal is not None:
+            self.journal(self._conn, action, detail, at)
         return entry
 
     def verify_audit(self) -> audit_chain.VerifyResult:
