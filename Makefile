@@ -9,11 +9,11 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8080
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || echo "sudo")
-TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk
+TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk mosquitto
 # npm fetches axe-core for the browser tests; a nodejs from elsewhere (NodeSource) ships its
 # own npm and conflicts with Debian's package, so npm is asked for only when the command is missing.
 
-.PHONY: demo lint test test-fast test-hil bench deps-system clean
+.PHONY: demo demo-clinic lint test test-fast test-hil bench deps-system clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -26,6 +26,15 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/pendock demo --port $(PORT)
+
+# Two simulated docks sharing one history through a local Mosquitto (Debian's package;
+# installed here when root or sudo allows). Ctrl-C stops all three.
+demo-clinic: $(STAMP)
+	@command -v mosquitto >/dev/null || { \
+	  echo "mosquitto is missing: installing Debian's package"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto; }
+	$(VENV)/bin/python -m appliance.demo_clinic --port $(PORT)
 
 deps-system:
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
