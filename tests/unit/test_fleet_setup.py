@@ -1,0 +1,88 @@
+"""The fleet's pure edges: the fleet_stale rule, the [fleet] table, provisioning's files."""
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import pytest
+
+from appliance.cli import main
+from appliance.cli_fleet import format_fleet
+from appliance.core.config import Config, ConfigError, Fleet, parse_config
+from appliance.core.model import CHECKLIST_ITEMS, DockState, History, NextClient, PenReading
+from appliance.core.rules import decide
+from appliance.fleet import keys
+from appliance.fleet.provision import provision
+from appliance.fleet.settings import parse_broker
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+READING = PenReading(pen_serial=42, firmware="1.0", strokes=10, motor_seconds=10,
+                     cartridge_serial=9001, cartridge_strokes=0, max_depth_mm=0.0,
+                     battery_mv=4000, temperature_c=30.0)
+READY = DockState(docked=True, reading=READING,
+                  next_client=NextClient("BK-1", "face", frozenset(CHECKLIST_ITEMS)))
+
+
+def test_a_stale_history_is_a_warning_and_the_pen_works():
+    decision = decide(replace(READY, fleet_stale=True), History(), Config(), NOW)
+    assert decision.warnings == ("fleet_stale",) and not decision.held
+    assert decide(READY, History(), Config(), NOW).warnings == ()
+
+
+def test_a_clinic_may_make_a_stale_history_hold_the_pen():
+    config = replace(Config(), fleet=Fleet(stale_is_lock=True))
+    decision = decide(replace(READY, fleet_stale=True), History(), config, NOW)
+    assert decision.locks == ("fleet_stale",)
+
+
+def test_the_fleet_table_is_checked_like_the_rest():
+    config = parse_config('[fleet]\nbroker = "mqtts://broker.clinic:8883"\ndock_id = "room-2"\n'
+                          'stale_after_minutes = 5\nstale_is_lock = true\n')
+    assert config.fleet.dock_id == "room-2" and config.fleet.stale_is_lock
+    assert parse_broker(config.fleet.broker) == parse_broker("mqtts://broker.clinic:8883")
+    assert parse_broker("mqtts://broker.clinic").port == 8883 and parse_broker("mqtt://b").port == 1883
+    with pytest.raises(ConfigError, match="line 2: fleet.broker is set but fleet.dock_id is not"):
+        parse_config('[fleet]\nbroker = "mqtt://10.0.0.2:1883"\n')
+    with pytest.raises(ConfigError, match="line 2: fleet.dock_id must be a dock id"):
+        parse_config('[fleet]\ndock_id = "Room 1"\n')
+    with pytest.raises(ConfigError, match="fleet.stale_after_minutes must be"):
+        parse_config("[fleet]\nstale_after_minutes = 0\n")
+
+
+def test_provisioning_writes_logins_acl_and_keys_and_keeps_them_on_a_second_run(tmp_path):
+    added = provision(tmp_path, ["room-1", "room-2"], "mqtt://10.0.0.2:1883")
+    assert added == ["room-1", "room-2"]
+    password = (tmp_path / "docks" / "room-1" / "broker-password").read_text().strip()
+    line = (tmp_path / "broker" / "passwd").read_text().splitlines()[0]
+    user, _, _, rounds, salt, digest = line.replace(":", "$", 1).split("$")
+    assert user == "room-1"
+    assert base64.b64encode(hashlib.pbkdf2_hmac("sha512", password.encode(), base64.b64decode(salt),
+                                                int(rounds))).decode() == digest
+    acl = (tmp_path / "broker" / "acl").read_text()
+    assert "user room-2\ntopic read pendock/#\ntopic write pendock/events/room-2\n" in acl
+    assert "topic write pendock/events/room-1" not in acl.split("user room-2")[1]
+    ring = keys.load_keyring(tmp_path / "keys")
+    key = keys.load_private_key(tmp_path / "docks" / "room-1" / "fleet.key")
+    assert keys.public_line(key) == (tmp_path / "keys" / "room-1.pub").read_text().strip()
+    assert set(ring) == {"room-1", "room-2"}
+    assert (tmp_path / "docks" / "room-1" / "fleet.key").stat().st_mode & 0o077 == 0
+    assert provision(tmp_path, ["room-1", "room-3"], "mqtt://10.0.0.2:1883") == ["room-3"]
+    assert keys.load_private_key(tmp_path / "docks" / "room-1" / "fleet.key").private_bytes_raw() \
+        == key.private_bytes_raw()
+    assert "user room-3" in (tmp_path / "broker" / "acl").read_text()
+
+
+def test_fleet_verbs_refuse_bad_input_with_one_line(tmp_path, capsys):
+    assert main(["fleet", "provision", "--out", str(tmp_path), "--dock", "Room 1",
+                 "--broker", "mqtt://b:1883"]) == 2
+    assert "dock id" in capsys.readouterr().err
+    assert main(["fleet", "provision", "--out", str(tmp_path)]) == 2
+    assert main(["demo", "--broker", "mqtt://b:1883"]) == 2
+    assert "--dock-id" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_dock_that_works_alone_says_so():
+    assert format_fleet(None) == "This dock works alone: no [fleet] broker is configured."
