@@ -239,15 +239,21 @@ def _depth(value: Any) -> float:
     return float(value)
 
 
+def _optional_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Bad('must be a quoted string ("" for none)')
+    return value
+
+
 def _broker(value: Any) -> str:
-    text = _text(value)
-    if not re.fullmatch(r"mqtts?://[A-Za-z0-9.\-\[\]:]+?(:[0-9]{1,5})?/?", text):
+    text = _optional_text(value)
+    if text and not re.fullmatch(r"mqtts?://[A-Za-z0-9.\-\[\]:]+?(:[0-9]{1,5})?/?", text):
         raise _Bad("must be mqtt://HOST:PORT or mqtts://HOST:PORT")
     return text
 
 
 def _dock_id(value: Any) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", value):
+    if not isinstance(value, str) or value and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", value):
         raise _Bad("must be a dock id: lower-case letters, digits and '-', at most 32")
     return value
 
@@ -276,11 +282,11 @@ _SCHEMA: dict[str, dict[str, Check]] = {
     "fleet": {
         "broker": _broker,
         "dock_id": _dock_id,
-        "username": _text,
-        "password_file": _text,
-        "key_file": _text,
-        "keys_dir": _text,
-        "tls_ca_file": _text,
+        "username": _optional_text,
+        "password_file": _optional_text,
+        "key_file": _optional_text,
+        "keys_dir": _optional_text,
+        "tls_ca_file": _optional_text,
         "stale_after_minutes": _number(0, 10_080, "minutes"),
         "stale_is_lock": _boolean,
     },
