@@ -45,6 +45,10 @@ WINDOW = 200  # outbox events published and not yet acknowledged, at most
 BATCH = 200  # events per catch-up message (well under MAX_MESSAGE_BYTES)
 SERVE_LIMIT = 50_000  # events served per catch-up request, at most
 INBOX = 2000  # messages waiting for the worker, at most (more are dropped and counted)
+ACK_EVERY_S = 0.5  # acknowledged events leave the outbox in one write per this period
+# The journal wakes the worker from inside the dock's own commit; the worker lets the dock
+# finish (commit, latch, light) before it reads the outbox: P1 first, propagation next.
+AFTER_WAKE_S = 0.02
 DROP_CATEGORIES = ("oversized", "malformed", "unsigned", "forged", "equivocation", "overflow")
 
 
@@ -71,7 +75,11 @@ class FleetLink:
         self.min_interval_days = rules_config.rules.min_interval_days
         self.tz = rules_config.tz
         self.stale_after_s = stale_after_s
-        self.store = Store(db_path, synchronous=synchronous)  # the link's own writer connection
+        # The link's own writer connection. NORMAL, not FULL: what it writes may be lost to
+        # a power cut without harm (an acknowledgement lost means a duplicate sent again,
+        # a peer's event lost is fetched again by catch-up), and an fsync per write would
+        # hold the record's write lock against the dock's own commits (P1).
+        self.store = Store(db_path, synchronous="NORMAL" if synchronous == "FULL" else synchronous)
         self.ledger = Ledger(self.store.db.conn, dock_id)
         self._reader = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True,
                                        check_same_thread=False)
@@ -92,6 +100,7 @@ class FleetLink:
         self._catchup_sent = 0.0
         self._progress_at = 0.0
         self._presence_due = 0.0
+        self._acks_due = 0.0
         self._outbox_size = self.ledger.outbox_count()
         self._conflicts = self.ledger.conflict_count()
         self._recent_conflicts = self.ledger.conflicts(5)
@@ -216,7 +225,8 @@ class FleetLink:
     # -- the worker ----------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.wake.wait(0.1)
+            if self.wake.wait(0.1):
+                time.sleep(AFTER_WAKE_S)
             self.wake.clear()
             try:
                 self._step()
@@ -243,6 +253,9 @@ class FleetLink:
         self._outbox_size = self.ledger.outbox_count()
 
     def _handle_acks(self) -> None:
+        if time.monotonic() < self._acks_due and len(self._acked) < WINDOW // 2:
+            return
+        self._acks_due = time.monotonic() + ACK_EVERY_S
         done = []
         while self._acked:
             seq = self._inflight.pop(self._acked.popleft(), None)
