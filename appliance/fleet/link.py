@@ -45,6 +45,7 @@ WINDOW = 200  # outbox events published and not yet acknowledged, at most
 BATCH = 200  # events per catch-up message (well under MAX_MESSAGE_BYTES)
 SERVE_LIMIT = 50_000  # events served per catch-up request, at most
 INBOX = 2000  # messages waiting for the worker, at most (more are dropped and counted)
+RESEND_AFTER_S = 15.0  # in flight this long with no acknowledgement at all: send again
 ACK_EVERY_S = 0.5  # acknowledged events leave the outbox in one write per this period
 # The journal wakes the worker from inside the dock's own commit; the worker lets the dock
 # finish (commit, latch, light) before it reads the outbox: P1 first, propagation next.
@@ -101,6 +102,8 @@ class FleetLink:
         self._progress_at = 0.0
         self._presence_due = 0.0
         self._acks_due = 0.0
+        self._last_ack = time.monotonic()
+        self._fresh_connection = False
         self._outbox_size = self.ledger.outbox_count()
         self._conflicts = self.ledger.conflict_count()
         self._recent_conflicts = self.ledger.conflicts(5)
@@ -192,11 +195,7 @@ class FleetLink:
         self.last_error = ""
         client.subscribe([(f"{PREFIX}/events/+", 1), (f"{PREFIX}/presence/+", 1),
                           (f"{PREFIX}/catchup/+", 1), (f"{PREFIX}/replay/+/{self.dock_id}", 1)])
-        self._inflight.clear()
-        self._sent_upto = 0
-        self._need_catchup = True
-        self._catchup_sent = 0.0
-        self._presence_due = 0.0
+        self._fresh_connection = True  # the worker re-sends the whole outbox and catches up
         self.connected = True
         self._last_contact = time.monotonic()
         self.wake.set()
@@ -238,6 +237,13 @@ class FleetLink:
                 time.sleep(0.5)
 
     def _step(self) -> None:
+        if self._fresh_connection:
+            self._fresh_connection = False
+            self._inflight.clear()
+            self._sent_upto = 0
+            self._need_catchup = True
+            self._catchup_sent = 0.0
+            self._presence_due = 0.0
         if self.connected:
             self._last_contact = time.monotonic()
         self._handle_inbox()
@@ -261,11 +267,18 @@ class FleetLink:
             seq = self._inflight.pop(self._acked.popleft(), None)
             if seq is not None:
                 done.append(seq)
+                self._last_ack = time.monotonic()
         if done:
             with self.store.transaction("the broker's acknowledgements"):
                 self.ledger.acknowledged(done)
 
     def _publish_outbox(self) -> None:
+        if self._inflight and time.monotonic() - self._last_ack > RESEND_AFTER_S:
+            # Published, never acknowledged, and nothing acknowledged for a while (a message
+            # lost between paho and the broker): send the outbox again from its start.
+            self._inflight.clear()
+            self._sent_upto = 0
+            self._last_ack = time.monotonic()
         room = WINDOW - len(self._inflight)
         if room <= 0:
             return
@@ -273,6 +286,8 @@ class FleetLink:
             info = self.client.publish(self._topic("events"), body, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # not connected after all: try again on the next connect
+            if not self._inflight:
+                self._last_ack = time.monotonic()  # the clock for RESEND_AFTER_S starts now
             self._inflight[info.mid] = seq
             self._sent_upto = seq
 
