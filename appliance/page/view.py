@@ -400,6 +400,7 @@ def live_state(status: dict | None, problem: str = "") -> LiveState:
                      (status.get("now") or "")[11:19], running, overridable)
 
 
+
 # -- the aftercare card --------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -86,3 +86,18 @@ def test_fleet_verbs_refuse_bad_input_with_one_line(tmp_path, capsys):
 
 def test_a_dock_that_works_alone_says_so():
     assert format_fleet(None) == "This dock works alone: no [fleet] broker is configured."
+
+
+def test_the_page_shows_the_fleet_key_of_the_status():
+    """The live panel's "Clinic docks" line (page/view.py) from this dock's status `fleet`."""
+    from appliance.page.view import live_state
+
+    status = {"docked": True, "held": True, "reasons": [], "now": "2026-03-02T10:00:00+00:00",
+              "clock_synced": True, "fleet": None}
+    assert "Clinic docks" not in dict(live_state(status).facts)
+    status["fleet"] = {"dock_id": "room-2", "stale": True, "outbox": 3, "conflicts": 1,
+                       "connected": False,
+                       "peers": [{"dock_id": "room-1", "online": True, "last_heard": None, "seq": 4},
+                                 {"dock_id": "room-3", "online": False, "last_heard": None, "seq": 0}]}
+    said = dict(live_state(status).facts)["Clinic docks"]
+    assert said.startswith("1 of 2 others online") and "not connected" in said and "out of date" in said
