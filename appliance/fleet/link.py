@@ -401,6 +401,16 @@ class FleetLink:
             mine = self.ledger.high_water()
             if any(seq > mine.get(d, 0) for d, seq in theirs.items() if d != self.dock_id):
                 self._need_catchup = True
+            if theirs.get(self.dock_id, 0) > mine[self.dock_id]:
+                # A peer holds more of this dock's events than this dock does: its record was
+                # replaced by an older copy. Its next events would reuse sequence numbers
+                # that peers already hold, and they would refuse them (equivocation).
+                self.last_error = (
+                    f"{dock} holds this dock's events up to {theirs[self.dock_id]}, but this "
+                    f"record ends at {mine[self.dock_id]} (restored from an older backup?): "
+                    f"its new events will be refused by the clinic; give this dock a new "
+                    f"dock_id (pendock fleet provision --dock NEW-ID) and restart it")
+                log.error("fleet: %s", self.last_error)
 
     def _serve(self, asker: str, after: dict[str, int]) -> None:
         """Answer a peer's catch-up: this dock's own events always; another dock's only

@@ -180,6 +180,22 @@ def test_a_rogue_on_the_lan_is_dropped_counted_and_harms_nothing(clinic):
     assert one.status()["fleet"]["connected"] and two.status()["fleet"]["connected"]
 
 
+def test_a_dock_put_back_to_an_older_backup_says_its_new_events_would_be_refused(clinic):
+    clinic.start("room-1", "room-2")
+    one = clinic.demo("room-1")
+    backup = clinic.root / "older.db"
+    one.ok("backup", str(backup))
+    treat(one, "BK-41")
+    assert wait_for(lambda: converged_pair(clinic), timeout=10)
+    one.stop()
+    for suffix in ("-wal", "-shm"):
+        clinic.db("room-1").with_name("pendock.db" + suffix).unlink(missing_ok=True)
+    clinic.db("room-1").write_bytes(backup.read_bytes())
+    one.start(40)
+    said = wait_for(lambda: one.json("fleet")["last_error"] or "", timeout=20, every=0.5)
+    assert "restored from an older backup" in said and "new dock_id" in said
+
+
 @slow
 def test_a_long_partition_with_many_sessions_on_every_side_converges(clinic):
     clinic.start()
