@@ -45,6 +45,7 @@ WINDOW = 200  # outbox events published and not yet acknowledged, at most
 BATCH = 200  # events per catch-up message (well under MAX_MESSAGE_BYTES)
 SERVE_LIMIT = 50_000  # events served per catch-up request, at most
 INBOX = 2000  # messages waiting for the worker, at most (more are dropped and counted)
+INGEST_BATCH = 200  # peers' events per transaction: the record's write lock is held briefly
 RESEND_AFTER_S = 15.0  # in flight this long with no acknowledgement at all: send again
 ACK_EVERY_S = 0.5  # acknowledged events leave the outbox in one write per this period
 # The journal wakes the worker from inside the dock's own commit; the worker lets the dock
@@ -321,7 +322,7 @@ class FleetLink:
             except ev.Rejected as rejected:
                 self.dropped[rejected.category] += 1
                 log.info("fleet: dropped a message on %s: %s", topic, rejected)
-            if len(batch) >= 1000:
+            if len(batch) >= INGEST_BATCH:
                 self._ingest(batch)
                 batch = []
         if batch:
