@@ -2,7 +2,6 @@
 clinic's broker logins, ACL and dock keys), kept apart from the main verb table."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
@@ -76,7 +75,3 @@ def format_fleet(shown: dict | None) -> str:
     if dropped:
         lines.append("Dropped messages: " + ", ".join(f"{k} {v}" for k, v in dropped.items()))
     return "\n".join(lines)
-
-
-def dumps(value) -> str:
-    return json.dumps(value, indent=2)

@@ -15,7 +15,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from appliance.fleet.provision import provision
