@@ -22,6 +22,18 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.skipif(clinic_support.skip_reason() is not None,
                                 reason=clinic_support.skip_reason() or "")
 CHECKLIST = "screened,test-area"
+# A client with no login at all: the broker must refuse it (prints "refused" or "accepted").
+ANONYMOUS = """
+import sys, paho.mqtt.client as mqtt
+client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="anon")
+try:
+    code = client.connect(sys.argv[1], 1883, keepalive=5)
+    client.loop(timeout=2.0)
+    client.loop(timeout=2.0)
+    print("accepted" if client.is_connected() else "refused")
+except Exception:
+    print("refused")
+"""
 
 
 @pytest.fixture
@@ -170,9 +182,9 @@ def test_a_rogue_on_the_lan_is_dropped_counted_and_harms_nothing(clinic):
                             "AND body LIKE '%ROGUE%'").fetchone()[0] == 0
     # An anonymous client is refused by the broker outright.
     anonymous = subprocess.run(
-        ["ip", "netns", "exec", clinic.ns["room-3"], "mosquitto_pub", "-h", clinic.address["room-3"],
-         "-t", "pendock/events/room-1", "-m", "x", "-q", "1"], capture_output=True, text=True, timeout=30)
-    assert anonymous.returncode != 0
+        ["ip", "netns", "exec", clinic.ns["room-3"], sys.executable, "-c", ANONYMOUS,
+         clinic.address["room-3"]], capture_output=True, text=True, timeout=30)
+    assert anonymous.stdout.strip() == "refused", anonymous.stdout + anonymous.stderr
     # The docks are unharmed: a new session still travels.
     treat(two, "BK-32")
     assert wait_for(lambda: converged_pair(clinic), timeout=10)
