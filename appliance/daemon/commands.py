@@ -102,7 +102,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         here = link()
         found = [{**s, "dock_id": here.dock_id if here else None} for s in store.sessions_on(day)]
         if args.get("all_docks") and here is not None:
-            found += here.peer_sessions(day.isoformat(), day.isoformat())
+            found += store.peer_sessions_on(day)
             found.sort(key=lambda s: (s["started_at"], s["dock_id"] or "", s["id"]), reverse=True)
         return found
 

@@ -280,20 +280,6 @@ class Ledger:
     def conflict_count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM fleet_conflicts").fetchone()[0]
 
-    def peer_sessions(self, first_day: str, last_day: str) -> list[dict[str, Any]]:
-        """Peers' sessions of those dock-local days, in the `log --json` shape plus dock_id."""
-        rows = self.conn.execute(
-            "SELECT dock_id, session, started_at, ended_at, client_ref, area, pen_serial, "
-            "cartridge_serial, needling_seconds, strokes, max_depth_mm, outcome, warnings, "
-            "overrides, forced, day FROM fleet_sessions WHERE day BETWEEN ? AND ?",
-            (first_day, last_day)).fetchall()
-        return [{"id": r[1], "dock_id": r[0], "started_at": r[2], "ended_at": r[3],
-                 "client_ref": r[4], "area": r[5], "pen_serial": r[6], "cartridge_serial": r[7],
-                 "needling_seconds": r[8], "strokes": r[9], "max_depth_mm": r[10],
-                 "outcome": r[11], "warnings": json.loads(r[12]), "overrides": json.loads(r[13]),
-                 "next_eligible_date": None, "recommended_date": None,
-                 "forced": bool(r[14]), "day": r[15]} for r in rows]
-
     def peer_session_keys(self) -> list[tuple[str, int, str]]:
         """(dock, session, outcome) of every peer session: what convergence tests compare."""
         return [tuple(row) for row in self.conn.execute(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -83,9 +82,6 @@ class FleetLink:
         # hold the record's write lock against the dock's own commits (P1).
         self.store = Store(db_path, synchronous="NORMAL" if synchronous == "FULL" else synchronous)
         self.ledger = Ledger(self.store.db.conn, dock_id)
-        self._reader = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True,
-                                       check_same_thread=False)
-        self._reader_lock = threading.Lock()
         self.wake = wake or threading.Event()
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(INBOX)
         self.dropped: collections.Counter[str] = collections.Counter()
@@ -150,7 +146,6 @@ class FleetLink:
         self.client.disconnect()
         self.client.loop_stop()
         self.store.close()
-        self._reader.close()
 
     # -- what the dock and the CLI see -------------------------------------------------------
     def stale(self) -> bool:
@@ -164,11 +159,6 @@ class FleetLink:
         full = self.status()
         return {key: full[key] for key in ("dock_id", "peers", "outbox", "stale", "connected",
                                            "conflicts")}
-
-    def peer_sessions(self, first_day: str, last_day: str) -> list[dict[str, Any]]:
-        """Peers' sessions of those days, for `log --all-docks` (any thread may ask)."""
-        with self._reader_lock:
-            return Ledger(self._reader, self.dock_id).peer_sessions(first_day, last_day)
 
     def status(self) -> dict[str, Any]:
         return {

@@ -88,6 +88,8 @@ def render_day(day_text: str | None, *, message: str = "", code: int = 200, form
         page_lang=html_lang(locale),
         refresh_seconds=NO_SCRIPT_REFRESH_S,
         timeline=page.timeline_of(found, day, page.now_of(status), is_today),
+        # A clinic's dock: the other rooms' sessions of the day, shared over the broker.
+        other_rooms=web_view.room_rows(page.record().peer_sessions_on(day), page.tz),
         last_session_id=((status or {}).get("last_session") or {}).get("id") or 0,
         prev_day=day - timedelta(days=1) if day > web_view.FIRST_DAY else None,
         next_day=day + timedelta(days=1) if day < min(today, web_view.LAST_DAY) else None,

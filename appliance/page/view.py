@@ -131,6 +131,11 @@ def session_row(session: dict, tz: tzinfo, faults=()) -> SessionRow:
     )
 
 
+def room_rows(sessions: list[dict], tz: tzinfo) -> tuple[tuple[str, SessionRow], ...]:
+    """The clinic's other docks' sessions (appliance/fleet), each with its room."""
+    return tuple((s.get("dock_id") or "-", session_row(s, tz)) for s in sessions)
+
+
 # -- the day's timeline, drawn on the server --------------------------------------------
 
 TIMELINE_WIDTH = 1000

@@ -139,6 +139,17 @@ class SessionsMixin:
         """One dock-local day's sessions, newest first (through the day index)."""
         return _newest_first(self._sessions("day = ?", (day.isoformat(),)))
 
+    def peer_sessions_on(self, day: date) -> list[dict[str, Any]]:
+        """The clinic's other docks' sessions of that dock-local day (appliance/fleet), in
+        the `log --json` shape plus `dock_id`, newest first."""
+        rows = self._read(
+            "SELECT session AS id, started_at, ended_at, client_ref, area, pen_serial, "
+            "cartridge_serial, needling_seconds, strokes, max_depth_mm, outcome, warnings, "
+            "overrides, NULL AS next_eligible_date, NULL AS recommended_date, "
+            "'[]' AS checklist, forced, day, dock_id FROM fleet_sessions WHERE day = ?",
+            (day.isoformat(),))
+        return _newest_first([_session_dict(row) for row in rows])
+
     def purge_before(self, day: date, actor: str, at: datetime,
                      clock_synced: bool = True) -> int:
         """Retention: delete finished sessions of days before `day`. Audit entries stay
