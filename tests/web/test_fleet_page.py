@@ -1,4 +1,5 @@
-"""A clinic's dock on the page: the live panel's Clinic line and the other rooms' sessions."""
+"""A clinic's dock on the page: the live panel's "Clinic docks" line from the status
+`fleet` key, and the other rooms' sessions with their room."""
 from __future__ import annotations
 
 import sqlite3
@@ -50,4 +51,4 @@ def test_the_live_panel_says_how_the_clinic_is(clinic_page):
     daemon.status["fleet"] = {"dock_id": "room-1", "stale": True, "outbox": 0, "conflicts": 0,
                               "connected": False, "peers": [{"dock_id": "room-2", "online": False}]}
     html = client.get("/").get_data(as_text=True)
-    assert "room-1: 0 of 1 other docks online, history may be STALE" in html
+    assert "0 of 1 others online; not connected; history may be out of date" in html
