@@ -109,7 +109,7 @@ DESCRIPTIONS: dict[str, CodeText] = {
     "session_overrun": CodeText(
         "warning", "The pen has been out of the cradle longer than a session should take.",
         "Finish the session and put the pen back in the cradle."),
-    "fleet_stale": Describe(
+    "fleet_stale": CodeText(
         "warning", "This dock has not heard from the clinic's other docks for a while, so sessions "
         "given in other rooms may be missing from its history.",
         "Check the client's last treatment with the other rooms before going ahead, and ask the "

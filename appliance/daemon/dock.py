@@ -23,6 +23,7 @@ from appliance.daemon import clockduty
 from appliance.core.reason_facts import CartridgeSeen, FactInputs
 from appliance.daemon.session_registers import SessionRegisters
 from appliance.daemon.status import present_status
+from appliance.fleet.link import FleetLink
 from appliance.record import lookups
 from appliance.record.store import StorageError, Store, StoreError
 
@@ -68,7 +69,7 @@ class Dock:
         self._history_seen = History()  # the last decision's, for the facts behind its reasons
         self._cartridge_seen: tuple[int, CartridgeSeen | None] = (0, None)  # serial -> where seen
         self.registers = SessionRegisters()  # the tag the docked pen's session registers are under
-        self.fleet = None  # the clinic's link (appliance/fleet), set by start_dock
+        self.fleet: FleetLink | None = None  # the clinic's link (appliance/fleet), set by start_dock
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +43,8 @@ BUSY_TIMEOUT_MS = 5000
 # FULL: every commit is on the disk before the method returns (README: nothing committed is lost).
 # The others exist for the power-cut test's negative control (see daemon.start_dock).
 SYNCHRONOUS_LEVELS = ("FULL", "EXTRA", "NORMAL", "OFF")
+# A hook run inside the transaction of each audited fact: (connection, action, detail, at).
+Journal = Callable[[sqlite3.Connection, str, dict, "datetime | None"], None]
 
 
 class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, BackupMixin, ClockMixin):
@@ -62,7 +64,7 @@ class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, Bac
         self._data_version = 0
         # Set by appliance/fleet on a clinic's dock: (conn, action, detail, at) run inside the
         # transaction of each shared fact, so the fact and its outbox event commit together.
-        self.journal = None
+        self.journal: Journal | None = None
         self._conn = self._connect_reader() if readonly else self._connect_writer()
         self._conn.row_factory = sqlite3.Row
         self.db = sqlite_utils.Database(self._conn)

@@ -110,7 +110,7 @@ def test_a_partitioned_dock_keeps_working_says_it_is_stale_and_converges_with_th
         [sorted(history(clinic, d)) for d in clinic.docks]
     assert len(history(clinic, "room-1")) == 4
     for demo in (one, three):
-        assert wait_for(lambda: demo.json("fleet")["conflicts"] == 1, timeout=10)
+        assert wait_for(lambda demo=demo: demo.json("fleet")["conflicts"] == 1, timeout=10)
         assert "fleet_stale" not in demo.status()["warnings"]
     conflict = one.json("fleet")["recent_conflicts"][0]
     assert conflict["client_ref"] == "BK-7"

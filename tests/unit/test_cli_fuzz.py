@@ -29,7 +29,8 @@ OPTIONS = ("--json", "--csv", "--date", "--area", "--checklist", "--reason", "--
 WORDS = ("verify", "add", "create", "set", "2026-11-28T09:30", "dock", "undock", "cartridge", "needle", "fault", "clock",
          "crc", "clear",
          "client_interval", "checklist_missing", "cartridge_spent", "therapist", "manager", "face", "neck",
-         "screened,test-area", "provision", "room-1", "mqtt://10.9.9.9:1883", "2026-02-30", "2026-11-28", "-1d", "365d", "90m", "0", "-5", "1e309", "nan")
+         "screened,test-area", "provision", "room-1", "mqtt://10.9.9.9:1883",
+         "2026-02-30", "2026-11-28", "-1d", "365d", "90m", "0", "-5", "1e309", "nan")
 odd = st.one_of(st.sampled_from(WORDS + OPTIONS), st.text(max_size=20),
                 st.text(alphabet=string.ascii_letters + string.digits + "-_,.:/", max_size=12),
                 st.integers(min_value=-10**20, max_value=10**20).map(str))
