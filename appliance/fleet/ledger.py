@@ -18,7 +18,8 @@ from typing import Any, Iterable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from appliance.fleet.events import GENESIS, Event, sign
+from appliance.fleet.events import GENESIS, MAX_SEQ, Event, sign
+from appliance.record import fleet_codec
 
 # Audit actions of the record that are shared with the clinic's other docks.
 SHARED_ACTIONS = frozenset({
@@ -65,13 +66,21 @@ class Ledger:
         row = self.conn.execute(
             "SELECT seq, hash FROM fleet_events WHERE dock_id = ? ORDER BY seq DESC LIMIT 1",
             (self.dock_id,)).fetchone()
-        seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+        seq, prev = (row[0] + 1, bytes(row[1]).hex()) if row else (1, GENESIS)
         event = sign(Event(self.dock_id, seq, kind, at.isoformat(), payload, prev), key)
-        self.conn.execute(
-            "INSERT INTO fleet_events (dock_id, seq, kind, at, hash, body) VALUES (?, ?, ?, ?, ?, ?)",
-            (event.dock, event.seq, event.kind, event.at, event.hash, event.encode()))
+        self._store(event)
         self.conn.execute("INSERT INTO fleet_outbox (seq) VALUES (?)", (seq,))
         return event
+
+    def _store(self, event: Event) -> None:
+        """One signed event, kept compact (appliance/record/fleet_codec.py)."""
+        self.conn.execute(
+            "INSERT INTO fleet_events (dock_id, seq, hash, sig, body) VALUES (?, ?, ?, ?, ?)",
+            (event.dock, event.seq, *fleet_codec.pack_wire(event.wire())))
+
+    def stored(self, dock: str) -> list[dict[str, Any]]:
+        """Every event held of `dock`, as it travels (decoded), in order: for tests and tools."""
+        return [json.loads(body) for _, body in self.events_after(dock, 0, MAX_SEQ)]
 
     def own_seq(self) -> int:
         row = self.conn.execute("SELECT max(seq) FROM fleet_events WHERE dock_id = ?",
@@ -79,8 +88,9 @@ class Ledger:
         return row[0] or 0
 
     def outbox(self, after: int = 0, limit: int = 200) -> list[tuple[int, bytes]]:
-        return [(seq, bytes(body)) for seq, body in self.conn.execute(
-            "SELECT o.seq, e.body FROM fleet_outbox o JOIN fleet_events e "
+        return [(seq, fleet_codec.unpack_wire(digest, sig, body)) for seq, digest, sig, body
+                in self.conn.execute(
+            "SELECT o.seq, e.hash, e.sig, e.body FROM fleet_outbox o JOIN fleet_events e "
             "ON e.dock_id = ? AND e.seq = o.seq WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
             (self.dock_id, after, limit))]
 
@@ -105,8 +115,10 @@ class Ledger:
 
     def events_after(self, dock: str, after: int, limit: int) -> list[tuple[int, bytes]]:
         """(seq, signed event) of `dock` after `after`, in order, as they travel (catch-up)."""
-        return [(seq, bytes(body)) for seq, body in self.conn.execute(
-            "SELECT seq, body FROM fleet_events WHERE dock_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        return [(seq, fleet_codec.unpack_wire(digest, sig, body)) for seq, digest, sig, body
+                in self.conn.execute(
+            "SELECT seq, hash, sig, body FROM fleet_events WHERE dock_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
             (dock, after, limit))]
 
     # -- peers' events ------------------------------------------------------------------------
@@ -122,14 +134,12 @@ class Ledger:
             found = self.conn.execute("SELECT hash FROM fleet_events WHERE dock_id = ? AND seq = ?",
                                       (event.dock, event.seq)).fetchone()
             if found is not None:
-                if found[0] == event.hash:
+                if bytes(found[0]).hex() == event.hash:
                     result.duplicates += 1
                 else:
                     result.equivocations += 1
                 continue
-            self.conn.execute(
-                "INSERT INTO fleet_events (dock_id, seq, kind, at, hash, body) VALUES (?, ?, ?, ?, ?, ?)",
-                (event.dock, event.seq, event.kind, event.at, event.hash, event.encode()))
+            self._store(event)
             result.new += 1
             touched.add(event.dock)
         for dock in sorted(touched):
@@ -143,21 +153,22 @@ class Ledger:
         applied = row[0] if row else 0
         prev_hash = GENESIS
         if applied:
-            prev_hash = self.conn.execute("SELECT hash FROM fleet_events WHERE dock_id = ? AND seq = ?",
-                                          (dock, applied)).fetchone()[0]
+            prev_hash = bytes(self.conn.execute(
+                "SELECT hash FROM fleet_events WHERE dock_id = ? AND seq = ?",
+                (dock, applied)).fetchone()[0]).hex()
         rows = self.conn.execute(
             "SELECT seq, hash, body FROM fleet_events WHERE dock_id = ? AND seq > ? ORDER BY seq",
             (dock, applied)).fetchall()
         for seq, digest, body in rows:
             if seq != applied + 1:
                 break  # a gap: wait for catch-up
-            wire = json.loads(bytes(body))
-            if wire["prev"] != prev_hash:
+            signed = fleet_codec.signed_fields(body)
+            if signed["prev"] != prev_hash:
                 result.equivocations += 1  # the chain does not join: never applied
                 break
-            self._apply(dock, wire["kind"], wire["at"], wire["payload"], result,
+            self._apply(dock, signed["kind"], signed["at"], signed["payload"], result,
                         min_interval_days, tz, now)
-            applied, prev_hash = seq, digest
+            applied, prev_hash = seq, bytes(digest).hex()
         self.conn.execute(
             "INSERT INTO fleet_docks (dock_id, applied_seq) VALUES (?, ?) "
             "ON CONFLICT(dock_id) DO UPDATE SET applied_seq = excluded.applied_seq", (dock, applied))

@@ -178,3 +178,46 @@ def test_reader_refuses_a_schema_older_than_the_software(tmp_path):
     migrations.migrate(open_db(tmp_path / "pendock.db"), target=1)
     with pytest.raises(StoreError, match="older than this software"):
         Store.open(tmp_path, readonly=True)
+
+
+def test_schema_5_fleet_events_are_compacted_keeping_the_signed_bytes(tmp_path):
+    """Events kept as the JSON they travel in (schema 5) are served byte for byte the same
+    after the upgrade, still verify, and go on chaining; a duplicate is still one."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from appliance.fleet import events as ev
+    from appliance.fleet.ledger import Ledger
+
+    key = Ed25519PrivateKey.generate()
+    path = tmp_path / "pendock.db"
+    db = open_db(path)
+    migrations.migrate(db, target=5)
+    wires, prev = [], ev.GENESIS
+    for seq in (1, 2, 3):
+        event = ev.sign(ev.Event("room-2", seq, "session_interrupted", T0.isoformat(),
+                                 {"session": seq}, prev), key)
+        db.conn.execute("INSERT INTO fleet_events VALUES (?, ?, ?, ?, ?, ?)",
+                        (event.dock, seq, event.kind, event.at, event.hash, event.encode()))
+        wires.append(event.encode())
+        prev = event.hash
+    db.conn.close()
+
+    with Store.open(tmp_path) as store:
+        conn = store._conn
+        assert store.schema_version == migrations.CURRENT_VERSION >= 6
+        assert set(store.db["fleet_events"].columns_dict) == {"dock_id", "seq", "hash", "sig", "body"}
+        ledger = Ledger(conn, "room-1")
+        served = ledger.events_after("room-2", 0, 10)
+        assert [body for _, body in served] == wires
+        ring = {"room-2": key.public_key()}
+        events = [ev.verify(ev.decode_event(body), ring) for _, body in served]
+        stored = sum(len(row[0]) for row in conn.execute("SELECT body FROM fleet_events"))
+        assert stored < sum(len(w) for w in wires) / 2
+        with store.transaction("test"):
+            again = ledger.ingest(events, min_interval_days=28, tz=timezone.utc, now=T0)
+            following = ev.sign(ev.Event("room-2", 4, "session_interrupted", T0.isoformat(),
+                                         {"session": 4}, events[-1].hash), key)
+            more = ledger.ingest([following], min_interval_days=28, tz=timezone.utc, now=T0)
+        assert (again.new, again.duplicates) == (0, 3)
+        assert (more.new, more.equivocations) == (1, 0)
+        assert ledger.high_water()["room-2"] == 4
