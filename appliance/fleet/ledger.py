@@ -64,9 +64,9 @@ class Ledger:
                    key: Ed25519PrivateKey) -> Event:
         """Sign the next event of this dock and put it in the outbox (caller's transaction)."""
         row = self.conn.execute(
-            "SELECT seq, hash FROM fleet_events WHERE dock_id = ? ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, body FROM fleet_events WHERE dock_id = ? ORDER BY seq DESC LIMIT 1",
             (self.dock_id,)).fetchone()
-        seq, prev = (row[0] + 1, bytes(row[1]).hex()) if row else (1, GENESIS)
+        seq, prev = (row[0] + 1, fleet_codec.body_hash(row[1])) if row else (1, GENESIS)
         event = sign(Event(self.dock_id, seq, kind, at.isoformat(), payload, prev), key)
         self._store(event)
         self.conn.execute("INSERT INTO fleet_outbox (seq) VALUES (?)", (seq,))
@@ -75,7 +75,7 @@ class Ledger:
     def _store(self, event: Event) -> None:
         """One signed event, kept compact (appliance/record/fleet_codec.py)."""
         self.conn.execute(
-            "INSERT INTO fleet_events (dock_id, seq, hash, sig, body) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO fleet_events (dock_id, seq, sig, body) VALUES (?, ?, ?, ?)",
             (event.dock, event.seq, *fleet_codec.pack_wire(event.wire())))
 
     def stored(self, dock: str) -> list[dict[str, Any]]:
@@ -88,9 +88,8 @@ class Ledger:
         return row[0] or 0
 
     def outbox(self, after: int = 0, limit: int = 200) -> list[tuple[int, bytes]]:
-        return [(seq, fleet_codec.unpack_wire(digest, sig, body)) for seq, digest, sig, body
-                in self.conn.execute(
-            "SELECT o.seq, e.hash, e.sig, e.body FROM fleet_outbox o JOIN fleet_events e "
+        return [(seq, fleet_codec.unpack_wire(sig, body)) for seq, sig, body in self.conn.execute(
+            "SELECT o.seq, e.sig, e.body FROM fleet_outbox o JOIN fleet_events e "
             "ON e.dock_id = ? AND e.seq = o.seq WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
             (self.dock_id, after, limit))]
 
@@ -115,9 +114,8 @@ class Ledger:
 
     def events_after(self, dock: str, after: int, limit: int) -> list[tuple[int, bytes]]:
         """(seq, signed event) of `dock` after `after`, in order, as they travel (catch-up)."""
-        return [(seq, fleet_codec.unpack_wire(digest, sig, body)) for seq, digest, sig, body
-                in self.conn.execute(
-            "SELECT seq, hash, sig, body FROM fleet_events WHERE dock_id = ? AND seq > ? "
+        return [(seq, fleet_codec.unpack_wire(sig, body)) for seq, sig, body in self.conn.execute(
+            "SELECT seq, sig, body FROM fleet_events WHERE dock_id = ? AND seq > ? "
             "ORDER BY seq LIMIT ?",
             (dock, after, limit))]
 
@@ -131,10 +129,10 @@ class Ledger:
             if event.dock == self.dock_id:
                 result.own += 1
                 continue
-            found = self.conn.execute("SELECT hash FROM fleet_events WHERE dock_id = ? AND seq = ?",
+            found = self.conn.execute("SELECT body FROM fleet_events WHERE dock_id = ? AND seq = ?",
                                       (event.dock, event.seq)).fetchone()
             if found is not None:
-                if bytes(found[0]).hex() == event.hash:
+                if fleet_codec.body_hash(found[0]) == event.hash:
                     result.duplicates += 1
                 else:
                     result.equivocations += 1
@@ -153,13 +151,13 @@ class Ledger:
         applied = row[0] if row else 0
         prev_hash = GENESIS
         if applied:
-            prev_hash = bytes(self.conn.execute(
-                "SELECT hash FROM fleet_events WHERE dock_id = ? AND seq = ?",
-                (dock, applied)).fetchone()[0]).hex()
+            prev_hash = fleet_codec.body_hash(self.conn.execute(
+                "SELECT body FROM fleet_events WHERE dock_id = ? AND seq = ?",
+                (dock, applied)).fetchone()[0])
         rows = self.conn.execute(
-            "SELECT seq, hash, body FROM fleet_events WHERE dock_id = ? AND seq > ? ORDER BY seq",
+            "SELECT seq, body FROM fleet_events WHERE dock_id = ? AND seq > ? ORDER BY seq",
             (dock, applied)).fetchall()
-        for seq, digest, body in rows:
+        for seq, body in rows:
             if seq != applied + 1:
                 break  # a gap: wait for catch-up
             signed = fleet_codec.signed_fields(body)
@@ -168,7 +166,7 @@ class Ledger:
                 break
             self._apply(dock, signed["kind"], signed["at"], signed["payload"], result,
                         min_interval_days, tz, now)
-            applied, prev_hash = seq, bytes(digest).hex()
+            applied, prev_hash = seq, fleet_codec.body_hash(body)
         self.conn.execute(
             "INSERT INTO fleet_docks (dock_id, applied_seq) VALUES (?, ?) "
             "ON CONFLICT(dock_id) DO UPDATE SET applied_seq = excluded.applied_seq", (dock, applied))

@@ -1,5 +1,6 @@
-"""How a signed fleet event is kept on disk: 32 raw hash bytes, 64 raw signature bytes
-and the exact signed body, deflated against a fixed dictionary of the envelope's words.
+"""How a signed fleet event is kept on disk: its 64 raw signature bytes and the exact
+signed body, deflated against a fixed dictionary of the envelope's words. Its hash is not
+kept: it is the SHA-256 of that body, by definition, recomputed when needed.
 
 WHY: kept as the JSON it travels in, an event cost about 600 bytes (hex hash twice, base64
 signature, every key spelled out), three a session on every dock of the clinic: more
@@ -11,6 +12,7 @@ schema migration).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import zlib
 from typing import Any
@@ -49,16 +51,22 @@ def inflate(blob: bytes) -> bytes:
     return unpacker.decompress(bytes(blob)) + unpacker.flush()
 
 
-def pack_wire(wire: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
-    """(hash, sig, deflated signed body) of an event as it travels (hex hash, base64 sig)."""
+def pack_wire(wire: dict[str, Any]) -> tuple[bytes, bytes]:
+    """(sig, deflated signed body) of an event as it travels (base64 sig)."""
     body = canonical({name: wire[name] for name in _SIGNED})
-    return bytes.fromhex(wire["hash"]), base64.b64decode(wire["sig"]), deflate(body)
+    return base64.b64decode(wire["sig"]), deflate(body)
 
 
-def unpack_wire(digest: bytes, sig: bytes, blob: bytes) -> bytes:
+def body_hash(blob: bytes) -> str:
+    """The event's hash (hex): SHA-256 of its signed body."""
+    return hashlib.sha256(inflate(blob)).hexdigest()
+
+
+def unpack_wire(sig: bytes, blob: bytes) -> bytes:
     """The event as it travels, from its stored row: the same bytes it was received as."""
-    value = json.loads(inflate(blob))
-    value["hash"] = bytes(digest).hex()
+    body = inflate(blob)
+    value = json.loads(body)
+    value["hash"] = hashlib.sha256(body).hexdigest()
     value["sig"] = base64.b64encode(bytes(sig)).decode("ascii")
     return canonical(value)
 

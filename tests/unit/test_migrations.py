@@ -205,7 +205,7 @@ def test_schema_5_fleet_events_are_compacted_keeping_the_signed_bytes(tmp_path):
     with Store.open(tmp_path) as store:
         conn = store._conn
         assert store.schema_version == migrations.CURRENT_VERSION >= 6
-        assert set(store.db["fleet_events"].columns_dict) == {"dock_id", "seq", "hash", "sig", "body"}
+        assert set(store.db["fleet_events"].columns_dict) == {"dock_id", "seq", "sig", "body"}
         ledger = Ledger(conn, "room-1")
         served = ledger.events_after("room-2", 0, 10)
         assert [body for _, body in served] == wires
