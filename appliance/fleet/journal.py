@@ -10,7 +10,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from appliance.fleet.ledger import SHARED_ACTIONS, Ledger, shared_payload
+from appliance.fleet.ledger import Ledger
+from appliance.fleet.shared import SHARED_ACTIONS, shared_payload
 
 COUNTERS = "pen_counters"  # not an audit action: the store reports counters on its own
 
@@ -25,9 +26,9 @@ class Journal:
         self.recorded = threading.Event()  # wakes the link after a new event
 
     def __call__(self, conn: sqlite3.Connection, action: str, detail: dict[str, Any],
-                 at: datetime | None) -> None:
+                 at: datetime | None, audit_id: int | None = None) -> None:
         if action not in SHARED_ACTIONS and action != COUNTERS:
             return
         Ledger(conn, self.dock_id).record_own(action, shared_payload(action, detail),
-                                              at or self.clock.now(), self.key)
+                                              at or self.clock.now(), self.key, audit_id)
         self.recorded.set()

@@ -18,31 +18,12 @@ from typing import Any, Iterable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from appliance.fleet.events import GENESIS, MAX_SEQ, Event, sign
+from appliance.fleet.events import GENESIS, MAX_SEQ, Event
+from appliance.fleet.own import OwnEvents
+from appliance.fleet.shared import SHARED_ACTIONS, shared_payload
 from appliance.record import fleet_codec
 
-# Audit actions of the record that are shared with the clinic's other docks.
-SHARED_ACTIONS = frozenset({
-    "session_opened", "session_closed", "session_interrupted", "pen_registered",
-    "rebaseline", "service_reset", "override",
-})
-# Payload keys kept per kind: what a peer needs, never more (no names exist anyway).
-_KEEP = {
-    "session_opened": ("session", "client_ref", "area", "pen_serial", "cartridge_serial",
-                       "warnings", "overrides", "forced"),
-    "session_closed": ("session", "outcome", "needling_seconds", "strokes", "max_depth_mm",
-                       "warnings"),
-    "session_interrupted": ("session",),
-    "pen_registered": ("serial", "firmware", "strokes", "motor_seconds"),
-    "pen_counters": ("serial", "strokes", "motor_seconds"),
-    "rebaseline": ("serial", "strokes", "motor_seconds", "service_motor_seconds"),
-    "service_reset": ("serial", "motor_seconds"),
-    "override": ("code", "reason"),
-}
-
-
-def shared_payload(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
-    return {key: detail[key] for key in _KEEP[kind] if key in detail}
+__all__ = ["SHARED_ACTIONS", "Ledger", "Ingested", "shared_payload"]
 
 
 @dataclass
@@ -55,25 +36,23 @@ class Ingested:
 
 
 class Ledger:
-    def __init__(self, conn: sqlite3.Connection, dock_id: str):
+    def __init__(self, conn: sqlite3.Connection, dock_id: str,
+                 key: Ed25519PrivateKey | None = None):
+        """`key`, this dock's, is needed to serve its own events (signed when served)."""
         self.conn = conn
         self.dock_id = dock_id
+        self.own = OwnEvents(conn, dock_id, key)
 
     # -- this dock's events ----------------------------------------------------------------
     def record_own(self, kind: str, payload: dict[str, Any], at: datetime,
-                   key: Ed25519PrivateKey) -> Event:
+                   key: Ed25519PrivateKey, audit_id: int | None = None) -> Event:
         """Sign the next event of this dock and put it in the outbox (caller's transaction)."""
-        row = self.conn.execute(
-            "SELECT seq, body FROM fleet_events WHERE dock_id = ? ORDER BY seq DESC LIMIT 1",
-            (self.dock_id,)).fetchone()
-        seq, prev = (row[0] + 1, fleet_codec.body_hash(row[1])) if row else (1, GENESIS)
-        event = sign(Event(self.dock_id, seq, kind, at.isoformat(), payload, prev), key)
-        self._store(event)
-        self.conn.execute("INSERT INTO fleet_outbox (seq) VALUES (?)", (seq,))
+        event = self.own.record(kind, payload, at, key, audit_id)
+        self.conn.execute("INSERT INTO fleet_outbox (seq) VALUES (?)", (event.seq,))
         return event
 
     def _store(self, event: Event) -> None:
-        """One signed event, kept compact (appliance/record/fleet_codec.py)."""
+        """One peer's signed event, kept compact (appliance/record/fleet_codec.py)."""
         self.conn.execute(
             "INSERT INTO fleet_events (dock_id, seq, sig, body) VALUES (?, ?, ?, ?)",
             (event.dock, event.seq, *fleet_codec.pack_wire(event.wire())))
@@ -83,15 +62,16 @@ class Ledger:
         return [json.loads(body) for _, body in self.events_after(dock, 0, MAX_SEQ)]
 
     def own_seq(self) -> int:
-        row = self.conn.execute("SELECT max(seq) FROM fleet_events WHERE dock_id = ?",
-                                (self.dock_id,)).fetchone()
-        return row[0] or 0
+        return self.own.max_seq()
 
     def outbox(self, after: int = 0, limit: int = 200) -> list[tuple[int, bytes]]:
-        return [(seq, fleet_codec.unpack_wire(sig, body)) for seq, sig, body in self.conn.execute(
-            "SELECT o.seq, e.sig, e.body FROM fleet_outbox o JOIN fleet_events e "
-            "ON e.dock_id = ? AND e.seq = o.seq WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
-            (self.dock_id, after, limit))]
+        seqs = [seq for (seq,) in self.conn.execute(
+            "SELECT seq FROM fleet_outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))]
+        if not seqs:
+            return []
+        wanted = set(seqs)
+        return [(seq, body) for seq, body in self.own.after(seqs[0] - 1, seqs[-1] - seqs[0] + 1)
+                if seq in wanted]
 
     def outbox_count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM fleet_outbox").fetchone()[0]
@@ -108,16 +88,19 @@ class Ledger:
         return marks
 
     def held_max(self, dock: str) -> int:
+        if dock == self.dock_id:
+            return self.own.max_seq()
         row = self.conn.execute("SELECT max(seq) FROM fleet_events WHERE dock_id = ?",
                                 (dock,)).fetchone()
         return row[0] or 0
 
     def events_after(self, dock: str, after: int, limit: int) -> list[tuple[int, bytes]]:
         """(seq, signed event) of `dock` after `after`, in order, as they travel (catch-up)."""
+        if dock == self.dock_id:
+            return self.own.after(after, limit)
         return [(seq, fleet_codec.unpack_wire(sig, body)) for seq, sig, body in self.conn.execute(
             "SELECT seq, sig, body FROM fleet_events WHERE dock_id = ? AND seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (dock, after, limit))]
+            "ORDER BY seq LIMIT ?", (dock, after, limit))]
 
     # -- peers' events ------------------------------------------------------------------------
     def ingest(self, events: Iterable[Event], *, min_interval_days: int, tz: tzinfo,

@@ -223,6 +223,10 @@ def compact_fleet_events(db: sqlite_utils.Database) -> None:
         ((dock, seq, *fleet_codec.pack_wire(json.loads(bytes(body)))) for dock, seq, body in rows))
     conn.execute("DROP TABLE fleet_events")
     conn.execute("ALTER TABLE fleet_events_compact RENAME TO fleet_events")
+    # From now on this dock's own events are kept apart, by reference to their audit entry
+    # (appliance/fleet/own.py); those kept above stay whole and are served from there.
+    conn.execute("CREATE TABLE fleet_own (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, "
+                 "audit_id INTEGER, body BLOB)")
 
 
 MIGRATIONS: tuple[Migration, ...] = (

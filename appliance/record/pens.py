@@ -54,7 +54,7 @@ class PensMixin:
             if self.journal is not None:  # shared with the clinic's docks (appliance/fleet)
                 self.journal(self._conn, "pen_counters",
                              {"serial": serial, "strokes": strokes, "motor_seconds": motor_seconds},
-                             None)
+                             None, None)
 
     def service_reset(self, serial: int, motor_seconds: int, actor: str, reason: str,
                       at: datetime, clock_synced: bool) -> None:

@@ -43,8 +43,9 @@ BUSY_TIMEOUT_MS = 5000
 # FULL: every commit is on the disk before the method returns (README: nothing committed is lost).
 # The others exist for the power-cut test's negative control (see daemon.start_dock).
 SYNCHRONOUS_LEVELS = ("FULL", "EXTRA", "NORMAL", "OFF")
-# A hook run inside the transaction of each audited fact: (connection, action, detail, at).
-Journal = Callable[[sqlite3.Connection, str, dict, "datetime | None"], None]
+# A hook run inside the transaction of each audited fact: (connection, action, detail, at,
+# the audit entry's id; None for a fact the audit does not hold).
+Journal = Callable[[sqlite3.Connection, str, dict, "datetime | None", "int | None"], None]
 
 
 class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, BackupMixin, ClockMixin):
@@ -246,7 +247,7 @@ class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, Bac
                                    tail=self._tail)
         self._tail = audit_chain.Tail(entry.id, entry.hash)
         if self.journal is not None:
-            self.journal(self._conn, action, detail, at)
+            self.journal(self._conn, action, detail, at, entry.id)
         return entry
 
     def verify_audit(self) -> audit_chain.VerifyResult:

@@ -6,7 +6,7 @@ on a simulated dock whose store signs every shared fact into its fleet tables (t
 and a second store in the same process receiving those events as a peer does (verified,
 ingested, applied). `--tables` prints where the bytes go (SQLite's dbstat).
 
-    python -m tests.bench.bench_fleet_disk [--sessions 250] [--tables]
+    python -m tests.bench.bench_fleet_disk [--sessions 1000] [--tables]
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def run(sessions: int, *, fleet: bool = True) -> dict:
             for n in range(1, sessions + 1):
                 sim.session_cycle(f"P-{n}", minutes=1, depth=1.0)
                 if fleet:  # what the link would deliver to the peer
-                    rows = Ledger(sim.store._conn, "room-1").events_after("room-1", sent, 1000)
+                    rows = Ledger(sim.store._conn, "room-1", key).events_after("room-1", sent, 1000)
                     batch = [ev.verify(ev.decode_event(body), keyring) for _, body in rows]
                     with peer.transaction("bench"):
                         ledger.ingest(batch, min_interval_days=28, tz=timezone.utc,
@@ -78,8 +78,9 @@ def run(sessions: int, *, fleet: bool = True) -> dict:
     return out
 
 
-def measure(sessions: int = 250, tables: bool = False) -> list[Figure]:
-    got = run(sessions)
+def measure(quick: bool = False, sessions: int | None = None, tables: bool = False
+            ) -> list[Figure]:
+    got = run(sessions or (250 if quick else 1000))
     (n1, own1, peer1, t1, p1), (n2, own2, peer2, t2, p2) = got["warm"], got["end"]
     own = (own2 - own1) / (n2 - n1)
     peer = (peer2 - peer1) / (n2 - n1)
@@ -105,10 +106,10 @@ def measure(sessions: int = 250, tables: bool = False) -> list[Figure]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=250)
+    parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--tables", action="store_true", help="print bytes by table (dbstat)")
     args = parser.parse_args(argv)
-    figures = measure(args.sessions, args.tables)
+    figures = measure(sessions=args.sessions, tables=args.tables)
     print(table(figures))
     return 0 if all(f.ok for f in figures) else 1
 

@@ -157,8 +157,8 @@ def test_a_rogue_on_the_lan_is_dropped_counted_and_harms_nothing(clinic):
     assert wait_for(lambda: converged_pair(clinic), timeout=10)
     before = history(clinic, "room-2")
     genuine = clinic.root / "genuine-event.json"
-    with sqlite3.connect(f"file:{clinic.db('room-1')}?mode=ro", uri=True) as conn:
-        genuine.write_bytes(Ledger(conn, "room-1").events_after("room-1", 0, 1)[0][1])
+    with sqlite3.connect(f"file:{clinic.db('room-2')}?mode=ro", uri=True) as conn:
+        genuine.write_bytes(Ledger(conn, "room-2").events_after("room-1", 0, 1)[0][1])
     # The rogue holds room-3's stolen broker login (room 3 is not running).
     rogue = subprocess.run(
         ["ip", "netns", "exec", clinic.ns["room-3"], sys.executable, "-m", "tests.support.rogue",

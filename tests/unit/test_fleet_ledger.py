@@ -36,7 +36,7 @@ def opened(session: int, ref="BK-1", area="face", cartridge=1000, overrides=()) 
 
 def ship(source: Store, target: Store, target_dock: str, *, reverse=False, after=0):
     """Everything `room-1` holds of its own, as peers would receive it."""
-    rows = Ledger(source.db.conn, "room-1").events_after("room-1", after, 10_000)
+    rows = Ledger(source.db.conn, "room-1", KEYS["room-1"]).events_after("room-1", after, 10_000)
     events = [ev.verify(ev.decode_event(body), {d: k.public_key() for d, k in KEYS.items()})
               for _, body in rows]
     if reverse:
@@ -50,7 +50,7 @@ def test_own_events_wait_in_the_outbox_until_acknowledged(stores):
     one, _ = stores
     first = record(one, "room-1", "session_opened", opened(1), T0)
     second = record(one, "room-1", "session_closed", {"session": 1, "outcome": "completed"}, T0)
-    ledger = Ledger(one.db.conn, "room-1")
+    ledger = Ledger(one.db.conn, "room-1", KEYS["room-1"])
     assert (first.seq, second.seq) == (1, 2) and second.prev == first.hash
     assert ledger.outbox_count() == 2
     with one.transaction("ack"):
@@ -76,7 +76,7 @@ def test_events_out_of_order_wait_for_the_gap(stores):
     one, two = stores
     record(one, "room-1", "session_opened", opened(1), T0)
     record(one, "room-1", "session_closed", {"session": 1, "outcome": "completed"}, T0)
-    rows = Ledger(one.db.conn, "room-1").events_after("room-1", 1, 10)  # seq 2 only
+    rows = Ledger(one.db.conn, "room-1", KEYS["room-1"]).events_after("room-1", 1, 10)  # seq 2 only
     ring = {d: k.public_key() for d, k in KEYS.items()}
     late = [ev.verify(ev.decode_event(body), ring) for _, body in rows]
     with two.transaction("ingest"):

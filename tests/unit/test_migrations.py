@@ -221,3 +221,36 @@ def test_schema_5_fleet_events_are_compacted_keeping_the_signed_bytes(tmp_path):
         assert (again.new, again.duplicates) == (0, 3)
         assert (more.new, more.equivocations) == (1, 0)
         assert ledger.high_water()["room-2"] == 4
+
+
+def test_own_events_kept_before_schema_6_are_served_and_chained_onto(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from appliance.fleet import events as ev
+    from appliance.fleet.ledger import Ledger
+
+    key = Ed25519PrivateKey.generate()
+    db = open_db(tmp_path / "pendock.db")
+    migrations.migrate(db, target=5)
+    prev, wires = ev.GENESIS, []
+    for seq in (1, 2):
+        event = ev.sign(ev.Event("room-1", seq, "session_interrupted", T0.isoformat(),
+                                 {"session": seq}, prev), key)
+        db.conn.execute("INSERT INTO fleet_events VALUES (?, ?, ?, ?, ?, ?)",
+                        (event.dock, seq, event.kind, event.at, event.hash, event.encode()))
+        db.conn.execute("INSERT INTO fleet_outbox VALUES (?)", (seq,))
+        wires.append(event.encode())
+        prev = event.hash
+    db.conn.close()
+
+    with Store.open(tmp_path) as store:
+        ledger = Ledger(store._conn, "room-1", key)
+        assert ledger.own_seq() == 2
+        with store.transaction("test"):
+            third = ledger.record_own("session_interrupted", {"session": 3}, T0, key)
+        assert (third.seq, third.prev) == (3, prev)
+        served = ledger.events_after("room-1", 0, 10)
+        assert [body for _, body in served] == wires + [third.encode()]
+        assert [seq for seq, _ in ledger.outbox()] == [1, 2, 3]
+        ring = {"room-1": key.public_key()}
+        assert [ev.verify(ev.decode_event(b), ring).seq for _, b in served] == [1, 2, 3]
