@@ -1,4 +1,5 @@
-"""P6 on a clinic's dock: the data folder's growth per session with the fleet's journal on.
+"""P6 on a clinic's dock: the data folder's growth per own session with the fleet's journal
+on (the P6 bar applies), and per session of a peer (no bar).
 
 The `bench_dock` P6 method (growth between session `warm` and the end, WAL checkpointed)
 on a simulated dock whose store signs every shared fact into its fleet tables (the
