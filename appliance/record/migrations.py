@@ -210,14 +210,17 @@ def fleet_tables(db: sqlite_utils.Database) -> None:
 def compact_fleet_events(db: sqlite_utils.Database) -> None:
     """6: each fleet event as its raw signature bytes and its exact signed body deflated
     (appliance/record/fleet_codec.py; the hash is recomputed from the body), not as the
-    JSON it travels in with kind, time and hash repeated in columns: a third of the bytes. Every event is kept, its signed
-    bytes unchanged, so catch-up still serves what each dock signed."""
+    JSON it travels in with kind, time and hash repeated in columns: a third of the bytes.
+    Every event is kept, its signed bytes unchanged, so catch-up still serves what each
+    dock signed. And a table for this dock's own events from now on, kept by reference to
+    their audit entry (appliance/fleet/own.py)."""
     conn = db.conn
     conn.execute(
         "CREATE TABLE fleet_events_compact (dock_id TEXT NOT NULL, seq INTEGER NOT NULL, "
         "sig BLOB NOT NULL, body BLOB NOT NULL, "
         "PRIMARY KEY (dock_id, seq)) WITHOUT ROWID")
-    rows = conn.execute("SELECT dock_id, seq, body FROM fleet_events ORDER BY dock_id, seq").fetchall()
+    rows = conn.execute("SELECT dock_id, seq, body FROM fleet_events ORDER BY dock_id, seq"
+                        ).fetchall()
     conn.executemany(
         "INSERT INTO fleet_events_compact (dock_id, seq, sig, body) VALUES (?, ?, ?, ?)",
         ((dock, seq, *fleet_codec.pack_wire(json.loads(bytes(body)))) for dock, seq, body in rows))
