@@ -90,6 +90,7 @@ def _inject(db: Path, key_file: Path, count: int) -> None:
 
 
 def catchup(root: Path, events: int) -> tuple[float, int]:
+    from appliance.fleet.ledger import Ledger
     from tests.support.clinic import Clinic
 
     clinic = Clinic(root, docks=("room-1", "room-2")).build()
@@ -101,7 +102,7 @@ def catchup(root: Path, events: int) -> tuple[float, int]:
         one.stop()
         _inject(clinic.db("room-1"), clinic.files / "docks" / "room-1" / "fleet.key", events)
         with sqlite3.connect(clinic.db("room-1")) as conn:
-            target = conn.execute("SELECT max(seq) FROM fleet_events WHERE dock_id = 'room-1'").fetchone()[0]
+            target = Ledger(conn, "room-1").own_seq()
         one.start(40)
         healed = time.perf_counter()
         clinic.heal("room-2")
