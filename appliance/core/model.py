@@ -36,6 +36,30 @@ class PenReading:
     session_tag: int | None = None
 
 
+# What the dock made of the fitted cartridge's chip (hw/cartridge_auth.toml).
+AUTH_VERDICTS = ("authentic", "unauthentic", "unverified")
+
+
+@dataclass(frozen=True)
+class CartridgeAuth:
+    """The verdict on one challenge answered by the cartridge's chip.
+
+    "authentic": a trusted maker's certificate and a good signature over this dock's
+    fresh nonce; "unauthentic": anything else the chip (or something posing as it) said;
+    "unverified": the pen's link does not carry the exchange (a pen from before it).
+    """
+
+    verdict: str  # one of AUTH_VERDICTS
+    cartridge_id: int | None = None  # from the certificate, once its maker's signature held
+    counter: int | None = None  # uses left, as the chip signed it
+    maker: str = ""  # the trusted maker whose key signed the certificate
+    reason: str = ""  # why it is not authentic, for the technician
+
+    @property
+    def authenticated(self) -> bool:
+        return self.verdict == "authentic"
+
+
 @dataclass(frozen=True)
 class NextClient:
     """Who the next session is for, as the therapist named them."""
@@ -71,6 +95,9 @@ class History:
     pen: PenRecord | None = None  # None: a pen never seen before
     cartridge_used_before: bool = False  # this cartridge serial is on an earlier session
     treatments: tuple[Treatment, ...] = ()  # earlier sessions of the named client
+    # The lowest use counter this cartridge's chip showed this dock BEFORE the answer being
+    # judged (None: never seen). An answer not below it is a reset or cloned chip.
+    cartridge_counter_floor: int | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +113,7 @@ class DockState:
     clock_synced: bool = True
     clock_behind_record: bool = False  # the wall clock reads earlier than the record: a lock
     fleet_stale: bool = False  # a clinic's dock that has not heard the broker for too long
+    cartridge_auth: CartridgeAuth | None = None  # None: the chip has not been asked yet
 
 
 @dataclass(frozen=True)
