@@ -111,6 +111,14 @@ class Fleet:
 
 
 @dataclass(frozen=True)
+class Cartridges:
+    # Pens whose link carries no chip exchange: cartridge_unverified is a warning, or a
+    # lock when true (a clinic whose pens all speak it closes the downgrade).
+    require_authentication: bool = False
+    makers_dir: str = "/etc/pendock/makers"  # one PEM public key per trusted maker
+
+
+@dataclass(frozen=True)
 class Config:
     rules: Rules = field(default_factory=Rules)
     areas: Areas = field(default_factory=Areas)
@@ -119,6 +127,7 @@ class Config:
     store: Store = field(default_factory=Store)
     clinic: Clinic = field(default_factory=Clinic)
     fleet: Fleet = field(default_factory=Fleet)
+    cartridges: Cartridges = field(default_factory=Cartridges)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -290,9 +299,10 @@ _SCHEMA: dict[str, dict[str, Check]] = {
         "stale_after_minutes": _number(0, 10_080, "minutes"),
         "stale_is_lock": _boolean,
     },
+    "cartridges": {"require_authentication": _boolean, "makers_dir": _text},
 }
 _SECTIONS = {"rules": Rules, "areas": Areas, "dock": Dock, "web": Web, "store": Store, "clinic": Clinic,
-             "fleet": Fleet}
+             "fleet": Fleet, "cartridges": Cartridges}
 assert all({f.name for f in fields(cls)} == set(_SCHEMA[name]) for name, cls in _SECTIONS.items())
 
 

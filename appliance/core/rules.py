@@ -16,6 +16,7 @@ from appliance.core import inputs
 from appliance.core.config import Config
 from appliance.core.model import (
     CHECKLIST_ITEMS,
+    CartridgeAuth,
     Decision,
     DockState,
     EligibleDates,
@@ -47,6 +48,16 @@ DESCRIPTIONS: dict[str, CodeText] = {
     "cartridge_reused": CodeText(
         "lock", "This cartridge has been used before.",
         "Fit a new sterile cartridge; a used cartridge can never be released."),
+    "cartridge_unauthentic": CodeText(
+        "lock", "The cartridge's chip did not prove that it is a genuine cartridge from a trusted "
+        "maker with uses left: it may be forged, copied or used up.",
+        "Take this cartridge off and fit a new sterile one from a trusted supplier; if genuine "
+        "cartridges are refused too, call the technician (the dock may lack the maker's key)."),
+    "cartridge_unverified": CodeText(
+        "warning", "This pen cannot have its cartridge's chip checked, so the dock only knows the "
+        "serial number the cartridge reports.",
+        "Make sure the cartridge is new, sterile and from a trusted supplier; ask the technician "
+        "about pen firmware that checks cartridges."),
     "client_missing": CodeText(
         "lock", "No client is named for the next session.",
         "Enter the client's booking reference (never a name) and the treatment area."),
@@ -121,7 +132,7 @@ CODES: tuple[str, ...] = tuple(DESCRIPTIONS)
 OVERRIDABLE: dict[str, str] = {"client_interval": "manager", "checklist_missing": "manager"}
 # Cleared only by the technician verbs (rebaseline, service-reset), which change the pen record.
 TECHNICIAN_ONLY = frozenset({"counter_rollback", "service_due"})
-NEVER_OVERRIDABLE = frozenset({"cartridge_reused"})
+NEVER_OVERRIDABLE = frozenset({"cartridge_reused", "cartridge_unauthentic", "cartridge_unverified"})
 
 DEPTH_STEP_MM = 0.05  # the pen reports depth in 0.05 mm units
 _CLIENT_REF = inputs.NAME
@@ -164,6 +175,7 @@ def _findings(state: DockState, history: History, config: Config, now: datetime)
         yield "readout_error"  # the client, record and clock can still be judged
     else:
         yield from _cartridge_findings(reading, history)
+        yield from _chip_findings(reading, state.cartridge_auth, history)
         yield from _pen_findings(reading, history, config)
     yield from _client_findings(state.next_client, history, config, now)
     if not state.storage_ok:
@@ -179,6 +191,19 @@ def _cartridge_findings(reading: PenReading, history: History) -> Iterable[str]:
         yield "no_cartridge"
     elif history.cartridge_used_before or reading.cartridge_strokes > 0:
         yield "cartridge_reused"  # single-use sterile cartridges
+
+
+def _chip_findings(reading: PenReading, auth: CartridgeAuth | None, history: History) -> Iterable[str]:
+    """What the cartridge's chip proved (hw/cartridge_auth.toml): a cartridge the dock
+    cannot tell from a copy is never new."""
+    if reading.cartridge_serial == 0:
+        return
+    if auth is None or auth.verdict == "unverified":
+        yield "cartridge_unverified"
+    elif not auth.authenticated or auth.cartridge_id != reading.cartridge_serial:
+        yield "cartridge_unauthentic"  # incl. a pen reporting another serial than the chip proves
+    elif history.cartridge_counter_floor is not None and (auth.counter or 0) >= history.cartridge_counter_floor:
+        yield "cartridge_reused"  # the counter did not go down: a reset or cloned chip
 
 
 def _pen_findings(reading: PenReading, history: History, config: Config) -> Iterable[str]:
@@ -232,6 +257,8 @@ def _is_lock(code: str, config: Config, state: DockState | None = None) -> bool:
         return config.rules.checklist_required
     if code == "fleet_stale":
         return config.fleet.stale_is_lock
+    if code == "cartridge_unverified":
+        return config.cartridges.require_authentication
     return describe(code).kind == "lock"
 
 

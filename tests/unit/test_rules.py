@@ -13,6 +13,7 @@ from appliance.core import rules
 from appliance.core.config import Areas, Config, Dock, replace_rules
 from appliance.core.model import (
     CHECKLIST_ITEMS,
+    CartridgeAuth,
     DockState,
     History,
     NextClient,
@@ -37,12 +38,14 @@ READING = PenReading(
     pen_serial=42, firmware="1.0", strokes=10_000, motor_seconds=7_200, cartridge_serial=9001,
     cartridge_strokes=0, max_depth_mm=0.0, battery_mv=4000, temperature_c=30.0,
 )
+GENUINE = CartridgeAuth("authentic", cartridge_id=9001, counter=15, maker="demo-maker")
 PEN = PenRecord(serial=42, last_strokes=10_000, last_motor_seconds=7_200, service_motor_seconds=7_200)
 
 
 def ready(**changes) -> DockState:
     """A docked pen that may be released: every test changes one thing from here."""
-    return replace(DockState(docked=True, reading=READING, next_client=CLIENT), **changes)
+    return replace(DockState(docked=True, reading=READING, next_client=CLIENT, cartridge_auth=GENUINE),
+                   **changes)
 
 
 def treated(days_ago: float, client: str = "BK-1001", area: str = "face") -> Treatment:
@@ -91,6 +94,53 @@ def test_cartridge_seen_on_an_earlier_session_is_reused():
 def test_cartridge_with_its_own_strokes_is_reused():
     decision = decide(ready(reading=replace(READING, cartridge_strokes=1)), history(), CONFIG, NOW)
     assert decision.locks == ("cartridge_reused",)
+
+
+# --- the cartridge's chip (hw/cartridge_auth.toml) ------------------------------------------
+
+
+def test_a_genuine_chip_seen_for_the_first_time_frees_the_pen():
+    assert decide(ready(), history(), CONFIG, NOW) == rules.Decision()
+    assert decide(ready(), history(cartridge_counter_floor=16), CONFIG, NOW) == rules.Decision()
+
+
+@pytest.mark.parametrize("auth", [
+    CartridgeAuth("unauthentic", reason="forged"),
+    CartridgeAuth("unauthentic", cartridge_id=9001, counter=0, reason="no uses left"),
+    replace(GENUINE, cartridge_id=9002),  # the pen reports another serial than the chip proves
+], ids=["forged", "counter-zero", "other-id"])
+def test_an_unauthentic_chip_holds_the_pen_and_no_one_can_override_it(auth):
+    state = ready(cartridge_auth=auth, overrides=frozenset({"cartridge_unauthentic"}))
+    decision = decide(state, history(), CONFIG, NOW)
+    assert decision.locks == ("cartridge_unauthentic",) and decision.overridden == ()
+    with pytest.raises(ValueError, match="never"):
+        rules.validate_override("cartridge_unauthentic")
+
+
+@pytest.mark.parametrize("floor", [15, 14, 3])
+def test_a_counter_that_did_not_go_down_is_a_reused_cartridge(floor):
+    """The same cartridge id showed this dock a counter as low or lower before: a chip
+    reset by a remanufacturer, or a clone, even with no session on the record."""
+    decision = decide(ready(), history(cartridge_counter_floor=floor), CONFIG, NOW)
+    assert decision.locks == ("cartridge_reused",)
+
+
+def test_a_pen_without_the_chip_exchange_is_a_warning_unless_the_clinic_requires_it():
+    from appliance.core.config import Cartridges
+
+    unverified = ready(cartridge_auth=CartridgeAuth("unverified"))
+    assert decide(unverified, history(), CONFIG, NOW).warnings == ("cartridge_unverified",)
+    assert decide(ready(cartridge_auth=None), history(), CONFIG, NOW).warnings == ("cartridge_unverified",)
+    strict = replace(CONFIG, cartridges=Cartridges(require_authentication=True))
+    decision = decide(unverified.__class__(**{**unverified.__dict__, "overrides": frozenset({"cartridge_unverified"})}),
+                      history(), strict, NOW)
+    assert decision.locks == ("cartridge_unverified",) and decision.overridden == ()
+    assert decide(ready(), history(), strict, NOW) == rules.Decision()
+
+
+def test_no_cartridge_is_judged_without_its_chip():
+    state = ready(reading=replace(READING, cartridge_serial=0), cartridge_auth=None)
+    assert decide(state, history(), CONFIG, NOW).locks == ("no_cartridge",)
 
 
 def test_pen_fault_holds_the_pen():
@@ -536,6 +586,8 @@ states = st.builds(
                                       checklist=st.frozensets(st.sampled_from(CHECKLIST_ITEMS))),
     overrides=st.frozensets(st.sampled_from(list(DESCRIPTIONS))),
     storage_ok=st.booleans(), clock_synced=st.booleans(),
+    cartridge_auth=st.none() | st.builds(CartridgeAuth, verdict=st.sampled_from(["authentic", "unauthentic", "unverified"]),
+                                         cartridge_id=st.integers(0, 5), counter=st.integers(0, 3)),
 )
 histories = st.builds(
     History,
@@ -543,6 +595,7 @@ histories = st.builds(
                               last_motor_seconds=st.integers(0, 10**6),
                               service_motor_seconds=st.integers(0, 10**6)),
     cartridge_used_before=st.booleans(),
+    cartridge_counter_floor=st.none() | st.integers(0, 4),
     treatments=st.lists(st.builds(Treatment, client_ref=st.sampled_from(["A", "B"]),
                                   area=st.sampled_from(["face", "neck"]), started_at=aware_times),
                         max_size=10).map(tuple),
@@ -559,7 +612,7 @@ def test_decide_is_deterministic_and_speaks_only_known_codes(state, past, now, s
     assert set(every) <= set(DESCRIPTIONS)
     assert len(every) == len(set(every))
     assert set(decision.overridden) <= set(rules.OVERRIDABLE) & state.overrides
-    assert "cartridge_reused" not in decision.overridden
+    assert not {"cartridge_reused", "cartridge_unauthentic"} & set(decision.overridden)
     if not state.docked:
         assert decision.locks == ("no_pen",) and decision.warnings == () and decision.overridden == ()
     else:
