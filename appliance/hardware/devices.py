@@ -21,7 +21,7 @@ from gpiozero import (
 )
 from gpiozero.exc import SPIFixedRate
 
-from appliance.hardware import frame, session_link
+from appliance.hardware import chipauth, frame, session_link
 from appliance.core.model import PenReading
 from appliance.hardware.pinmap import PinMap, PinSpec, SpiSpec
 
@@ -239,6 +239,37 @@ class PenLink(SPIDevice):
             except frame.FrameError as error:
                 last_error = error
         raise PenLinkError(f"no valid pen frame after {1 + self.retries} reads: {last_error}")
+
+    # -- the cartridge chip exchange (hw/cartridge_auth.toml) -------------------------------
+    def challenge_chip(self, challenge: bytes) -> bytes:
+        """Send the challenge frame, then read the chip's answer; read again while the chip
+        is busy signing or the answer came damaged. The raw answer goes to
+        `chipauth.verify`, which judges it (a blank one: a pen without the exchange)."""
+        spec = chipauth.SPEC
+        self._spi.transfer([spec.challenge_command] + list(challenge))
+        answer, damaged = b"", 0
+        for _ in range(spec.busy_polls):
+            answer = self.read_chip_answer()
+            if chipauth.blank_answer(answer):
+                return answer
+            try:
+                if chipauth.answer_status(answer) != "busy":
+                    return answer
+            except chipauth.AnswerCrcError:
+                damaged += 1
+                if damaged > self.retries:
+                    return answer
+                continue
+            except chipauth.AnswerError:
+                return answer
+            time.sleep(spec.busy_wait_s)
+        return answer
+
+    def read_chip_answer(self) -> bytes:
+        spec = chipauth.SPEC
+        response = self._spi.transfer([spec.answer_command] + [spec.answer_dummy] * chipauth.ANSWER_LENGTH)
+        offset = spec.response_offset
+        return bytes(response[offset:offset + chipauth.ANSWER_LENGTH])
 
 
 @dataclass

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from gpiozero.pins import SPI
 from gpiozero.pins.mock import MockFactory, MockSPIDevice, MockSPIInterface, MockSPIInterfaceShared
 
-from appliance.hardware import frame, session_link
+from appliance.hardware import frame, session_link, simchip
 from appliance.core.inputs import flag
 from appliance.core.model import FAULTS, PenReading
 from appliance.hardware.pinmap import PinMap
@@ -133,6 +133,11 @@ class PenState:
     docked: bool = True
     frame_version: int = frame.FRAME_VERSION  # 1: an older pen, without session registers
     session_tag: int = 0  # the tag of the last session-open it took; 0 = none
+    # The fitted cartridge's simulated chip (appliance/hardware/simchip.py); false
+    # chip_link: a pen whose link has no chip exchange (firmware from before it).
+    chip_link: bool = True
+    chip: dict = field(default_factory=dict)
+    chip_counters: dict = field(default_factory=dict)  # genuine serial -> counter, for refits
 
     def open_session(self, tag: int) -> bool:
         """A session-open from the dock: zero the session registers, keep the tag. A
@@ -170,6 +175,7 @@ class SimulatedPen(MockSPIDevice):
         self.intermittent_from = 0  # the read count when an intermittent CRC fault was set
         self._lock = threading.Lock()
         self._factory = pin_factory
+        self.chip_side = simchip.PenChipSide()
 
     def frame_bytes(self) -> bytes:
         data = bytearray(frame.encode(self.state.reading()))
@@ -212,6 +218,8 @@ class SimulatedPen(MockSPIDevice):
                 self.reads += 1
             for byte in reply:
                 self.tx_word(byte)
+        elif self.state.docked:
+            self.chip_side.on_bit(self, self.state)
 
 
 class SimulatedHardwareSPI(SPI):
@@ -301,8 +309,10 @@ class Simulator:
     mock SPI kind; then `register(server, dock)` adds the sim verbs to the control socket.
     """
 
-    def __init__(self, pinmap: PinMap, factory: MockFactory, clock: SimClock, state_file: Path | None = None):
+    def __init__(self, pinmap: PinMap, factory: MockFactory, clock: SimClock, state_file: Path | None = None,
+                 chips: simchip.SimChips | None = None):
         self.pinmap = pinmap
+        self.chips = chips or simchip.SimChips()  # the maker of the genuine simulated cartridges
         self.clock = clock
         self.state_file = state_file
         self.pen = SimulatedPen(pinmap, self._load_state(), pin_factory=factory)
@@ -319,7 +329,10 @@ class Simulator:
                 clock = saved.pop("_clock", {})
                 self.clock.wall_offset = float(clock.get("wall_offset", 0.0))
                 self.clock.is_synced = bool(clock.get("synced", True))
-                return PenState(**saved)
+                state = PenState(**saved)
+                if state.cartridge_serial and not state.chip:  # a state file from before chips
+                    state.chip = self.chips.genuine(state.cartridge_serial)
+                return state
             except (ValueError, TypeError):
                 pass  # a broken sim file: start a fresh pen, the dock will notice the swap
         return PenState()
@@ -370,20 +383,47 @@ class Simulator:
         forced_past_latch = latch_held and force
         return forced_past_latch
 
-    def fit_cartridge(self, serial: int | None = None, strokes: int = 0) -> int:
+    def fit_cartridge(self, serial: int | None = None, strokes: int = 0, *, forged: bool = False,
+                      clone_of: int | None = None) -> int:
+        """A genuine cartridge (refitting serial S brings back S's chip, counter and all),
+        a forged one, or a clone of genuine cartridge `clone_of` (which reports its serial)."""
+        if clone_of is not None:
+            if serial is not None or forged:
+                raise SimUsage("--clone-of SERIAL takes the serial of the copied cartridge: no --serial or --forged with it")
+            serial = clone_of
         if serial is None:
             serial = random.randint(1, 0xFFFFFFFF)
         if not 1 <= serial <= 0xFFFFFFFF:
             raise SimUsage(f"cartridge serial {serial} is out of range: use 1 to {0xFFFFFFFF}")
         if strokes < 0:
             raise SimUsage("cartridge strokes cannot be negative")
-        self.pen.state.cartridge_serial = serial
-        self.pen.state.cartridge_strokes = strokes
+        state = self.pen.state
+        if clone_of is not None:
+            chip = self.chips.clone_of(serial)
+        elif forged:
+            chip = self.chips.forged(serial)
+        else:
+            chip = self.chips.genuine(serial, counter=state.chip_counters.get(str(serial)))
+        state.cartridge_serial, state.cartridge_strokes, state.chip = serial, strokes, chip
         return serial
 
     def remove_cartridge(self) -> None:
         self.pen.state.cartridge_serial = 0
         self.pen.state.cartridge_strokes = 0
+        self.pen.state.chip = {}
+
+    def reset_counter(self) -> int:
+        """A remanufacturer's work on the fitted cartridge: its chip's use counter back to
+        new and its stroke count to zero."""
+        state = self.pen.state
+        if not state.cartridge_serial or not state.chip:
+            raise SimRefused("no cartridge is fitted: fit one first (`pendock sim cartridge`)")
+        serial = state.cartridge_serial
+        state.cartridge_strokes = 0
+        state.chip = self.chips.genuine(serial) if state.chip.get("kind") == "genuine" else {
+            **state.chip, "counter": simchip.DEFAULT_USES}
+        state.chip_counters.pop(str(serial), None)
+        return serial
 
     def needle(self, minutes: float, depth_mm: float | None = None, strokes: int | None = None) -> None:
         state = self.pen.state
@@ -454,8 +494,25 @@ class Simulator:
             if flag(args, "remove"):
                 self.remove_cartridge()
                 return settled({"done": "cartridge removed"})
-            serial = self.fit_cartridge(_int_arg(args, "serial"), _int_arg(args, "strokes") or 0)
-            return settled({"done": f"cartridge {serial} fitted", "cartridge_serial": serial})
+            fitted = self.pen.state.cartridge_serial
+            if flag(args, "reset_counter"):
+                serial = self.reset_counter()
+                done = f"cartridge {serial} taken off, its chip's counter reset, fitted again"
+            else:
+                clone_of = _int_arg(args, "clone_of")
+                serial = self.fit_cartridge(_int_arg(args, "serial"), _int_arg(args, "strokes") or 0,
+                                            forged=flag(args, "forged"), clone_of=clone_of)
+                kind = "forged " if flag(args, "forged") else f"clone of {clone_of}, " if clone_of else ""
+                done = f"{kind}cartridge {serial} fitted"
+            if serial == fitted:
+                # The same serial again means the cartridge came off and back on: show the
+                # dock the empty pen in between, as the pen's own contacts would.
+                chip, strokes = self.pen.state.chip, self.pen.state.cartridge_strokes
+                self.remove_cartridge()
+                dock.settle()
+                self.pen.state.cartridge_serial, self.pen.state.cartridge_strokes = serial, strokes
+                self.pen.state.chip = chip
+            return settled({"done": done, "cartridge_serial": serial})
 
         def sim_needle(args, peer):
             minutes = args.get("minutes")

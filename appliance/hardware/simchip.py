@@ -115,3 +115,47 @@ def answer(chip: dict, challenge: bytes) -> bytes:
     signature = chipauth.sign(key, chipauth.answer_message(nonce, dock_id, cartridge_id, counter))
     chip["counter"] = max(0, counter - 1)
     return chipauth.encode_answer(certificate, counter, signature)
+
+
+class PenChipSide:
+    """The simulated pen's half of the exchange: it takes the challenge after
+    CHALLENGE_COMMAND, has the fitted chip answer it, and clocks the answer out after
+    ANSWER_COMMAND. A pen state with `chip_link` false stays silent, as a pen from before
+    the exchange does (the dock then reads a blank answer)."""
+
+    _CHALLENGE_BITS = 8 * (1 + chipauth.CHALLENGE_LENGTH)
+
+    def __init__(self) -> None:
+        self.command: int | None = None
+        self.pending = b""
+
+    def on_bit(self, device, state) -> None:
+        """Called by the simulated pen's SPI slave for every bit while selected."""
+        bit = device.rx_bit
+        if bit == 8:
+            self.command = device.rx_word()
+            if self.command == chipauth.ANSWER_COMMAND and state.chip_link:
+                for byte in self.pending:
+                    device.tx_word(byte)
+        elif bit == self._CHALLENGE_BITS and self.command == chipauth.CHALLENGE_COMMAND and state.chip_link:
+            bits = device.rx_buf[8:bit]
+            challenge = bytes(int("".join(str(int(b)) for b in bits[i:i + 8]), 2)
+                              for i in range(0, len(bits), 8))
+            self.pending = self.respond(state, challenge)
+
+    @staticmethod
+    def respond(state, challenge: bytes) -> bytes:
+        chip = state.chip
+        if not state.cartridge_serial or not chip:
+            return chipauth.encode_answer(b"\0" * chipauth.CERTIFICATE_LENGTH, 0, b"\0" * 64, "chip_error")
+        reply = answer(chip, challenge)
+        if chip.get("kind") == "genuine":
+            counters = state.chip_counters
+            counters.pop(str(state.cartridge_serial), None)
+            counters[str(state.cartridge_serial)] = chip["counter"]
+            while len(counters) > COUNTERS_KEPT:
+                counters.pop(next(iter(counters)))
+        return reply
+
+
+COUNTERS_KEPT = 256  # genuine chips whose counters the simulated pen remembers for a refit

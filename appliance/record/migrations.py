@@ -232,6 +232,20 @@ def compact_fleet_events(db: sqlite_utils.Database) -> None:
                  "audit_id INTEGER, body BLOB)")
 
 
+def cartridge_chips(db: sqlite_utils.Database) -> None:
+    """7: cartridge authentication. The lowest use counter each cartridge chip showed
+    (an answer not below it is a reset or cloned chip), the chip's verdict and counter on
+    each session, and the dock's own random id that every challenge carries (so an
+    answer given to another dock is worthless here)."""
+    db["cartridge_chips"].create(
+        {"cartridge_id": int, "lowest_counter": int, "first_seen": str, "last_seen": str},
+        pk="cartridge_id", not_null=["lowest_counter", "first_seen", "last_seen"])
+    db["sessions"].add_column("cartridge_auth", str)  # authentic / unauthentic / unverified
+    db["sessions"].add_column("cartridge_counter", int)
+    db.execute("INSERT OR IGNORE INTO state (key, value) "
+               "VALUES ('cartridge_auth_dock_id', '\"' || lower(hex(randomblob(16))) || '\"')")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     initial_schema,
     checklist_and_spent_cartridges,
@@ -239,6 +253,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     session_clock,
     fleet_tables,
     compact_fleet_events,
+    cartridge_chips,
 )
 
 # The schema version this software writes and understands.
