@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--serial")
     c.add_argument("--strokes")
     c.add_argument("--remove", action="store_true")
+    c.add_argument("--forged", action="store_true", help="a certificate no trusted maker signed")
+    c.add_argument("--clone-of", metavar="SERIAL", help="genuine cartridge SERIAL's certificate on another chip")
+    c.add_argument("--reset-counter", action="store_true",
+                   help="the fitted cartridge's chip counter back to new, as a remanufacturer would")
     n = simsub.add_parser("needle", parents=[inner], help="use the lifted pen")
     n.add_argument("--minutes", required=True)
     n.add_argument("--depth")
@@ -182,7 +186,9 @@ def format_status(status: dict) -> str:
             f"{pen['temperature_c']:.1f} C" + (f", faults: {', '.join(pen['faults'])}" if pen['faults'] else "")
         )
     cartridge = status.get("cartridge")
-    lines.append(f"Cartridge: {cartridge['serial']} ({cartridge['strokes']} strokes)" if cartridge else "Cartridge: none")
+    lines.append(f"Cartridge: {cartridge['serial']} ({cartridge['strokes']} strokes, "
+                 f"{'authenticated' if cartridge.get('authenticated') else 'NOT authenticated'})"
+                 if cartridge else "Cartridge: none")
     nc = status.get("next_client")
     if nc:
         checklist = ", ".join(nc.get("checklist") or []) or "checklist not ticked"
@@ -230,7 +236,9 @@ def _sim_args(args) -> tuple[str, dict]:
     if verb == "undock":
         return "sim.undock", {"force": args.force}
     if verb == "cartridge":
-        return "sim.cartridge", {"serial": args.serial, "strokes": args.strokes, "remove": args.remove}
+        return "sim.cartridge", {"serial": args.serial, "strokes": args.strokes, "remove": args.remove,
+                                 "forged": args.forged, "clone_of": args.clone_of,
+                                 "reset_counter": args.reset_counter}
     if verb == "needle":
         return "sim.needle", {"minutes": args.minutes, "depth": args.depth, "strokes": args.strokes}
     if verb == "fault":

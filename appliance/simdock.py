@@ -13,13 +13,14 @@ That default is never used for a pin: the bus's pins come from the injected fact
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import time
 from pathlib import Path
 
 from appliance.daemon.loop import RunningDock, start_dock
 from appliance.hardware.pinmap import PinMap, load_pinmap
 from appliance.hardware.sim import SimClock, SimFactory, Simulator
+from appliance.hardware.simchip import MAKERS_FOLDER, SimChips
 
 
 @dataclass
@@ -45,12 +46,17 @@ def build_sim_dock(config, data_dir: Path, socket: Path, *, pen_file: Path | Non
     `start_at`: a new simulated dock's wall clock starts at that time of the dock's today
     (a day that cannot run past midnight under a test); a saved clock wins."""
     pinmap = pinmap or load_pinmap()
+    # The demo maker: its key made in the data folder at first start, its public key the
+    # one this dock trusts (DATA/makers/), so genuine simulated cartridges authenticate.
+    chips = SimChips.in_folder(Path(data_dir))
+    config = replace(config, cartridges=replace(config.cartridges,
+                                                makers_dir=str(Path(data_dir) / MAKERS_FOLDER)))
     os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")  # see the module's docstring
     factory = SimFactory()  # mock pins, and the pen link as a hardware SPI bus, as on a Pi
     clock = SimClock(config.tz)
     try:
         fresh = pen_file is None or not pen_file.exists()
-        simulator = Simulator(pinmap, factory, clock, pen_file)
+        simulator = Simulator(pinmap, factory, clock, pen_file, chips=chips)
         if start_at is not None and fresh:
             now = clock.now()
             clock.wall_offset = (now.replace(hour=start_at.hour, minute=start_at.minute, second=0,

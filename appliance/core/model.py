@@ -167,6 +167,8 @@ class OpenSession:
     checklist: frozenset[str] = frozenset()
     forced: bool = False  # the pen left while held (the technician's key)
     session_tag: int | None = None  # the pen's session registers were zeroed for this session under it
+    cartridge_auth: str | None = None  # the chip's verdict when the session started
+    cartridge_counter: int | None = None  # and its counter
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from appliance.core.model import Decision, DockState, History, NextClient, OpenS
 from appliance.daemon import clockduty
 from appliance.core.reason_facts import CartridgeSeen, FactInputs
 from appliance.daemon.session_registers import SessionRegisters
+from appliance.daemon.cartridge_check import CartridgeCheck
 from appliance.daemon.status import present_status
 from appliance.fleet.link import FleetLink
 from appliance.record import lookups
@@ -33,7 +34,7 @@ log = logging.getLogger("pendock.dock")
 # not be treated yet; they light red. The rest (waiting for the therapist) light amber.
 RED_LOCKS = frozenset({
     "readout_error", "cartridge_reused", "pen_fault", "counter_rollback", "service_due",
-    "storage_error", "client_interval",
+    "storage_error", "client_interval", "cartridge_unauthentic",
 })
 DOCK_ACTOR = "dock"
 
@@ -70,6 +71,8 @@ class Dock:
         self._cartridge_seen: tuple[int, CartridgeSeen | None] = (0, None)  # serial -> where seen
         self.registers = SessionRegisters()  # the tag the docked pen's session registers are under
         self.fleet: FleetLink | None = None  # the clinic's link (appliance/fleet), set by start_dock
+        # The fitted cartridge's chip, asked once per fitting (hw/cartridge_auth.toml).
+        self.chips = CartridgeCheck(hw.pen, store, config.cartridges.makers_dir)
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -87,6 +90,8 @@ class Dock:
             self._anchor_chain(now)
             self._write(lambda: self.store.audit(
                 DOCK_ACTOR, "config_loaded", self.config_summary, now, self.observe_clock()))
+            self._write(lambda: self.store.audit(
+                DOCK_ACTOR, "cartridge_makers", self.chips.summary(), now, self.observe_clock()))
         self.settle()
 
     def close(self) -> None:
@@ -153,6 +158,11 @@ class Dock:
                 # Keep the last good reading so the lift opens the session it starts.
                 return
             self.reading, self.readout_error = None, str(error)
+            return
+        try:
+            self.chips.check(self.reading)
+        except StorageError as error:
+            self._storage_failed(error)
 
     def _open_pen_session(self) -> None:
         """Zero the docked pen's session registers for its next session (frame v2) while it
@@ -185,6 +195,7 @@ class Dock:
             self.forced_by = None
         self.reading, self.readout_error = None, None
         self.registers.forget()  # whichever pen docks next gets a fresh tag
+        self.chips.forget()  # whatever comes back is asked again
 
     def note_forced_removal(self, actor) -> None:
         """Who used the technician's key, for the audit entry of the forced removal."""
@@ -194,6 +205,7 @@ class Dock:
         reading = self.reading
         client = self.next_client
         now = self.clock.now()
+        auth = self.chips.auth_for(reading)
         session = OpenSession(
             id=0,
             started_at=now,
@@ -209,6 +221,8 @@ class Dock:
             checklist=client.checklist if client else frozenset(),
             forced=forced,
             session_tag=self.registers.tag_for_session(reading),
+            cartridge_auth=auth.verdict if auth else None,
+            cartridge_counter=auth.counter if auth else None,
         )
         self._opened_by = self.forced_by or DOCK_ACTOR
         self.forced_by = None
@@ -234,7 +248,8 @@ class Dock:
                     strokes_start=session.strokes_start, motor_seconds_start=session.motor_seconds_start,
                     warnings=session.warnings, overrides=session.overrides,
                     checklist=sorted(session.checklist), forced=session.forced,
-                    actor=self._opened_by, clock_synced=known_right, tz=self.config.tz)
+                    actor=self._opened_by, clock_synced=known_right, tz=self.config.tz,
+                    cartridge_auth=session.cartridge_auth, cartridge_counter=session.cartridge_counter)
                 # Beside the wall time: the boot and monotonic time, to re-anchor it later.
                 self.store.mark_session_clock(opened, self.clockwatch.boot_id,
                                               session.started_monotonic, known_right)
@@ -285,6 +300,7 @@ class Dock:
             clock_synced=self.observe_clock(),
             clock_behind_record=self.clockwatch.state.behind_record,
             fleet_stale=self.fleet is not None and self.fleet.stale(),
+            cartridge_auth=self.chips.auth_for(self.reading),
         )
 
     def _history(self, now: datetime) -> History:
@@ -292,7 +308,9 @@ class Dock:
             return History()
         ref = self.next_client.ref if self.next_client else None
         try:
-            return self.store.history(self.reading, ref, now, self.config.rules.course_window_days)
+            history = self.store.history(self.reading, ref, now, self.config.rules.course_window_days)
+            # The chip's counter is judged against the record as it was BEFORE its answer.
+            return replace(history, cartridge_counter_floor=self.chips.floor_for(self.reading))
         except StorageError as error:
             self._storage_failed(error)
             return History()
@@ -319,10 +337,13 @@ class Dock:
         release = self.seated and not decision.held
         changed = (decision != self.decision) or (release != self.released)
         pen_write = self._pen_write(decision, history)
-        if changed or pen_write:
-            if self._write(lambda: self._record(decision, release, changed, pen_write)) is _FAILED:
+        chip_write = self.storage_ok and self.chips.needs_recording()
+        if changed or pen_write or chip_write:
+            if self._write(lambda: self._record(decision, release, changed, pen_write, chip_write)) is _FAILED:
                 decision = self.decide(history)  # now with storage_error
                 release = False
+            elif chip_write:
+                self.chips.recorded()
         self._drive(decision, release)
 
     def _note_facts(self, history: History, decision: Decision) -> None:
@@ -351,7 +372,8 @@ class Dock:
         moved = (reading.strokes, reading.motor_seconds) != (known.last_strokes, known.last_motor_seconds)
         return "counters" if moved else None
 
-    def _record(self, decision: Decision, release: bool, changed: bool, pen_write: str | None) -> None:
+    def _record(self, decision: Decision, release: bool, changed: bool, pen_write: str | None,
+                chip_write: bool = False) -> None:
         reading = self.reading
         now, synced = self.clock.now(), self.observe_clock()
         with self.store.transaction("the dock's decision"):
@@ -359,6 +381,8 @@ class Dock:
                 self.store.register_pen(reading, now, DOCK_ACTOR, synced)
             elif pen_write == "counters":
                 self.store.record_pen_counters(reading.pen_serial, reading.strokes, reading.motor_seconds)
+            if chip_write:
+                self.chips.record(now)
             if changed:
                 detail = {
                     "locks": list(decision.locks),
@@ -367,6 +391,7 @@ class Dock:
                     "pen": reading.pen_serial if reading else None,
                     "cartridge": reading.cartridge_serial if reading else None,
                     "client": self.next_client.ref if self.next_client else None,
+                    **self.chips.audit_detail(reading),
                 }
                 # An absent key means none: seven entries a session, kept for years (P6).
                 detail = {key: value for key, value in detail.items() if value not in (None, [])}
@@ -470,7 +495,8 @@ class Dock:
                 readout_error=self.readout_error, clock_synced=self.observe_clock(),
                 storage_ok=self.storage_ok, light=self.hw.light.colour, now=now,
                 tz=self.config.tz, pin_factory=self.hw.factory_name, facts=facts,
-                session_registers=self.registers.tag_for_session(self.reading) is not None)
+                session_registers=self.registers.tag_for_session(self.reading) is not None,
+                cartridge_auth=self.chips.auth_for(self.reading))
 
 
 class _Failed:

@@ -13,7 +13,7 @@ from datetime import datetime, tzinfo
 
 from appliance.core import rules
 from appliance.core import reason_facts
-from appliance.core.model import Decision, NextClient, OpenSession, PenReading
+from appliance.core.model import CartridgeAuth, Decision, NextClient, OpenSession, PenReading
 
 # Codes the panel's "No pen in the cradle" headline already says.
 SAID_BY_UNDOCKED_HEADLINE = frozenset({"no_pen"})
@@ -26,7 +26,8 @@ def present_status(*, docked: bool, released: bool, decision: Decision,
                    readout_error: str | None = None, clock_synced: bool = True,
                    storage_ok: bool = True, light: str, now: datetime, tz: tzinfo,
                    pin_factory: str, facts: reason_facts.FactInputs | None = None,
-                   session_registers: bool = False) -> dict:
+                   session_registers: bool = False,
+                   cartridge_auth: CartridgeAuth | None = None) -> dict:
     """The status object, keys in the README's order. `out_seconds`: how long the open
     session's pen has been out (monotonic), ignored without a session. `facts`: what the
     facts behind each reason are worked out from (`detail`, `detail_words`), the pen's
@@ -51,6 +52,7 @@ def present_status(*, docked: bool, released: bool, decision: Decision,
         },
         "cartridge": None if reading is None or reading.cartridge_serial == 0 else {
             "serial": reading.cartridge_serial, "strokes": reading.cartridge_strokes,
+            **present_cartridge_auth(cartridge_auth),
         },
         "next_client": None if next_client is None else {
             "ref": next_client.ref, "area": next_client.area,
@@ -70,6 +72,15 @@ def present_status(*, docked: bool, released: bool, decision: Decision,
     if facts is not None:
         add_facts(status, facts)
     return status
+
+
+def present_cartridge_auth(auth: CartridgeAuth | None) -> dict:
+    """What the chip proved (hw/cartridge_auth.toml): `authenticated` is the contract's key."""
+    return {
+        "authenticated": auth is not None and auth.authenticated,
+        "authentication": "unverified" if auth is None else auth.verdict,
+        "chip_counter": auth.counter if auth is not None and auth.authenticated else None,
+    }
 
 
 def present_reason(code: str, kind: str | None = None) -> dict:

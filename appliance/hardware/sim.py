@@ -555,4 +555,4 @@ def _int_arg(args: dict, key: str) -> int | None:
     try:
         return int(str(value), 0)
     except ValueError:
-        raise SimUsage(f"--{key} takes a whole number, got {value!r}") from None
+        raise SimUsage(f"--{key.replace('_', '-')} takes a whole number, got {value!r}") from None

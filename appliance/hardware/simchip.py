@@ -47,6 +47,7 @@ class SimChips:
     def in_folder(cls, data: Path) -> "SimChips":
         """The demo maker of this data folder: made at first start, then reused; its public
         key is (re)written into DATA/makers/ so the demo dock trusts it."""
+        Path(data).mkdir(parents=True, exist_ok=True)
         key_file = Path(data) / MAKER_KEY_FILE
         if key_file.exists():
             key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)

@@ -20,7 +20,7 @@ LOG_KEYS = ("id", "started_at", "ended_at", "client_ref", "area", "pen_serial",
             "cartridge_serial", "needling_seconds", "strokes", "max_depth_mm", "outcome",
             "warnings", "overrides", "next_eligible_date", "recommended_date")
 EXTRA_KEYS = ("checklist", "forced", "day", "strokes_start", "motor_seconds_start",
-              "strokes_end", "motor_seconds_end")
+              "strokes_end", "motor_seconds_end", "cartridge_auth", "cartridge_counter")
 _SESSION_COLUMNS = ", ".join(LOG_KEYS + EXTRA_KEYS)
 _JSON_LISTS = ("warnings", "overrides", "checklist")
 CLOSED_OUTCOMES = ("completed", "interrupted")
@@ -46,11 +46,13 @@ class SessionsMixin:
                      motor_seconds_start: int, warnings: Iterable[str] = (),
                      overrides: Iterable[str] = (), checklist: Iterable[str] = (),
                      forced: bool = False, actor: str = "dock", clock_synced: bool = True,
-                     tz: tzinfo | None = None) -> int:
+                     tz: tzinfo | None = None, cartridge_auth: str | None = None,
+                     cartridge_counter: int | None = None) -> int:
         """Record a session that just started, with its audit entry, in one commit.
 
         `day` is started_at's date in `tz` (the dock's zone), or in started_at's own
         offset when no tz is given. The cartridge is spent from this moment on.
+        `cartridge_auth` and `cartridge_counter`: its chip's verdict and counter (hw/).
         """
         started = iso(started_at)
         day = (started_at.astimezone(tz) if tz else started_at).date().isoformat()
@@ -60,11 +62,11 @@ class SessionsMixin:
             cursor = self._conn.execute(
                 "INSERT INTO sessions (day, started_at, client_ref, area, pen_serial, "
                 "cartridge_serial, strokes_start, motor_seconds_start, outcome, warnings, "
-                "overrides, checklist, forced) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)",
+                "overrides, checklist, forced, cartridge_auth, cartridge_counter) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
                 (day, started, client_ref, area, pen_serial, cartridge_serial, strokes_start,
                  motor_seconds_start, json_list(warnings), json_list(overrides),
-                 json_list(checklist), int(forced)))
+                 json_list(checklist), int(forced), cartridge_auth, cartridge_counter))
             session_id = cursor.lastrowid
             if cartridge_serial:
                 self._conn.execute(
@@ -73,7 +75,9 @@ class SessionsMixin:
             self._audit(actor, "session_opened",
                         {"session": session_id, "client_ref": client_ref, "area": area,
                          "pen_serial": pen_serial, "cartridge_serial": cartridge_serial,
-                         "warnings": warnings, "overrides": overrides, "forced": bool(forced)},
+                         "warnings": warnings, "overrides": overrides, "forced": bool(forced),
+                         **({"chip": cartridge_auth, "chip_counter": cartridge_counter}
+                            if cartridge_auth else {})},
                         started_at, clock_synced)
         return session_id
 

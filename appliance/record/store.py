@@ -30,6 +30,7 @@ from appliance.record import migrations
 from appliance.record.access import AccessMixin
 from appliance.record.backup import BackupMixin
 from appliance.record.clocked import ClockMixin
+from appliance.record.chips import ChipsMixin
 from appliance.record.errors import StorageError, StoreError
 from appliance.record.history import HistoryMixin
 from appliance.record.pens import PensMixin
@@ -48,7 +49,8 @@ SYNCHRONOUS_LEVELS = ("FULL", "EXTRA", "NORMAL", "OFF")
 Journal = Callable[[sqlite3.Connection, str, dict, "datetime | None", "int | None"], None]
 
 
-class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, BackupMixin, ClockMixin):
+class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, BackupMixin, ClockMixin,
+            ChipsMixin):
     """The dock's SQLite record. `Store.open(data_dir)` for the daemon,
     `Store.open(data_dir, readonly=True)` for the page and the CLI."""
 
