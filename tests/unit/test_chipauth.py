@@ -198,3 +198,13 @@ def test_fuzz_no_generated_answer_crashes_or_passes(data):
         assert verdict.verdict == "unverified"
     else:
         assert verdict.verdict == "unauthentic"
+
+
+def test_hw_readme_certificate_table_matches_the_layout():
+    import re
+
+    from appliance.core.resources import hw_file
+
+    readme = hw_file("README.md").read_text(encoding="utf-8")
+    rows = {m[1]: (int(m[2]), int(m[3])) for m in re.finditer(r"^\| `(\w+)` \| (\d+) \| (\d+) \|", readme, re.M)}
+    assert rows == {name: (offset, size) for name, offset, size, _ in chipauth.SPEC.certificate.fields}
