@@ -28,7 +28,8 @@ def test_the_pen_is_read_over_the_mock_spi_and_shown(demo):
     status = demo.status()
     assert status["pen"]["serial"] == 0x5EED0001
     assert status["pen"]["battery_mv"] == 4050
-    assert status["cartridge"] == {"serial": 4242, "strokes": 0}
+    assert status["cartridge"] == {"serial": 4242, "strokes": 0, "authenticated": True,
+                                   "authentication": "authentic", "chip_counter": 16}
     assert "no_cartridge" not in status["locks"]
     for key in ("docked", "held", "locks", "warnings", "pen", "cartridge", "next_client", "session", "clock_synced"):
         assert key in status
