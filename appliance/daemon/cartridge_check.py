@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -30,6 +30,7 @@ class Checked:
     auth: CartridgeAuth
     floor: int | None  # the lowest counter recorded for this id BEFORE this answer
     recorded: bool = False  # the counter is in the record
+    audited: bool = False  # the verdict is in an audit entry
 
 
 class CartridgeCheck:
@@ -71,7 +72,7 @@ class CartridgeCheck:
             auth = CartridgeAuth("unauthentic", reason=f"the chip exchange failed: {error}")
         floor = self.store.chip_counter_floor(auth.cartridge_id) if auth.authenticated else None
         self.checked = Checked(reading.pen_serial, reading.cartridge_serial, auth, floor)
-        if not auth.authenticated:
+        if auth.verdict == "unauthentic":
             log.warning("cartridge %s: %s (%s)", reading.cartridge_serial, auth.verdict, auth.reason)
 
     def auth_for(self, reading: PenReading | None) -> CartridgeAuth | None:
@@ -92,23 +93,25 @@ class CartridgeCheck:
 
     def record(self, now: datetime) -> None:
         """Inside the dock's decision transaction: the authentic answer's counter. The
-        caller calls `recorded()` once that transaction has committed."""
+        caller calls `committed()` once that transaction has committed."""
         checked = self.checked
         if checked is not None and checked.auth.authenticated and not checked.recorded:
             self.store.record_chip_counter(checked.auth.cartridge_id, checked.auth.counter, now)
 
-    def recorded(self) -> None:
+    def committed(self, *, counter: bool, audited: bool) -> None:
+        """The decision's transaction committed: with the counter, with an audit entry."""
         checked = self.checked
-        if checked is not None and checked.auth.authenticated:
-            self.checked = Checked(checked.pen_serial, checked.cartridge_serial, checked.auth,
-                                   checked.floor, True)
+        if checked is not None:
+            self.checked = replace(checked, recorded=checked.recorded or (counter and checked.auth.authenticated),
+                                   audited=checked.audited or audited)
 
     def audit_detail(self, reading: PenReading | None) -> dict:
-        """The verdict's part of a lock/release audit entry."""
+        """The verdict's part of the first lock/release audit entry after each check (once:
+        the entries are kept for years, P6)."""
         auth = self.auth_for(reading)
-        if auth is None:
+        if auth is None or self.checked is None or self.checked.audited:
             return {}
         detail = {"chip": auth.verdict, "chip_counter": auth.counter}
-        if not auth.authenticated:
+        if auth.verdict == "unauthentic":
             detail["chip_reason"] = auth.reason
         return {key: value for key, value in detail.items() if value is not None}

@@ -342,8 +342,8 @@ class Dock:
             if self._write(lambda: self._record(decision, release, changed, pen_write, chip_write)) is _FAILED:
                 decision = self.decide(history)  # now with storage_error
                 release = False
-            elif chip_write:
-                self.chips.recorded()
+            else:
+                self.chips.committed(counter=chip_write, audited=changed)
         self._drive(decision, release)
 
     def _note_facts(self, history: History, decision: Decision) -> None:

@@ -30,8 +30,7 @@ class ChipsMixin:
         seen = at.isoformat()
         with self.transaction(f"cartridge {cartridge_id}'s chip counter"):
             self._conn.execute(
-                "INSERT INTO cartridge_chips (cartridge_id, lowest_counter, first_seen, last_seen) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT(cartridge_id) DO UPDATE SET "
-                "lowest_counter = min(lowest_counter, excluded.lowest_counter), "
-                "last_seen = excluded.last_seen",
-                (cartridge_id, counter, seen, seen))
+                "INSERT INTO cartridge_chips (cartridge_id, lowest_counter, first_seen) "
+                "VALUES (?, ?, ?) ON CONFLICT(cartridge_id) DO UPDATE SET "
+                "lowest_counter = min(lowest_counter, excluded.lowest_counter)",
+                (cartridge_id, counter, seen))

@@ -238,8 +238,8 @@ def cartridge_chips(db: sqlite_utils.Database) -> None:
     each session, and the dock's own random id that every challenge carries (so an
     answer given to another dock is worthless here)."""
     db["cartridge_chips"].create(
-        {"cartridge_id": int, "lowest_counter": int, "first_seen": str, "last_seen": str},
-        pk="cartridge_id", not_null=["lowest_counter", "first_seen", "last_seen"])
+        {"cartridge_id": int, "lowest_counter": int, "first_seen": str},
+        pk="cartridge_id", not_null=["lowest_counter", "first_seen"])
     db["sessions"].add_column("cartridge_auth", str)  # authentic / unauthentic / unverified
     db["sessions"].add_column("cartridge_counter", int)
     db.execute("INSERT OR IGNORE INTO state (key, value) "
