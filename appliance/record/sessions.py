@@ -75,9 +75,7 @@ class SessionsMixin:
             self._audit(actor, "session_opened",
                         {"session": session_id, "client_ref": client_ref, "area": area,
                          "pen_serial": pen_serial, "cartridge_serial": cartridge_serial,
-                         "warnings": warnings, "overrides": overrides, "forced": bool(forced),
-                         **({"chip": cartridge_auth} if cartridge_auth else {}),
-                         **({"chip_counter": cartridge_counter} if cartridge_counter is not None else {})},
+                         "warnings": warnings, "overrides": overrides, "forced": bool(forced)},
                         started_at, clock_synced)
         return session_id
 

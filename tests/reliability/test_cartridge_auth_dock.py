@@ -116,8 +116,6 @@ def test_a_session_carries_the_verdict_and_counter(sim):
     closed = sim.session_cycle("BK-10", minutes=5)
     row = sim.store.session(closed["id"])
     assert (row["cartridge_auth"], row["cartridge_counter"]) == ("authentic", simchip.DEFAULT_USES)
-    opened = [e for e in sim.store.audit_entries(limit=50) if e.action == "session_opened"]
-    assert opened[0].detail["chip"] == "authentic"
     # back in the cradle, the spent cartridge's chip answered again, one lower
     assert sim.store.chip_counter_floor(closed["cartridge_serial"]) == simchip.DEFAULT_USES - 1
     assert sim.store.verify_audit().ok

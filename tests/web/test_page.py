@@ -88,6 +88,21 @@ def test_the_state_band_follows_the_docks_light(therapist, daemon):
     assert html.count("<h1") == 1
 
 
+def test_the_live_panel_says_whether_the_cartridge_is_authenticated(therapist, daemon):
+    from dataclasses import replace
+
+    from appliance.core.model import CartridgeAuth
+
+    fitted = replace(daemon.state["reading"], cartridge_serial=77)
+    daemon.set(reading=fitted, decision=Decision(locks=("cartridge_unauthentic",)),
+               cartridge_auth=CartridgeAuth("unauthentic", reason="forged"))
+    assert daemon.status["cartridge"]["authenticated"] is False
+    html = therapist.get("/").get_data(as_text=True)
+    assert "77 (0 strokes), NOT authenticated" in html
+    daemon.set(cartridge_auth=CartridgeAuth("authentic", cartridge_id=77, counter=16), decision=Decision())
+    assert "77 (0 strokes), genuine" in therapist.get("/").get_data(as_text=True)
+
+
 def test_an_empty_cradle_lists_the_other_locks_but_not_no_pen_again(therapist, daemon):
     from appliance.core import rules
 
