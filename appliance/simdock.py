@@ -12,6 +12,7 @@ That default is never used for a pin: the bus's pins come from the injected fact
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 from datetime import time
@@ -48,7 +49,11 @@ def build_sim_dock(config, data_dir: Path, socket: Path, *, pen_file: Path | Non
     pinmap = pinmap or load_pinmap()
     # The demo maker: its key made in the data folder at first start, its public key the
     # one this dock trusts (DATA/makers/), so genuine simulated cartridges authenticate.
-    chips = SimChips.in_folder(Path(data_dir))
+    try:
+        chips = SimChips.in_folder(Path(data_dir))
+    except OSError as error:  # an unwritable data folder: start_dock names it, not this
+        logging.getLogger("pendock.sim").warning("the demo maker key cannot be kept: %s", error)
+        chips = SimChips()  # not trusted by the dock: its cartridges stay held
     config = replace(config, cartridges=replace(config.cartridges,
                                                 makers_dir=str(Path(data_dir) / MAKERS_FOLDER)))
     os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")  # see the module's docstring
