@@ -32,6 +32,34 @@ def _scalar_hex(key: ec.EllipticCurvePrivateKey) -> str:
     return f"{key.private_numbers().private_value:064x}"
 
 
+def _load_maker_key(key_file: Path) -> ec.EllipticCurvePrivateKey | None:
+    """The demo maker key, or None when there is none (or only a broken one: a new demo
+    maker then signs the cartridges fitted from now on)."""
+    try:
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return None
+    return key if isinstance(key, ec.EllipticCurvePrivateKey) else None
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Owner-only, whole or not at all, on the disk before it counts (power cuts)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 class SimChips:
     """Makes simulated chips (plain dicts, kept in the pen's JSON state) and answers for them.
 
@@ -49,21 +77,19 @@ class SimChips:
         key is (re)written into DATA/makers/ so the demo dock trusts it."""
         Path(data).mkdir(parents=True, exist_ok=True)
         key_file = Path(data) / MAKER_KEY_FILE
-        if key_file.exists():
-            key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-            if not isinstance(key, ec.EllipticCurvePrivateKey):
-                raise ValueError(f"{key_file} is not an EC private key: delete it to make a new demo maker")
-        else:
+        key = _load_maker_key(key_file)
+        if key is None:
             key = ec.generate_private_key(ec.SECP256R1())
-            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as file:
-                file.write(pem)
+            _write_durably(key_file, key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()))
         chips = cls(key)
         makers = Path(data) / MAKERS_FOLDER
         makers.mkdir(exist_ok=True)
-        (makers / f"{DEMO_MAKER}.pem").write_bytes(chips.maker_public_pem())
+        public = makers / f"{DEMO_MAKER}.pem"
+        if not public.exists() or public.read_bytes() != chips.maker_public_pem():
+            _write_durably(public, chips.maker_public_pem())
+            os.chmod(public, 0o644)
         return chips
 
     def maker_public_pem(self) -> bytes:
