@@ -61,6 +61,18 @@ def test_a_genuine_cartridge_frees_and_its_counter_is_on_record(sim):
     verdicts = [(e.detail["chip"], e.detail["chip_counter"]) for e in sim.store.audit_entries(limit=50)
                 if e.action in ("lock", "release") and "chip" in e.detail]
     assert verdicts == [("authentic", simchip.DEFAULT_USES)]  # once a check, not on every entry
+    makers = [e.detail for e in sim.store.audit_entries(limit=50) if e.action == "cartridge_makers"]
+    assert makers == [{"trusted": ["demo-maker"], "left_out": []}]
+
+
+def test_the_chip_is_asked_once_per_fitting_not_on_every_poll(sim):
+    sim.call("sim.cartridge", serial=110)
+    for _ in range(5):
+        sim.dock.settle()  # the dock reads the pen again, as it does every poll
+    assert sim.sim.pen.state.chip["counter"] == simchip.DEFAULT_USES - 1  # one use spent
+    sim.call("sim.undock", force=True)
+    sim.call("sim.dock")  # docked again: asked again
+    assert sim.sim.pen.state.chip["counter"] == simchip.DEFAULT_USES - 2
 
 
 def test_a_replayed_answer_is_held(sim):
