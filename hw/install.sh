@@ -231,6 +231,10 @@ install_config() {
     dest=$(at "$CONFIG_FILE")
     mkdir -p "$(at "$CONFIG_DIR")"
     chmod 0755 "$(at "$CONFIG_DIR")"
+    # The trusted cartridge makers' public keys, one PEM a maker (hw/README.md): root's to
+    # change, everyone's to read. Empty until the technician adds the makers' keys.
+    mkdir -p "$(at "$CONFIG_DIR")/makers"
+    chmod 0755 "$(at "$CONFIG_DIR")/makers"
     conf_gid=$(gid_of pendock)
     if [[ -e $dest ]]; then
         # The clinic's settings stay; only owner and mode are put right (root:pendock 0640).

@@ -143,6 +143,8 @@ def test_install_creates_folders_config_and_units(source: Path, root: Path) -> N
     assert config.read_text() == (source / "appliance" / "core" / "pendock.toml").read_text()
     info = config.stat()
     assert (oct(info.st_mode & 0o777), info.st_uid, info.st_gid) == (oct(0o640), 0, gid)
+    makers = root / "etc" / "pendock" / "makers"  # trusted cartridge makers' keys (hw/README.md)
+    assert makers.is_dir() and makers.stat().st_mode & 0o777 == 0o755 and not any(makers.iterdir())
 
     for unit in UNITS:
         installed = root / "etc" / "systemd" / "system" / unit
