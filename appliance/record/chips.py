@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-DOCK_ID_KEY = "cartridge_auth_dock_id"  # written once by migration 4, random
+DOCK_ID_KEY = "cartridge_auth_dock_id"  # written once by migration 5 (cartridge_chips), random
 
 
 class ChipsMixin:

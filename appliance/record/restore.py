@@ -181,6 +181,12 @@ def _merge_rows(conn: sqlite3.Connection) -> dict[str, int]:
     added["spent_cartridges"] = conn.execute(
         "INSERT OR IGNORE INTO main.spent_cartridges (serial, first_used) "
         "SELECT serial, first_used FROM backup.spent_cartridges").rowcount
+    # A chip counter only goes down: the lower of the two is what the dock has seen.
+    added["cartridge_chips"] = conn.execute(
+        "INSERT INTO main.cartridge_chips (cartridge_id, lowest_counter, first_seen) "
+        "SELECT cartridge_id, lowest_counter, first_seen FROM backup.cartridge_chips WHERE true "
+        "ON CONFLICT(cartridge_id) DO UPDATE SET "
+        "lowest_counter = min(lowest_counter, excluded.lowest_counter)").rowcount
     sessions = [name for name in _columns(conn, "sessions") if name != "id"]
     picks = ", ".join("CASE WHEN b.outcome = 'open' THEN 'interrupted' ELSE b.outcome END"
                       if name == "outcome" else f"b.{name}" for name in sessions)

@@ -137,3 +137,19 @@ def test_the_anchor_file_is_private(live):
 
     anchor.ensure(live.path.parent, live._conn, T0)
     assert stat.S_IMODE(anchor.path_for(live.path.parent).stat().st_mode) == 0o600
+
+
+def test_a_restore_keeps_the_lowest_chip_counter_of_both_records(live, tmp_path):
+    """A chip counter only goes down: neither an older backup nor another dock's record
+    can make a reset or cloned cartridge chip look new again."""
+    with Store.open(tmp_path / "old-dock") as old:
+        old.record_chip_counter(77, 5, T0)  # seen there, lower
+        old.record_chip_counter(78, 9, T0)
+        old.backup_to(tmp_path / "old.db")
+    live.record_chip_counter(77, 12, T0)
+    live.record_chip_counter(79, 3, T0)
+    dock_id = live.chip_dock_id()
+    detail = restoring.restore(live, tmp_path / "old.db", "tech", T0 + timedelta(hours=1), True)
+    assert [live.chip_counter_floor(i) for i in (77, 78, 79)] == [5, 9, 3]
+    assert detail["added"]["cartridge_chips"] == 2
+    assert live.chip_dock_id() == dock_id  # this dock's id in its challenges stays its own
