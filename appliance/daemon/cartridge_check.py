@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -91,12 +90,12 @@ class CartridgeCheck:
         checked = self.checked
         return checked is not None and checked.auth.authenticated and not checked.recorded
 
-    def record(self, now: datetime) -> None:
+    def record(self) -> None:
         """Inside the dock's decision transaction: the authentic answer's counter. The
         caller calls `committed()` once that transaction has committed."""
         checked = self.checked
         if checked is not None and checked.auth.authenticated and not checked.recorded:
-            self.store.record_chip_counter(checked.auth.cartridge_id, checked.auth.counter, now)
+            self.store.record_chip_counter(checked.auth.cartridge_id, checked.auth.counter)
 
     def committed(self, *, counter: bool, audited: bool) -> None:
         """The decision's transaction committed: with the counter, with an audit entry."""

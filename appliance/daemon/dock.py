@@ -382,7 +382,7 @@ class Dock:
             elif pen_write == "counters":
                 self.store.record_pen_counters(reading.pen_serial, reading.strokes, reading.motor_seconds)
             if chip_write:
-                self.chips.record(now)
+                self.chips.record()
             if changed:
                 detail = {
                     "locks": list(decision.locks),

@@ -8,7 +8,6 @@ was reset, or a second chip answering for the same id.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 DOCK_ID_KEY = "cartridge_auth_dock_id"  # written once by migration 5 (cartridge_chips), random
 
@@ -25,12 +24,11 @@ class ChipsMixin:
                           (cartridge_id,))
         return rows[0][0] if rows else None
 
-    def record_chip_counter(self, cartridge_id: int, counter: int, at: datetime) -> None:
+    def record_chip_counter(self, cartridge_id: int, counter: int) -> None:
         """Remember an authentic answer's counter (the lowest one stays)."""
-        seen = at.isoformat()
         with self.transaction(f"cartridge {cartridge_id}'s chip counter"):
             self._conn.execute(
-                "INSERT INTO cartridge_chips (cartridge_id, lowest_counter, first_seen) "
-                "VALUES (?, ?, ?) ON CONFLICT(cartridge_id) DO UPDATE SET "
+                "INSERT INTO cartridge_chips (cartridge_id, lowest_counter) VALUES (?, ?) "
+                "ON CONFLICT(cartridge_id) DO UPDATE SET "
                 "lowest_counter = min(lowest_counter, excluded.lowest_counter)",
-                (cartridge_id, counter, seen))
+                (cartridge_id, counter))

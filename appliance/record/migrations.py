@@ -237,9 +237,8 @@ def cartridge_chips(db: sqlite_utils.Database) -> None:
     (an answer not below it is a reset or cloned chip), the chip's verdict and counter on
     each session, and the dock's own random id that every challenge carries (so an
     answer given to another dock is worthless here)."""
-    db["cartridge_chips"].create(
-        {"cartridge_id": int, "lowest_counter": int, "first_seen": str},
-        pk="cartridge_id", not_null=["lowest_counter", "first_seen"])
+    db["cartridge_chips"].create(  # no dates: the audit entry of each check has them (P6)
+        {"cartridge_id": int, "lowest_counter": int}, pk="cartridge_id", not_null=["lowest_counter"])
     db["sessions"].add_column("cartridge_auth", str)  # authentic / unauthentic / unverified
     db["sessions"].add_column("cartridge_counter", int)
     db.execute("INSERT OR IGNORE INTO state (key, value) "

@@ -183,8 +183,8 @@ def _merge_rows(conn: sqlite3.Connection) -> dict[str, int]:
         "SELECT serial, first_used FROM backup.spent_cartridges").rowcount
     # A chip counter only goes down: the lower of the two is what the dock has seen.
     added["cartridge_chips"] = conn.execute(
-        "INSERT INTO main.cartridge_chips (cartridge_id, lowest_counter, first_seen) "
-        "SELECT cartridge_id, lowest_counter, first_seen FROM backup.cartridge_chips WHERE true "
+        "INSERT INTO main.cartridge_chips (cartridge_id, lowest_counter) "
+        "SELECT cartridge_id, lowest_counter FROM backup.cartridge_chips WHERE true "
         "ON CONFLICT(cartridge_id) DO UPDATE SET "
         "lowest_counter = min(lowest_counter, excluded.lowest_counter)").rowcount
     sessions = [name for name in _columns(conn, "sessions") if name != "id"]

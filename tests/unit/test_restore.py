@@ -143,11 +143,11 @@ def test_a_restore_keeps_the_lowest_chip_counter_of_both_records(live, tmp_path)
     """A chip counter only goes down: neither an older backup nor another dock's record
     can make a reset or cloned cartridge chip look new again."""
     with Store.open(tmp_path / "old-dock") as old:
-        old.record_chip_counter(77, 5, T0)  # seen there, lower
-        old.record_chip_counter(78, 9, T0)
+        old.record_chip_counter(77, 5)  # seen there, lower
+        old.record_chip_counter(78, 9)
         old.backup_to(tmp_path / "old.db")
-    live.record_chip_counter(77, 12, T0)
-    live.record_chip_counter(79, 3, T0)
+    live.record_chip_counter(77, 12)
+    live.record_chip_counter(79, 3)
     dock_id = live.chip_dock_id()
     detail = restoring.restore(live, tmp_path / "old.db", "tech", T0 + timedelta(hours=1), True)
     assert [live.chip_counter_floor(i) for i in (77, 78, 79)] == [5, 9, 3]
