@@ -246,7 +246,7 @@ class PenLink(SPIDevice):
         is busy signing or the answer came damaged. The raw answer goes to
         `chipauth.verify`, which judges it (a blank one: a pen without the exchange)."""
         spec = chipauth.SPEC
-        self._spi.transfer([spec.challenge_command] + list(challenge))
+        self.transfer(bytes([spec.challenge_command]) + bytes(challenge))
         answer, damaged = b"", 0
         for _ in range(spec.busy_polls):
             answer = self.read_chip_answer()
@@ -267,7 +267,7 @@ class PenLink(SPIDevice):
 
     def read_chip_answer(self) -> bytes:
         spec = chipauth.SPEC
-        response = self._spi.transfer([spec.answer_command] + [spec.answer_dummy] * chipauth.ANSWER_LENGTH)
+        response = self.transfer(bytes([spec.answer_command] + [spec.answer_dummy] * chipauth.ANSWER_LENGTH))
         offset = spec.response_offset
         return bytes(response[offset:offset + chipauth.ANSWER_LENGTH])
 
