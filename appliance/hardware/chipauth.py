@@ -49,7 +49,7 @@ class Block:
     struct: struct.Struct
 
     def unpack(self, data: bytes) -> dict[str, Any]:
-        return dict(zip((f[0] for f in self.fields), self.struct.unpack(data)))
+        return dict(zip((f[0] for f in self.fields), self.struct.unpack(data), strict=True))
 
     def pack(self, **values: Any) -> bytes:
         return self.struct.pack(*(values[f[0]] for f in self.fields))
@@ -331,13 +331,14 @@ def _verify(answer: bytes, nonce: bytes, dock_id: bytes,
         chip_key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), cert.chip_public_key)
     except ValueError:
         return refuse("the certificate's chip key is not a point on curve P-256")
-    known = {"cartridge_id": cert.cartridge_id, "maker": maker.name}
+    cartridge_id, name = cert.cartridge_id, maker.name
     counter = values["counter"]
-    message = answer_message(nonce, dock_id, cert.cartridge_id, counter)
+    message = answer_message(nonce, dock_id, cartridge_id, counter)
     if not _signature_holds(chip_key, values["signature"], message):
         return refuse("the chip did not sign this dock's challenge with the certified key "
-                      "(a copied certificate, a replayed or relayed answer)", **known)
+                      "(a copied certificate, a replayed or relayed answer)",
+                      cartridge_id=cartridge_id, maker=name)
     if counter < 1 or counter > cert.uses:
         return refuse(f"the chip has no uses left (counter {counter} of {cert.uses})",
-                      counter=counter, **known)
-    return CartridgeAuth("authentic", counter=counter, **known)
+                      cartridge_id=cartridge_id, counter=counter, maker=name)
+    return CartridgeAuth("authentic", cartridge_id=cartridge_id, counter=counter, maker=name)
