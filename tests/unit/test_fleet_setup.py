@@ -11,7 +11,7 @@ import pytest
 from appliance.cli import main
 from appliance.cli_fleet import format_fleet
 from appliance.core.config import Config, ConfigError, Fleet, parse_config
-from appliance.core.model import CHECKLIST_ITEMS, DockState, History, NextClient, PenReading
+from appliance.core.model import CHECKLIST_ITEMS, CartridgeAuth, DockState, History, NextClient, PenReading
 from appliance.core.rules import decide
 from appliance.fleet import keys
 from appliance.fleet.provision import provision
@@ -22,7 +22,8 @@ READING = PenReading(pen_serial=42, firmware="1.0", strokes=10, motor_seconds=10
                      cartridge_serial=9001, cartridge_strokes=0, max_depth_mm=0.0,
                      battery_mv=4000, temperature_c=30.0)
 READY = DockState(docked=True, reading=READING,
-                  next_client=NextClient("BK-1", "face", frozenset(CHECKLIST_ITEMS)))
+                  next_client=NextClient("BK-1", "face", frozenset(CHECKLIST_ITEMS)),
+                  cartridge_auth=CartridgeAuth("authentic", cartridge_id=9001, counter=16))
 
 
 def test_a_stale_history_is_a_warning_and_the_pen_works():
