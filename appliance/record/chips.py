@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-DOCK_ID_KEY = "cartridge_auth_dock_id"  # written once by migration 6 (cartridge_chips), random
+DOCK_ID_KEY = "cartridge_auth_dock_id"  # written once by migration 7 (cartridge_chips), random
 
 
 class ChipsMixin:
