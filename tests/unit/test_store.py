@@ -86,14 +86,15 @@ def test_committed_records_survive_reopening(tmp_path):
 
 def test_newer_schema_is_refused_with_an_actionable_message(tmp_path):
     Store.open(tmp_path).close()
-    raw = sqlite3.connect(tmp_path / "pendock.db")
-    raw.execute("PRAGMA user_version = 7")
-    raw.close()
     current = migrations.CURRENT_VERSION
+    newer = current + 1  # whatever the newest schema is, one past it
+    raw = sqlite3.connect(tmp_path / "pendock.db")
+    raw.execute(f"PRAGMA user_version = {newer}")
+    raw.close()
     for readonly in (False, True):
         with pytest.raises(StoreError) as refused:
             Store.open(tmp_path, readonly=readonly)
-        assert (f"database schema 7 is newer than this software ({current}): upgrade "
+        assert (f"database schema {newer} is newer than this software ({current}): upgrade "
                 "pen-dock or restore a backup") in str(refused.value)
 
 
