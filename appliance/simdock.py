@@ -39,6 +39,20 @@ class SimulatedDock:
         self.factory.close()
 
 
+def demo_maker(config, data_dir: Path) -> tuple[SimChips, object]:
+    """The demo maker of the simulated cartridges and the config that trusts it: its key
+    made in the data folder at first start (never in the repository), its public key the
+    one this dock trusts (DATA/makers/), so genuine simulated cartridges authenticate."""
+    try:
+        chips = SimChips.in_folder(data_dir)
+    except OSError as error:  # an unwritable data folder: start_dock names it, not this
+        logging.getLogger("pendock.sim").warning("the demo maker key cannot be kept: %s", error)
+        chips = SimChips()  # not trusted by the dock: its cartridges stay held
+    trusting = replace(config, cartridges=replace(config.cartridges,
+                                                  makers_dir=str(data_dir / MAKERS_FOLDER)))
+    return chips, trusting
+
+
 def build_sim_dock(config, data_dir: Path, socket: Path, *, pen_file: Path | None = None,
                    pinmap: PinMap | None = None,
                    config_source: Path | None = None, start_at: time | None = None) -> SimulatedDock:
@@ -47,15 +61,7 @@ def build_sim_dock(config, data_dir: Path, socket: Path, *, pen_file: Path | Non
     `start_at`: a new simulated dock's wall clock starts at that time of the dock's today
     (a day that cannot run past midnight under a test); a saved clock wins."""
     pinmap = pinmap or load_pinmap()
-    # The demo maker: its key made in the data folder at first start, its public key the
-    # one this dock trusts (DATA/makers/), so genuine simulated cartridges authenticate.
-    try:
-        chips = SimChips.in_folder(Path(data_dir))
-    except OSError as error:  # an unwritable data folder: start_dock names it, not this
-        logging.getLogger("pendock.sim").warning("the demo maker key cannot be kept: %s", error)
-        chips = SimChips()  # not trusted by the dock: its cartridges stay held
-    config = replace(config, cartridges=replace(config.cartridges,
-                                                makers_dir=str(Path(data_dir) / MAKERS_FOLDER)))
+    chips, config = demo_maker(config, Path(data_dir))
     os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")  # see the module's docstring
     factory = SimFactory()  # mock pins, and the pen link as a hardware SPI bus, as on a Pi
     clock = SimClock(config.tz)

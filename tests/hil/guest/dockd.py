@@ -30,10 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     from appliance.hardware.sim import SimClock
     from tests.hil.guest.factory import compose
 
-    config = Config()
+    from appliance.simdock import demo_maker
+
+    args.data.mkdir(parents=True, exist_ok=True)
+    chips, config = demo_maker(Config(), args.data)
     pinmap = load_pinmap(args.pinmap)
     clock = SimClock(config.tz)
-    factory, simulator = compose(args.chip, pinmap, clock)
+    factory, simulator = compose(args.chip, pinmap, clock, chips)
     # run_daemon builds on gpiozero's default factory, as GPIOZERO_PIN_FACTORY=lgpio makes
     # it on a Pi: here it is the HIL factory.
     Device.pin_factory = factory

@@ -65,9 +65,10 @@ def retry_busy(action, attempts: int = 100, pause_s: float = 0.01) -> None:
             time.sleep(pause_s)
 
 
-def compose(chip: int, pinmap: PinMap, clock: SimClock) -> tuple[HilFactory, Simulator]:
+def compose(chip: int, pinmap: PinMap, clock: SimClock, chips=None) -> tuple[HilFactory, Simulator]:
     """The factory and the simulated pen, built in the order the demo builds them (the pen
-    before the dock's devices, so the SPI clock pin is the mock SPI kind)."""
+    before the dock's devices, so the SPI clock pin is the mock SPI kind). `chips`: the
+    demo maker of its cartridges (appliance.simdock.demo_maker)."""
     pen_factory = MockFactory()
-    simulator = Simulator(pinmap, pen_factory, clock, None)
+    simulator = Simulator(pinmap, pen_factory, clock, None, chips=chips)
     return HilFactory(chip, pen_factory), simulator

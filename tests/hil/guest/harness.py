@@ -13,6 +13,7 @@ from pathlib import Path
 from gpiozero import Device
 
 from appliance.core.config import Config
+from appliance.simdock import demo_maker
 from appliance.core.resources import hw_file
 from appliance.daemon.control import ControlClient
 from appliance.daemon.loop import run_loop, start_dock
@@ -162,9 +163,10 @@ class HilDock:
     def __init__(self, chip: SimChip, pinmap: PinMap, folder: Path, config: Config | None = None):
         self.world = World(chip, pinmap)
         self.world.rest_inputs()
-        self.config = config or Config()
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+        chips, self.config = demo_maker(config or Config(), folder / "data")
         self.clock = SimClock(self.config.tz)
-        self.factory, self.sim = compose(chip.number, pinmap, self.clock)
+        self.factory, self.sim = compose(chip.number, pinmap, self.clock, chips)
         self.pen = self.sim.pen
         self.pen.state.docked = False  # the pen is not in the cradle yet
         # As GPIOZERO_PIN_FACTORY=lgpio on a Pi; and gpiozero's software SPI bus builds
