@@ -1,4 +1,5 @@
-"""The page's forms that ask the daemon to act: name the next client, override a lock.
+"""The page's forms that ask the daemon to act: name the next client, clear a wrongly
+named one (the pen is held until the right client is named), override a lock.
 The page checks the input and the login's role; the daemon decides and records."""
 from __future__ import annotations
 
@@ -63,4 +64,18 @@ def override():
     except ControlError as error:
         return render_day(None, message=control_words(error), code=control_code(error), form=form)
     flash(f"{web_view.words(code)} Overridden for this session, reason recorded.")
+    return redirect(url_for("log.index"))
+
+
+@bp.post("/clear-client")
+def clear_client():
+    if not g.login.can_act:
+        abort(403)
+    page = here()
+    try:
+        status = page.daemon().call("clear_client")
+    except ControlError as error:
+        return render_day(None, message=control_words(error), code=control_code(error))
+    page.status_cache.put(status)
+    flash("The next client was cleared: name the right client to free the pen.")
     return redirect(url_for("log.index"))
