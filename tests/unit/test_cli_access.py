@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from appliance.cli import main
 from appliance.record.passwords import check_password, password_hash
 from tests.support.inprocess import SimDock
+from tests.support.liar import liar_socket
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,20 +100,8 @@ def test_a_broken_pipe_ends_quietly(dock):
 
 
 def test_a_socket_answering_something_else_is_a_plain_error(tmp_path):
-    path = tmp_path / "liar.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
-    listener.listen(1)
-
-    def answer():
-        conn, _ = listener.accept()
-        conn.recv(4096)
-        conn.sendall(b"220 smtp.example ESMTP\r\n")
-        conn.close()
-
-    threading.Thread(target=answer, daemon=True).start()
-    plain_refusal(run("status", env={"PENDOCK_SOCKET": str(path)}), "not a pen-dock daemon")
-    listener.close()
+    with liar_socket(tmp_path / "liar.sock", b"220 smtp.example ESMTP\r\n") as path:
+        plain_refusal(run("status", env={"PENDOCK_SOCKET": str(path)}), "not a pen-dock daemon")
 
 
 def test_a_planted_demo_link_is_refused_in_one_line(tmp_path):

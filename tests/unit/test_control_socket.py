@@ -18,6 +18,7 @@ import pytest
 
 from appliance.daemon import control
 from appliance.daemon.control import BadRequest, ControlClient, ControlServer
+from tests.support.liar import liar_socket
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -185,21 +186,9 @@ def test_a_flag_takes_only_a_json_boolean(served, value):
 
 
 def test_a_reply_that_is_not_json_is_a_plain_error(tmp_path):
-    path = tmp_path / "liar.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
-    listener.listen(1)
-
-    def answer():
-        conn, _ = listener.accept()
-        conn.recv(4096)
-        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n<html>\n")
-        conn.close()
-
-    threading.Thread(target=answer, daemon=True).start()
-    with pytest.raises(control.DaemonUnavailable, match="not a pen-dock daemon"):
-        ControlClient(path, timeout=2).call("status")
-    listener.close()
+    with liar_socket(tmp_path / "liar.sock", b"HTTP/1.0 200 OK\r\n\r\n<html>\n") as path:
+        with pytest.raises(control.DaemonUnavailable, match="not a pen-dock daemon"):
+            ControlClient(path, timeout=2).call("status")
 
 
 def _cpu_seconds(pid: int) -> float:
