@@ -231,7 +231,7 @@ def _p1_p99(cycles: int) -> float:
         os.setpriority(os.PRIO_PROCESS, 0, daemon_nice())
     except PermissionError:
         pass
-    samples, _ = run(cycles)
+    samples = run(cycles)[0]  # with cartridge authentication, as a dock runs
     return percentile([s * 1000 for s in samples], 0.99)
 
 
