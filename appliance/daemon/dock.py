@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from appliance.hardware import frame
 from appliance.core import rules
@@ -24,9 +25,11 @@ from appliance.core.reason_facts import CartridgeSeen, FactInputs
 from appliance.daemon.session_registers import SessionRegisters
 from appliance.daemon.cartridge_check import CartridgeCheck
 from appliance.daemon.status import present_status
-from appliance.fleet.link import FleetLink
 from appliance.record import lookups
 from appliance.record.store import StorageError, Store, StoreError
+
+if TYPE_CHECKING:  # paho-mqtt is loaded only by a dock with a broker (fleet/boot.py)
+    from appliance.fleet.link import FleetLink
 
 log = logging.getLogger("pendock.dock")
 

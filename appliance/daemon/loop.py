@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from appliance.daemon import commands
@@ -23,8 +24,10 @@ from appliance.core.paths import DB_NAME
 from appliance.hardware.pinmap import PinMap, load_pinmap
 from appliance.daemon.sdnotify import Notifier
 from appliance.fleet.boot import start_fleet
-from appliance.fleet.link import FleetLink
 from appliance.record.store import Store
+
+if TYPE_CHECKING:  # paho-mqtt is loaded only by a dock with a broker (fleet/boot.py)
+    from appliance.fleet.link import FleetLink
 
 log = logging.getLogger("pendock.daemon")
 SOCKET_GROUP = "pendock"

@@ -7,12 +7,15 @@ shares a history it does not.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance.fleet import keys
 from appliance.fleet.journal import Journal
-from appliance.fleet.link import FleetLink
 from appliance.fleet.settings import parse_broker
 from appliance.record.store import DB_NAME, Store, StoreError
+
+if TYPE_CHECKING:
+    from appliance.fleet.link import FleetLink
 
 DEMO_KEY = "fleet.key"
 DEMO_KEYS_DIR = "fleet-keys"  # beside the demo's data folder: demos there trust each other
@@ -60,6 +63,8 @@ def start_fleet(config, data_dir: Path, store: Store, clock, *, synchronous: str
                              f"user alone") from None
     journal = Journal(fleet.dock_id, key, clock)
     store.journal = journal
+    from appliance.fleet.link import FleetLink  # paho-mqtt: only a dock with a broker loads it
+
     link = FleetLink(dock_id=fleet.dock_id, broker=broker, db_path=data_dir / DB_NAME, key=key,
                      keyring=keyring, keys_dir=keys_dir, clock=clock, rules_config=config,
                      stale_after_s=fleet.stale_after_minutes * 60,
