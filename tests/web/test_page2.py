@@ -14,7 +14,7 @@ from appliance.core.config import Config
 from appliance.page.app import create_app
 from appliance.record.store import Store
 from tests.web import records
-from tests.web.conftest import FakeDaemon, csrf_of, log_in
+from tests.web.conftest import FakeDaemon, csrf_of
 
 UTC = timezone.utc
 INTERVAL = {"code": "client_interval", "kind": "lock", "words": "This client had this area treated too recently.",
@@ -69,20 +69,6 @@ def app(busy_record, daemon):
                      secret_key="test-key", status_fresh_s=0)
     yield app
     store.close()
-
-
-@pytest.fixture
-def therapist(app):
-    c = app.test_client()
-    assert log_in(c).status_code == 302
-    return c
-
-
-@pytest.fixture
-def manager(app):
-    c = app.test_client()
-    assert log_in(c, "boss").status_code == 302
-    return c
 
 
 def test_each_reason_shows_its_facts(therapist, daemon):
