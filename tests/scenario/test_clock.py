@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from appliance.core.config import Config
 from tests.scenario.conftest import Demo
 from tests.scenario.test_clinic_day import treat
 
@@ -19,19 +20,32 @@ CHECKLIST = "screened,test-area"
 DAY = 86400
 
 
+def to_eight_today() -> float:
+    """Seconds from now to 08:00 today in the demo's zone: the right time in these tests,
+    like the demo's `--start-at 08:00`, so a test day never runs past midnight into an
+    empty "today" whenever the suite runs."""
+    now = datetime.now(ZoneInfo(Config().dock.timezone))
+    return (now.replace(hour=8, minute=0, second=0, microsecond=0) - now).total_seconds()
+
+
 def demo_booting_with(data, *, days: float, synced: bool) -> Demo:
-    """A demo whose wall clock reads `days` off from the start (a Pi without its RTC)."""
+    """A demo whose wall clock reads `days` off the right time (a Pi without its RTC)."""
     data.mkdir(parents=True, exist_ok=True)
     state = data / "sim-pen.json"
     saved = json.loads(state.read_text()) if state.exists() else {}
-    saved["_clock"] = {"wall_offset": days * DAY, "synced": synced}
+    shift = to_eight_today()
+    saved["_clock"] = {"wall_offset": days * DAY + shift, "synced": synced}
     state.write_text(json.dumps(saved))
-    return Demo(data).start()
+    demo = Demo(data).start()
+    demo.right_time_shift = shift
+    return demo
 
 
-def real_local_minute(demo) -> str:
+def right_minute(demo) -> str:
+    """What a person reads off a correct watch: the right time of these tests' world."""
     tz = ZoneInfo(demo.status()["timezone"])
-    return datetime.now(tz).strftime("%Y-%m-%dT%H:%M")
+    right = datetime.now(tz) + timedelta(seconds=demo.right_time_shift)
+    return right.strftime("%Y-%m-%dT%H:%M")
 
 
 def dock_minute(demo) -> str:
@@ -60,7 +74,7 @@ def test_a_session_under_a_wrong_clock_cannot_lapse_when_a_person_sets_the_clock
     assert "clock_unsynced" in slow_pi.json("log")[0]["warnings"]
     clock = slow_pi.json("clock")
     assert clock["known_right"] is False and clock["why"] == "unknown"
-    slow_pi.ok("clock", "set", real_local_minute(slow_pi), "--reason", "checked against my phone")
+    slow_pi.ok("clock", "set", right_minute(slow_pi), "--reason", "checked against my phone")
     clock = slow_pi.json("clock")
     assert clock["known_right"] is True and clock["why"] == "person"
     assert client_is_held_by_interval(slow_pi, "BK-600")
