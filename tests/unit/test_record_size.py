@@ -114,3 +114,31 @@ def test_older_longer_entries_and_new_ones_verify_rebuild_and_apply_on_a_peer(st
     assert [tuple(r) for r in rows] == [(1, "[]", "[]", 0, "completed"),
                                         (2, '["battery_low"]', "[]", 0, "completed"),
                                         (9, "[]", "[]", 0, "open")]
+
+
+def test_a_clinic_docks_session_stays_within_p6_with_room_for_page_fill(tmp_path):
+    """The bench (tests/bench/bench_fleet_disk.py) measures pages over 1,000 sessions; this
+    counts the bytes SQLite holds for 20 sessions, fleet journal on, which pages can only
+    add to (about 8 % in the bench): 90 % of P6's 2,048 B leaves that room."""
+    from tests.support.inprocess import SimDock
+
+    sim = SimDock(tmp_path / "data", tmp_path / "control.sock", loop=False)
+    try:
+        sim.dock.hw.seat.settle_s = 0.001
+        sim.store.journal = Journal("room-1", KEY, sim.clock)
+
+        def held() -> int:
+            conn = sim.store._conn
+            if not conn.execute("SELECT 1 FROM pragma_module_list WHERE name = 'dbstat'"
+                                ).fetchone():
+                pytest.skip("this SQLite has no dbstat table")
+            return conn.execute("SELECT sum(payload) FROM dbstat").fetchone()[0]
+
+        for n in range(1, 26):
+            sim.session_cycle(f"P-{n}", minutes=1)
+            if n == 5:
+                before = held()
+        per_session = (held() - before) / 20
+    finally:
+        sim.close()
+    assert per_session <= 0.9 * 2048, f"{per_session:.0f} B a session"
