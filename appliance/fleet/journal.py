@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.fleet.ledger import Ledger
 from appliance.fleet.shared import SHARED_ACTIONS, shared_payload
+from appliance.record.values import to_second
 
 COUNTERS = "pen_counters"  # not an audit action: the store reports counters on its own
 
@@ -30,5 +31,6 @@ class Journal:
         if action not in SHARED_ACTIONS and action != COUNTERS:
             return
         Ledger(conn, self.dock_id).record_own(action, shared_payload(action, detail),
-                                              at or self.clock.now(), self.key, audit_id)
+                                              at or to_second(self.clock.now()), self.key,
+                                              audit_id)
         self.recorded.set()

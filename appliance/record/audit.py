@@ -9,6 +9,14 @@ Stored compactly (schema 3): the hash as its 32 raw bytes, and no prev_hash colu
 it only repeated the row before. The hash definition is unchanged: it still covers the
 previous entry's hash (as hex), which is read from that row when needed.
 
+Since schema 8 a new entry keeps the first 16 bytes of its hash (P6: seven entries a
+session, kept for years). The chain is unchanged: each hash still covers the whole hash
+before it, which `verify` recomputes entry by entry from the fields, and the newest hash
+is kept whole as the chain head (and in backups and restore entries). The stored prefix
+only has to name the first entry that does not hold: an edit that keeps 128 bits of a
+SHA-256 hash takes about 2**128 tries, and whoever can write the record can recompute
+every hash in any case (below). Entries written before keep their 32 bytes.
+
 Without a secret, someone with write access who recomputes every hash after an edit is
 not caught here; copies of the head kept elsewhere (backups) catch that.
 """
@@ -24,6 +32,8 @@ from appliance.core.model import AuditEntry
 
 GENESIS_HASH = "0" * 64
 HEAD_KEY = "audit_head"
+STORED_HASH_BYTES = 16  # of each new entry's hash (schema 8); 32 in the entries before
+_FULL_HASH_BYTES = 32
 
 _COLUMNS = "id, at, actor, action, detail, clock_synced, hash"
 # The hash of the entry before, for reading a page of entries without the whole chain.
@@ -71,9 +81,48 @@ def _conn(db) -> sqlite3.Connection:
     return getattr(db, "conn", db)
 
 
+def _stored_matches(stored: object, digest: str) -> bool:
+    """Whether a stored hash is `digest` (hex): whole, or its prefix of schema 8."""
+    return (isinstance(stored, bytes) and len(stored) in (STORED_HASH_BYTES, _FULL_HASH_BYTES)
+            and bytes.fromhex(digest)[:len(stored)] == stored)
+
+
 def read_tail(db) -> Tail:
-    row = _conn(db).execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-    return Tail(row[0], _hex(row[1])) if row else Tail()
+    """The newest entry and its whole hash: stored whole before schema 8, else the chain
+    head's (written with it), else recomputed from the nearest entry stored whole."""
+    conn = _conn(db)
+    row = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None:
+        return Tail()
+    entry_id, stored = row
+    if not isinstance(stored, bytes) or len(stored) != STORED_HASH_BYTES:
+        return Tail(entry_id, _hex(stored))
+    head = conn.execute("SELECT value FROM state WHERE key = ?", (HEAD_KEY,)).fetchone()
+    try:
+        value = json.loads(head[0]) if head else {}
+        if int(value["id"]) == entry_id and _stored_matches(stored, str(value["hash"])):
+            return Tail(entry_id, str(value["hash"]))
+    except (TypeError, ValueError, KeyError):
+        pass
+    return Tail(entry_id, whole_hash(conn, entry_id))
+
+
+def whole_hash(db, entry_id: int) -> str:
+    """The whole hash of entry `entry_id`, from its fields and those before it back to the
+    nearest entry stored whole (or the chain's start): for a tail without its head."""
+    conn = _conn(db)
+    row = conn.execute("SELECT id, hash FROM audit WHERE id <= ? AND typeof(hash) = 'blob' "
+                       "AND length(hash) = ? ORDER BY id DESC LIMIT 1", (entry_id, _FULL_HASH_BYTES)).fetchone()
+    start, digest = (row[0], _hex(row[1])) if row else (0, GENESIS_HASH)
+    for entry in conn.execute(f"SELECT {_COLUMNS} FROM audit WHERE id > ? AND id <= ? "
+                              "ORDER BY id", (start, entry_id)):
+        entry_no, at, actor, action, detail_json, clock_synced, _ = entry
+        try:
+            detail = json.loads(detail_json)
+            digest = entry_hash(entry_no, at, actor, action, detail, bool(clock_synced), digest)
+        except (TypeError, ValueError):
+            pass  # a broken entry: verify() names it; the chain goes on from the last good hash
+    return digest
 
 
 def append(db, actor: str, action: str, detail: dict, at: datetime, clock_synced: bool,
@@ -96,7 +145,7 @@ def append(db, actor: str, action: str, detail: dict, at: datetime, clock_synced
     conn.execute(
         f"INSERT INTO audit ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (entry_id, at_text, actor, action, detail_json, int(bool(clock_synced)),
-         bytes.fromhex(digest)),
+         bytes.fromhex(digest)[:STORED_HASH_BYTES]),
     )
     conn.execute(
         "INSERT INTO state (key, value) VALUES (?, ?) "
@@ -107,25 +156,26 @@ def append(db, actor: str, action: str, detail: dict, at: datetime, clock_synced
                       clock_synced=bool(clock_synced), prev_hash=tail.hash, hash=digest)
 
 
-def _row_problem(row: tuple, prev_hash: str) -> str | None:
-    """Why this stored entry, linked to `prev_hash` (the entry before it), does not hold."""
+def _row_problem(row: tuple, prev_hash: str) -> tuple[str | None, str]:
+    """Why this stored entry, linked to `prev_hash` (the entry before it), does not hold
+    (None if it does), and its whole hash as its fields give it."""
     entry_id, at, actor, action, detail_json, clock_synced, stored_hash = row
     if clock_synced not in (0, 1):
-        return "its contents were changed (clock_synced is not 0 or 1)"
+        return "its contents were changed (clock_synced is not 0 or 1)", ""
     try:
         detail = json.loads(detail_json)
     except (TypeError, ValueError):
-        return "its contents were changed (detail is not valid JSON)"
+        return "its contents were changed (detail is not valid JSON)", ""
     try:
         digest = entry_hash(entry_id, at, actor, action, detail, bool(clock_synced), prev_hash)
     except (TypeError, ValueError):
-        return "its contents were changed (a field has the wrong type)"
-    if digest != _hex(stored_hash):
+        return "its contents were changed (a field has the wrong type)", ""
+    if not _stored_matches(stored_hash, digest):
         # Without a stored prev_hash the two cases look alike: the hash covers both.
         return ("its contents were changed, or an entry just before it was inserted, "
                 "deleted or moved (its hash does not match its fields and the hash of the "
-                "entry before it)")
-    return None
+                "entry before it)"), digest
+    return None, digest
 
 
 def _head_problem(conn: sqlite3.Connection, last: Tail) -> tuple[int, str] | None:
@@ -165,10 +215,10 @@ def verify(db) -> VerifyResult:
             return VerifyResult(False, checked, expected_id,
                                 f"{missing} missing: deleted (entry {entry_id} follows "
                                 f"entry {expected_id - 1})")
-        problem = _row_problem(row, expected_prev)
+        problem, digest = _row_problem(row, expected_prev)
         if problem:
             return VerifyResult(False, checked, entry_id, f"entry {entry_id}: {problem}")
-        expected_prev, expected_id = _hex(row[6]), entry_id + 1
+        expected_prev, expected_id = digest, entry_id + 1
     head_problem = _head_problem(conn, Tail(expected_id - 1, expected_prev))
     if head_problem:
         bad_id, reason = head_problem
@@ -193,7 +243,8 @@ def _entry(row: tuple) -> AuditEntry:
 
 
 def entries(db, limit: int = 50, before_id: int | None = None) -> list[AuditEntry]:
-    """Newest first, for display; page back with `before_id` (the oldest id shown)."""
+    """Newest first, for display; page back with `before_id` (the oldest id shown). Hashes
+    as kept: whole before schema 8, their first 16 bytes (32 hex digits) since."""
     conn = _conn(db)
     columns = f"{_COLUMNS}, {_PREV_HASH}"
     if before_id is None:

@@ -245,6 +245,13 @@ def cartridge_chips(db: sqlite_utils.Database) -> None:
                "VALUES ('cartridge_auth_dock_id', '\"' || lower(hex(randomblob(16))) || '\"')")
 
 
+def short_audit_hashes(db: sqlite_utils.Database) -> None:
+    """8: each new audit entry keeps the first 16 of its hash's 32 bytes (appliance/record/
+    audit.py; P6); the chain and every entry before are unchanged. No table changes: the
+    version tells software that reads only whole hashes (schema 7 and before) that this
+    record is newer than it, rather than letting it misread the chain's tail."""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     initial_schema,
     checklist_and_spent_cartridges,
@@ -253,6 +260,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     fleet_tables,
     compact_fleet_events,
     cartridge_chips,
+    short_audit_hashes,
 )
 
 # The schema version this software writes and understands.

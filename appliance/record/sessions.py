@@ -13,7 +13,7 @@ from typing import Any
 
 from appliance.core.model import SessionResult
 from appliance.record.errors import StoreError
-from appliance.record.values import iso, json_list, merged
+from appliance.record.values import iso, json_list, merged, to_second
 
 # The `log --json` keys the README lists, in its order; rows carry these first, then the rest.
 LOG_KEYS = ("id", "started_at", "ended_at", "client_ref", "area", "pen_serial",
@@ -32,6 +32,19 @@ def _session_dict(row: sqlite3.Row) -> dict[str, Any]:
         session[key] = json.loads(session[key]) if session[key] else []
     session["forced"] = bool(session["forced"])
     return session
+
+
+# Keys of a session's audit detail left out when empty, false or null.
+_OPTIONAL_DETAIL = ("client_ref", "area", "warnings", "overrides", "forced")
+
+
+def _present(detail: dict[str, Any]) -> dict[str, Any]:
+    """A session's audit detail without its empty lists, false flag and missing names: an
+    absent key means none, as in the dock's decisions; two entries a session, kept for
+    years (P6). Entries written before keep theirs; the page and the clinic's other docks
+    (appliance/fleet/ledger.py) read an absent key as the empty value, older versions too."""
+    return {key: value for key, value in detail.items()
+            if key not in _OPTIONAL_DETAIL or value not in (None, "", [], False)}
 
 
 def _newest_first(sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -54,6 +67,7 @@ class SessionsMixin:
         offset when no tz is given. The cartridge is spent from this moment on.
         `cartridge_auth` and `cartridge_counter`: its chip's verdict and counter (hw/).
         """
+        started_at = to_second(started_at)
         started = iso(started_at)
         day = (started_at.astimezone(tz) if tz else started_at).date().isoformat()
         warnings, overrides = list(warnings), list(overrides)
@@ -72,10 +86,10 @@ class SessionsMixin:
                 self._conn.execute(
                     "INSERT OR IGNORE INTO spent_cartridges (serial, first_used) VALUES (?, ?)",
                     (cartridge_serial, started))
-            self._audit(actor, "session_opened",
+            self._audit(actor, "session_opened", _present(
                         {"session": session_id, "client_ref": client_ref, "area": area,
                          "pen_serial": pen_serial, "cartridge_serial": cartridge_serial,
-                         "warnings": warnings, "overrides": overrides, "forced": bool(forced)},
+                         "warnings": warnings, "overrides": overrides, "forced": bool(forced)}),
                         started_at, clock_synced)
         return session_id
 
@@ -100,16 +114,16 @@ class SessionsMixin:
                 "UPDATE sessions SET ended_at = ?, outcome = ?, strokes_end = ?, "
                 "motor_seconds_end = ?, needling_seconds = ?, strokes = ?, max_depth_mm = ?, "
                 "warnings = ?, next_eligible_date = ?, recommended_date = ? WHERE id = ?",
-                (iso(result.ended_at), outcome, strokes_end, motor_seconds_end,
+                (iso(to_second(result.ended_at)), outcome, strokes_end, motor_seconds_end,
                  result.needling_seconds, result.strokes, result.max_depth_mm,
-                 json.dumps(warnings),
+                 json_list(warnings),
                  next_eligible_date.isoformat() if next_eligible_date else None,
                  recommended_date.isoformat() if recommended_date else None, session_id))
-            self._audit(actor, "session_closed",
+            self._audit(actor, "session_closed", _present(
                         {"session": session_id, "outcome": outcome,
                          "needling_seconds": result.needling_seconds,
                          "strokes": result.strokes, "max_depth_mm": result.max_depth_mm,
-                         "warnings": warnings},
+                         "warnings": warnings}),
                         result.ended_at, clock_synced)
 
     def _sessions(self, where: str, params: tuple = ()) -> list[dict[str, Any]]:
@@ -132,7 +146,7 @@ class SessionsMixin:
             for session_id in ids:
                 self._conn.execute(
                     "UPDATE sessions SET outcome = 'interrupted', ended_at = ? WHERE id = ?",
-                    (iso(at), session_id))
+                    (iso(to_second(at)), session_id))
                 self._audit(actor, "session_interrupted", {"session": session_id}, at,
                             clock_synced)
         return ids

@@ -36,6 +36,7 @@ from appliance.record.history import HistoryMixin
 from appliance.record.pens import PensMixin
 from appliance.record.sessions import CLOSED_OUTCOMES, EXTRA_KEYS, LOG_KEYS, SessionsMixin
 from appliance.record.state import StateMixin
+from appliance.record.values import to_second
 
 __all__ = ["Store", "StoreError", "StorageError", "LOG_KEYS", "EXTRA_KEYS",
            "CLOSED_OUTCOMES", "DB_NAME", "SYNCHRONOUS_LEVELS"]
@@ -245,6 +246,8 @@ class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, Bac
 
     def _audit(self, actor: str, action: str, detail: dict, at: datetime,
                clock_synced: bool) -> AuditEntry:
+        # To the second, here, so the entry and the fleet event signed from it agree (own.py).
+        at = to_second(at)
         entry = audit_chain.append(self._conn, actor, action, detail, at, clock_synced,
                                    tail=self._tail)
         self._tail = audit_chain.Tail(entry.id, entry.hash)

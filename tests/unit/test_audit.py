@@ -58,16 +58,20 @@ def test_empty_chain_verifies(tmp_path):
 
 def test_hash_format_is_sha256_of_canonical_json(db_path, tamper):
     """Pinned independently of entry_hash(), so an accidental format change is caught:
-    each hash covers the previous one as hex text; it is stored as its 32 raw bytes."""
+    each hash covers the whole previous one as hex text; an entry keeps its first 16 raw
+    bytes (schema 8), the chain head the newest whole."""
     previous = "0" * 64
     for entry_id in range(1, ENTRIES + 1):
         _, at, actor, action, detail, synced, digest = row(tamper, entry_id)
         payload = {"action": action, "actor": actor, "at": at, "clock_synced": bool(synced),
                    "detail": json.loads(detail), "id": entry_id, "prev_hash": previous}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        assert hashlib.sha256(text.encode()).digest() == digest
-        previous = digest.hex()
+        assert hashlib.sha256(text.encode()).digest()[:16] == digest
+        previous = hashlib.sha256(text.encode()).hexdigest()
     assert row(tamper, 1)[1] == (T0 + timedelta(minutes=1)).isoformat()
+    head = tamper.execute("SELECT value FROM state WHERE key = 'audit_head'").fetchone()[0]
+    assert json.loads(head) == {"id": ENTRIES, "hash": previous}
+    assert audit.whole_hash(tamper, ENTRIES) == previous
 
 
 def test_entries_carry_hex_hashes_linked_to_the_one_before(db_path):
@@ -77,10 +81,11 @@ def test_entries_carry_hex_hashes_linked_to_the_one_before(db_path):
     assert oldest_first[0].prev_hash == audit.GENESIS_HASH
     for before, entry in zip(oldest_first, oldest_first[1:], strict=False):
         assert entry.prev_hash == before.hash
+    whole = audit.GENESIS_HASH  # entries show hashes as kept: 16 bytes since schema 8
     for entry in oldest_first:
-        assert len(entry.hash) == 64 and entry.hash == audit.entry_hash(
-            entry.id, entry.at.isoformat(), entry.actor, entry.action, entry.detail,
-            entry.clock_synced, entry.prev_hash)
+        whole = audit.entry_hash(entry.id, entry.at.isoformat(), entry.actor, entry.action,
+                                 entry.detail, entry.clock_synced, whole)
+        assert len(entry.hash) == 32 and entry.hash == whole[:32]
 
 
 def test_the_software_cannot_edit_or_delete_entries(db_path):
@@ -106,10 +111,24 @@ def test_a_changed_entry_is_named(db_path, tamper, column, value):
     assert "changed" in result.reason
 
 
-def test_a_changed_hash_is_named(db_path, tamper):
-    tamper.execute("UPDATE audit SET hash = ? WHERE id = 3", (bytes(32),))
+@pytest.mark.parametrize("value", [bytes(16), bytes(32), b"", "00" * 16])
+def test_a_changed_hash_is_named(db_path, tamper, value):
+    tamper.execute("UPDATE audit SET hash = ? WHERE id = 3", (value,))
     result = verify(db_path)
     assert (result.ok, result.first_bad_id) == (False, 3)
+
+
+def test_a_tail_without_its_head_is_recomputed_and_the_chain_goes_on(db_path, tamper):
+    whole = audit.whole_hash(tamper, ENTRIES)
+    assert audit.read_tail(tamper) == audit.Tail(ENTRIES, whole)  # from the head
+    tamper.execute("DELETE FROM state WHERE key = 'audit_head'")
+    assert audit.read_tail(tamper) == audit.Tail(ENTRIES, whole)  # from the fields
+    tamper.execute("INSERT INTO state VALUES ('audit_head', ?)",
+                   (json.dumps({"id": ENTRIES, "hash": "ab" * 32}),))
+    assert audit.read_tail(tamper) == audit.Tail(ENTRIES, whole)  # a head that does not fit
+    entry = audit.append(tamper, "tech", "service_reset", {}, T0, True)
+    assert entry.prev_hash == whole
+    assert verify(db_path).ok
 
 
 def test_detail_that_is_not_json_is_named(db_path, tamper):
@@ -144,22 +163,22 @@ def test_an_inserted_entry_is_named(db_path, tamper):
     """Forged with a correct hash in the middle: the entry after it no longer links."""
     for entry_id in range(ENTRIES, 2, -1):
         tamper.execute("UPDATE audit SET id = ? WHERE id = ?", (entry_id + 1, entry_id))
-    prev_hash = row(tamper, 2)[6].hex()
+    prev_hash = audit.whole_hash(tamper, 2)
     at = T0.isoformat()
     forged = audit.entry_hash(3, at, "mallory", "release", {}, True, prev_hash)
     tamper.execute("INSERT INTO audit VALUES (3, ?, 'mallory', 'release', '{}', 1, ?)",
-                   (at, bytes.fromhex(forged)))
+                   (at, bytes.fromhex(forged)[:16]))
     result = verify(db_path)
     assert (result.ok, result.first_bad_id) == (False, 4)
     assert "inserted" in result.reason
 
 
 def test_an_entry_added_at_the_end_with_a_valid_hash_is_found(db_path, tamper):
-    last_hash = row(tamper, ENTRIES)[6].hex()
+    last_hash = audit.whole_hash(tamper, ENTRIES)
     at = T0.isoformat()
     forged = audit.entry_hash(ENTRIES + 1, at, "mallory", "release", {}, True, last_hash)
     tamper.execute("INSERT INTO audit VALUES (?, ?, 'mallory', 'release', '{}', 1, ?)",
-                   (ENTRIES + 1, at, bytes.fromhex(forged)))
+                   (ENTRIES + 1, at, bytes.fromhex(forged)[:16]))
     result = verify(db_path)
     assert (result.ok, result.first_bad_id) == (False, ENTRIES + 1)
     assert "not written by the dock" in result.reason
@@ -177,7 +196,8 @@ def test_writer_keeps_appending_after_reopen(db_path):
     with Store.open(db_path.parent) as store:
         entry = store.audit("tech", "service_reset", {"reason": "x"}, T0, True)
         assert entry.id == ENTRIES + 1
-        assert entry.prev_hash == store.audit_entries(2)[1].hash
+        assert entry.prev_hash[:32] == store.audit_entries(2)[1].hash
+        assert entry.prev_hash == audit.whole_hash(store._conn, ENTRIES)
         assert store.verify_audit().checked == ENTRIES + 1
 
 

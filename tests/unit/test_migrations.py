@@ -158,6 +158,42 @@ def test_tampering_before_the_upgrade_is_still_found_after_it(tmp_path):
             "not a hash")
 
 
+def test_schema_7_entries_keep_their_whole_hashes_and_new_ones_keep_16_bytes(tmp_path):
+    """An upgraded record's chain runs on from its whole hashes into the short ones;
+    tampering on either side is still named, and the tail is found again after a reopen."""
+    db = open_db(tmp_path / "pendock.db")
+    migrations.migrate(db, target=7)
+    hashes, prev = [], audit.GENESIS_HASH
+    for n in range(1, 4):  # as schema 3 to 7 wrote them: 32 raw bytes
+        at = (T0 + timedelta(minutes=n)).isoformat()
+        prev = audit.entry_hash(n, at, "dock", "lock", {"n": n}, True, prev)
+        db.conn.execute("INSERT INTO audit VALUES (?, ?, 'dock', 'lock', ?, 1, ?)",
+                        (n, at, f'{{"n":{n}}}', bytes.fromhex(prev)))
+        hashes.append(prev)
+    db.conn.execute("INSERT INTO state VALUES (?, ?)",
+                    (audit.HEAD_KEY, audit.canonical_json({"id": 3, "hash": prev})))
+    db.conn.close()
+    with Store.open(tmp_path) as store:
+        assert store.schema_version == 8
+        added = [store.audit("dock", "lock", {"n": n}, T0 + timedelta(minutes=n), True)
+                 for n in (4, 5)]
+        assert added[0].prev_hash == hashes[-1]
+    with Store.open(tmp_path) as store:
+        added.append(store.audit("dock", "lock", {"n": 6}, T0 + timedelta(minutes=6), True))
+        conn = store._conn
+        stored = [bytes(h) for (h,) in conn.execute("SELECT hash FROM audit ORDER BY id")]
+        assert [len(h) for h in stored] == [32, 32, 32, 16, 16, 16]
+        assert stored[:3] == [bytes.fromhex(h) for h in hashes]
+        assert added[2].prev_hash == added[1].hash == audit.whole_hash(conn, 5)
+        assert store.verify_audit() == audit.VerifyResult(True, 6, None, "6 entries, chain intact")
+        conn.execute("DROP TRIGGER audit_no_update")
+        for changed in (2, 5):
+            conn.execute("UPDATE audit SET detail = '{\"n\":0}' WHERE id = ?", (changed,))
+            assert (store.verify_audit().ok, store.verify_audit().first_bad_id) == (False, changed)
+            conn.execute("UPDATE audit SET detail = ? WHERE id = ?", (f'{{"n":{changed}}}', changed))
+        assert store.verify_audit().ok
+
+
 def test_a_failing_step_leaves_the_previous_version(tmp_path, monkeypatch):
     db = open_db(tmp_path / "x.db")
     migrations.migrate(db, target=1)
