@@ -81,7 +81,7 @@ class FleetLink:
         # a peer's event lost is fetched again by catch-up), and an fsync per write would
         # hold the record's write lock against the dock's own commits (P1).
         self.store = Store(db_path, synchronous="NORMAL" if synchronous == "FULL" else synchronous)
-        self.ledger = Ledger(self.store.db.conn, dock_id, key)
+        self.ledger = Ledger(self.store.conn, dock_id, key)
         self.wake = wake or threading.Event()
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(INBOX)
         self.dropped: collections.Counter[str] = collections.Counter()

@@ -11,12 +11,14 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from appliance.record import fleet_codec
 
-Migration = Callable[[sqlite_utils.Database], None]
+if TYPE_CHECKING:  # loaded by upgrade() only when a step must run (see its docstring)
+    import sqlite_utils
+
+Migration = Callable[["sqlite_utils.Database"], None]
 
 
 def initial_schema(db: sqlite_utils.Database) -> None:
@@ -269,6 +271,21 @@ CURRENT_VERSION = len(MIGRATIONS)
 
 def schema_version(conn: sqlite3.Connection) -> int:
     return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def upgrade(conn: sqlite3.Connection, target: int = CURRENT_VERSION) -> tuple[int, int]:
+    """`migrate` on a plain connection, loading sqlite-utils only when a step must run.
+
+    sqlite-utils brings click, dateutil and pluggy (about 4 MB): a daemon that opens a
+    record already at `target` never needs them, and keeps none of them for its months of
+    running (quality bar P4). The version only ever grows, so reading it outside the
+    write lock is safe: `migrate` re-reads it under the lock before any step."""
+    found = schema_version(conn)
+    if found == target:
+        return found, found
+    import sqlite_utils
+
+    return migrate(sqlite_utils.Database(conn), target)
 
 
 def migrate(db: sqlite_utils.Database, target: int = CURRENT_VERSION) -> tuple[int, int]:

@@ -13,14 +13,14 @@ with their UTC offset (values.py).
 """
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from appliance.core.model import AuditEntry
 from appliance.core.paths import DB_NAME
@@ -37,6 +37,9 @@ from appliance.record.pens import PensMixin
 from appliance.record.sessions import CLOSED_OUTCOMES, EXTRA_KEYS, LOG_KEYS, SessionsMixin
 from appliance.record.state import StateMixin
 from appliance.record.values import to_second
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 __all__ = ["Store", "StoreError", "StorageError", "LOG_KEYS", "EXTRA_KEYS",
            "CLOSED_OUTCOMES", "DB_NAME", "SYNCHRONOUS_LEVELS"]
@@ -71,7 +74,20 @@ class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, Bac
         self.journal: Journal | None = None
         self._conn = self._connect_reader() if readonly else self._connect_writer()
         self._conn.row_factory = sqlite3.Row
-        self.db = sqlite_utils.Database(self._conn)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The record's connection, for code that writes inside this store's transactions
+        (the fleet ledger)."""
+        return self._conn
+
+    @functools.cached_property
+    def db(self) -> "sqlite_utils.Database":
+        """sqlite-utils' view of the record, made on first use (tests, tools): the daemon
+        itself never needs it, nor the 4 MB of modules it loads (migrations.upgrade)."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self._conn)
 
     @classmethod
     def open(cls, data_dir: Path, readonly: bool = False) -> "Store":
@@ -93,7 +109,7 @@ class Store(PensMixin, HistoryMixin, SessionsMixin, StateMixin, AccessMixin, Bac
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             self._check_version(conn, writer=True)
-            migrations.migrate(sqlite_utils.Database(conn))
+            migrations.upgrade(conn)
             self._tail = audit_chain.read_tail(conn)
             self._data_version = conn.execute("PRAGMA data_version").fetchone()[0]
         except StoreError:
