@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import hashlib
 import json
 import os
-import secrets
 import sys
 from typing import Callable
 
@@ -19,7 +17,6 @@ from appliance import cli_clock
 from appliance import cli_fleet
 from appliance.core import inputs, paths
 from appliance.core.inputs import ROLES
-from appliance.record.passwords import password_hash
 from appliance.daemon.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Refused
 from appliance.record.export import sessions_csv
 
@@ -354,6 +351,10 @@ def _user(args, client) -> int:
     if args.action == "add" and not args.role:
         raise UsageError("user add needs --role therapist or --role manager")
     password = _read_password()
+    # hashlib (and its OpenSSL) only for the verbs that hash: `pendock daemon` runs this
+    # module too, and the daemon's process keeps what it loads (bar P4, core/digest.py).
+    from appliance.record.passwords import password_hash
+
     if args.action == "passwd":
         result = client.call("user_passwd", name=name, password_hash=password_hash(password))
         _emit(args, result, f"Password of {name} changed; their logins on the page have ended.")
@@ -375,6 +376,9 @@ def _token(args, client) -> int:
         result = client.call("token_revoke", ref=args.ref)
         _emit(args, result, f"API token {result['id']} ({result['name']}) revoked.")
         return EXIT_OK
+    import hashlib  # as in _user: not loaded by `pendock daemon`
+    import secrets
+
     token = "pdk_" + secrets.token_urlsafe(32)
     result = client.call("token_create", name=args.name, token_hash=hashlib.sha256(token.encode()).hexdigest())
     result["token"] = token

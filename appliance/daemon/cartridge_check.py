@@ -3,12 +3,14 @@ per fitting, keep the verdict for the rules, record the counter.
 
 Once per fitting, because every answer costs the chip one of its uses: the dock asks when
 it first reads a cartridge (a new serial, or the pen docked again), not on every poll.
-The nonce is fresh randomness from the OS every time; the dock id is the record's own.
+The nonce is fresh randomness from the OS every time (os.urandom, what secrets.token_bytes
+returns, without the hmac and OpenSSL that `secrets` loads: appliance/core/digest.py);
+the dock id is the record's own.
 """
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -34,7 +36,7 @@ class Checked:
 
 class CartridgeCheck:
     def __init__(self, pen, store, makers_dir: str | Path | None,
-                 nonce: Callable[[int], bytes] = secrets.token_bytes):
+                 nonce: Callable[[int], bytes] = os.urandom):
         self.pen = pen
         self.store = store
         self.trusted, self.problems = load_makers(Path(makers_dir) if makers_dir else None)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from appliance.hardware import frame
 from appliance.core import rules
+from appliance.core.digest import sha256_hex
 from appliance.core.clock import Clock
 from appliance.core.config import Config
 from appliance.hardware.devices import DockHardware, PenLinkError
@@ -512,7 +513,6 @@ _FAILED = _Failed()
 
 def _config_summary(config, source) -> dict:
     """What the audit keeps of a loaded config: where from, its hash, and the rule values."""
-    import hashlib
     from dataclasses import asdict
     from pathlib import Path
 
@@ -520,7 +520,7 @@ def _config_summary(config, source) -> dict:
     text = path.read_bytes() if path and path.is_file() else b""
     return {
         "path": str(path) if path else None,
-        "sha256": hashlib.sha256(text).hexdigest() if text else None,
+        "sha256": sha256_hex(text) if text else None,
         "defaults": not text,
         "rules": asdict(config.rules),
     }

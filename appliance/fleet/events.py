@@ -11,7 +11,6 @@ that escapes.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from typing import Any, Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from appliance.core.digest import sha256_hex
 
 VERSION = 1
 # What a dock records and shares (session_opened.. are the audit actions of the record).
@@ -81,7 +82,7 @@ def sign(event: Event, key: Ed25519PrivateKey) -> Event:
     """The event with its hash and signature filled in."""
     body = event.body()
     return Event(event.dock, event.seq, event.kind, event.at, event.payload, event.prev,
-                 hash=hashlib.sha256(body).hexdigest(),
+                 hash=sha256_hex(body),
                  sig=base64.b64encode(key.sign(body)).decode("ascii"))
 
 
@@ -93,7 +94,7 @@ def verify(event: Event, keyring: Mapping[str, Ed25519PublicKey]) -> Event:
     if key is None:
         raise Rejected("forged", f"dock {event.dock!r} is not in this clinic's key ring")
     body = event.body()
-    if hashlib.sha256(body).hexdigest() != event.hash:
+    if sha256_hex(body) != event.hash:
         raise Rejected("forged", f"event {event.dock}#{event.seq}: hash does not match its body")
     try:
         signature = base64.b64decode(event.sig, validate=True)

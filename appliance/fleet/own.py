@@ -11,7 +11,6 @@ from there.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import sqlite3
 from datetime import datetime
@@ -19,6 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from appliance.core.digest import sha256_hex
 from appliance.fleet.events import GENESIS, VERSION, Event, sign
 from appliance.fleet.shared import shared_payload
 from appliance.record import fleet_codec
@@ -105,7 +105,7 @@ class OwnEvents:
             body = fleet_codec.canonical(value)
         else:
             body = self._from_audit(seq, audit_id or 0, prev) or b""
-        if hashlib.sha256(body).hexdigest() != digest:
+        if sha256_hex(body) != digest:
             raise OwnEventBroken(f"event {self.dock_id}#{seq} does not rebuild to what was signed")
         if self.key is None:
             raise OwnEventBroken("this dock's own events are signed when served: the dock's key "

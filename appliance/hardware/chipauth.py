@@ -9,7 +9,6 @@ this challenge is "unauthentic" (the pen stays held). Pure apart from the ECDSA 
 """
 from __future__ import annotations
 
-import hashlib
 import struct
 import tomllib
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from appliance.core.digest import sha256
 from appliance.core.model import CartridgeAuth
 from appliance.core.resources import hw_file
 from appliance.hardware.frame import crc16
@@ -243,7 +243,7 @@ def public_point(key: ec.EllipticCurvePublicKey) -> bytes:
 
 def key_id(key: ec.EllipticCurvePublicKey) -> bytes:
     """Which maker key signed a certificate: the first 8 bytes of SHA-256 of its point."""
-    return hashlib.sha256(public_point(key)).digest()[:8]
+    return sha256(public_point(key))[:8]
 
 
 def certificate_message(signed_part: bytes) -> bytes:

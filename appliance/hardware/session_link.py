@@ -9,7 +9,7 @@ hw/pen_frame.toml's [session_open]; this module builds them (dock side) and pars
 """
 from __future__ import annotations
 
-import secrets
+import random
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +46,8 @@ def load_session_open(path: Path | None = None) -> SessionOpen:
 
 SESSION_OPEN = load_session_open()
 _TAG_LIMIT = 1 << (8 * SESSION_OPEN.tag_bytes)
+# os.urandom, as secrets.randbelow uses, without the hmac and OpenSSL `secrets` loads (P4).
+_OS_RANDOM = random.SystemRandom()
 
 
 def request(tag: int) -> bytes:
@@ -68,4 +70,4 @@ def parse(received: bytes) -> int | None:
 
 def new_tag() -> int:
     """A fresh random tag, never 0: a stale register can match it only by a 1 in 4e9 chance."""
-    return secrets.randbelow(_TAG_LIMIT - 1) + 1
+    return _OS_RANDOM.randrange(1, _TAG_LIMIT)

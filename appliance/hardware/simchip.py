@@ -8,13 +8,13 @@ dock trusts its own simulated cartridges and nothing else.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from appliance.core.digest import sha256
 from appliance.hardware import chipauth
 from appliance.hardware.makers import public_pem
 
@@ -69,7 +69,7 @@ class SimChips:
     def __init__(self, maker_key: ec.EllipticCurvePrivateKey | None = None):
         self.maker_key = maker_key or ec.generate_private_key(ec.SECP256R1())
         raw = self.maker_key.private_numbers().private_value.to_bytes(32, "big")
-        self._seed = hashlib.sha256(b"pen-dock simulated chips" + raw).digest()
+        self._seed = sha256(b"pen-dock simulated chips" + raw)
 
     @classmethod
     def in_folder(cls, data: Path) -> "SimChips":
@@ -98,7 +98,7 @@ class SimChips:
     # -- chips -------------------------------------------------------------------------
     def genuine(self, serial: int, uses: int = DEFAULT_USES, counter: int | None = None) -> dict:
         """Cartridge `serial` as its maker made it."""
-        digest = hashlib.sha256(self._seed + serial.to_bytes(4, "big")).digest()
+        digest = sha256(self._seed + serial.to_bytes(4, "big"))
         chip_key = _private_key(int.from_bytes(digest, "big"))
         return self._chip("genuine", chip_key, self.certificate(serial, uses, chip_key.public_key()),
                           uses if counter is None else counter)

@@ -22,12 +22,12 @@ not caught here; copies of the head kept elsewhere (backups) catch that.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from appliance.core.digest import sha256_hex
 from appliance.core.model import AuditEntry
 
 GENESIS_HASH = "0" * 64
@@ -66,7 +66,7 @@ def entry_hash(id: int, at: str, actor: str, action: str, detail: object,
                clock_synced: bool, prev_hash: str) -> str:
     payload = {"id": id, "at": at, "actor": actor, "action": action, "detail": detail,
                "clock_synced": bool(clock_synced), "prev_hash": prev_hash}
-    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+    return sha256_hex(canonical_json(payload).encode("utf-8"))
 
 
 def _hex(stored: object) -> str:

@@ -12,10 +12,11 @@ schema migration).
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import zlib
 from typing import Any
+
+from appliance.core.digest import sha256_hex
 
 # Words of the envelope and payloads (appliance/fleet/events.py, ledger.py), the most
 # frequent last (deflate reaches the end of the dictionary with the shortest distances).
@@ -59,14 +60,14 @@ def pack_wire(wire: dict[str, Any]) -> tuple[bytes, bytes]:
 
 def body_hash(blob: bytes) -> str:
     """The event's hash (hex): SHA-256 of its signed body."""
-    return hashlib.sha256(inflate(blob)).hexdigest()
+    return sha256_hex(inflate(blob))
 
 
 def unpack_wire(sig: bytes, blob: bytes) -> bytes:
     """The event as it travels, from its stored row: the same bytes it was received as."""
     body = inflate(blob)
     value = json.loads(body)
-    value["hash"] = hashlib.sha256(body).hexdigest()
+    value["hash"] = sha256_hex(body)
     value["sig"] = base64.b64encode(bytes(sig)).decode("ascii")
     return canonical(value)
 

@@ -18,7 +18,6 @@ record lacks", never a replacement:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sqlite3
@@ -26,8 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
+from appliance.core.digest import Sha256
 from appliance.record import audit as audit_chain
 from appliance.record import anchor, migrations
 
@@ -55,7 +53,7 @@ def expected_shape(version: int) -> dict[str, frozenset[str]]:
     """The tables and columns a pen-dock record of schema `version` has."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        migrations.migrate(sqlite_utils.Database(conn), target=version)
+        migrations.upgrade(conn, target=version)
         return _shape(conn)
     finally:
         conn.close()
@@ -108,7 +106,7 @@ def check_backup(source: Path, scratch: Path) -> dict[str, Any]:
             raise _refuse(source, f"it is not a pen-dock record (its tables are not those of "
                                   f"schema {version})")
         try:
-            migrations.migrate(sqlite_utils.Database(conn))
+            migrations.upgrade(conn)
         except sqlite3.Error as error:
             raise _refuse(source, f"it could not be brought to schema "
                                   f"{migrations.CURRENT_VERSION} ({error})") from None
@@ -126,7 +124,7 @@ def check_backup(source: Path, scratch: Path) -> dict[str, Any]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    digest = Sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
