@@ -19,7 +19,7 @@ from pathlib import Path
 
 from appliance.core import paths
 from appliance.core.config import ConfigError, parse_config, resolve_config_path
-from appliance.daemon.loop import install_signal_handlers, run_loop
+from appliance.daemon.loop import install_signal_handlers, prepare_process, run_loop
 from appliance.hardware.pinmap import PinMapError, load_pinmap
 from appliance.processes import load, pinmap_path, refusal
 from appliance.record.store import StoreError
@@ -117,6 +117,7 @@ def run_demo(args) -> int:
         pinmap = load_pinmap(pinmap_path())
     except PinMapError as error:
         return refusal(error)
+    prepare_process(data)
     try:
         simulated = build_sim_dock(config, data, socket, pen_file=data / "sim-pen.json", pinmap=pinmap,
                                    config_source=resolve_config_path(args.config, os.environ),
