@@ -18,7 +18,7 @@ import pytest
 
 from appliance.core.digest import Sha256, sha256, sha256_hex
 from appliance.record import migrations
-from appliance.record.store import Store
+from appliance.record.store import WRITER_CACHE_KIB, Store
 from appliance.record.upgrade import needs_upgrade, upgrade_apart
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,3 +132,10 @@ def test_digest_is_sha256(data):
         incremental.update(data[start:start + 4096])
     assert incremental.hexdigest() == hashlib.sha256(data).hexdigest()
     assert incremental.digest() == incremental.digest()  # asking twice gives the same
+
+
+def test_the_writers_page_cache_is_bounded_and_readers_keep_sqlites_default(tmp_path):
+    with Store(tmp_path / "pendock.db") as writer:
+        assert writer.conn.execute("PRAGMA cache_size").fetchone()[0] == -WRITER_CACHE_KIB
+        with Store(tmp_path / "pendock.db", readonly=True) as reader:  # the page's: P2 is its bar
+            assert reader.conn.execute("PRAGMA cache_size").fetchone()[0] == -2000
