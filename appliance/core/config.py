@@ -6,7 +6,6 @@ silently fell back to a default could release a pen the clinic meant to hold. Th
 """
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import tomllib
@@ -420,6 +419,8 @@ def _show(value: Any) -> str:
 
 
 def _did_you_mean(word: str, known: Mapping[str, Any]) -> str:
+    import difflib  # only for a config with a mistake: not kept by the daemon for months (P4)
+
     close = difflib.get_close_matches(word, list(known), n=1)
     return f' (did you mean "{close[0]}"?)' if close else ""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -27,9 +26,14 @@ class ClockSetError(Exception):
 def read_boot_id(path: Path = BOOT_ID) -> str:
     """The kernel's id of this boot; a random one if the kernel does not say (never shared)."""
     try:
-        return path.read_text().strip() or f"unknown-{uuid.uuid4()}"
+        found = path.read_text().strip()
     except OSError:
-        return f"unknown-{uuid.uuid4()}"
+        found = ""
+    if found:
+        return found
+    import uuid  # and platform with it: only where the kernel gives no boot id (P4)
+
+    return f"unknown-{uuid.uuid4()}"
 
 
 class SystemClock:
