@@ -46,7 +46,8 @@ def upgrade_apart(path: Path, timeout: float = TIMEOUT_S) -> bool:
     if not needs_upgrade(path):
         return False
     try:
-        done = subprocess.run([sys.executable, "-m", "appliance.record.upgrade", str(path)],
+        # -P: nothing from the working directory shadows the installed code.
+        done = subprocess.run([sys.executable, "-P", "-m", "appliance.record.upgrade", str(path)],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, timeout=timeout, check=False)
     except (OSError, subprocess.SubprocessError) as error:

@@ -139,3 +139,11 @@ def test_the_writers_page_cache_is_bounded_and_readers_keep_sqlites_default(tmp_
         assert writer.conn.execute("PRAGMA cache_size").fetchone()[0] == -WRITER_CACHE_KIB
         with Store(tmp_path / "pendock.db", readonly=True) as reader:  # the page's: P2 is its bar
             assert reader.conn.execute("PRAGMA cache_size").fetchone()[0] == -2000
+
+
+def test_the_child_runs_the_installed_code_not_a_package_in_the_working_directory(tmp_path, monkeypatch):
+    planted = tmp_path / "cwd" / "appliance"
+    planted.mkdir(parents=True)
+    (planted / "__init__.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.chdir(planted.parent)
+    assert upgrade_apart(tmp_path / "data" / "pendock.db") is True
