@@ -6,6 +6,7 @@ its loop in a thread, and talks to it through the control socket, as the CLI doe
 from __future__ import annotations
 
 import threading
+from datetime import time
 from pathlib import Path
 
 from appliance.core.config import Config
@@ -18,9 +19,11 @@ CHECKLIST = "screened,test-area"
 
 class SimDock:
     def __init__(self, data: Path, socket: Path, *, config: Config | None = None,
-                 loop: bool = True):
+                 loop: bool = True, start_at: time | None = time(8, 0)):
+        """`start_at`: the simulated day starts then (like the demos' `--start-at 08:00`),
+        so a test's sessions never run past midnight into an empty "today"."""
         self.config = config or Config()
-        self.simulated = build_sim_dock(self.config, Path(data), Path(socket))
+        self.simulated = build_sim_dock(self.config, Path(data), Path(socket), start_at=start_at)
         self.factory, self.clock = self.simulated.factory, self.simulated.clock
         self.pinmap, self.sim = self.simulated.pinmap, self.simulated.simulator
         self.running = self.simulated.running
