@@ -29,8 +29,8 @@ from appliance.daemon.status import present_status
 from appliance.record import lookups
 from appliance.record.store import StorageError, Store, StoreError
 
-if TYPE_CHECKING:  # paho-mqtt is loaded only by a dock with a broker (fleet/boot.py)
-    from appliance.fleet.link import FleetLink
+if TYPE_CHECKING:
+    from appliance.fleet.process import LinkProcess
 
 log = logging.getLogger("pendock.dock")
 
@@ -74,7 +74,7 @@ class Dock:
         self._history_seen = History()  # the last decision's, for the facts behind its reasons
         self._cartridge_seen: tuple[int, CartridgeSeen | None] = (0, None)  # serial -> where seen
         self.registers = SessionRegisters()  # the tag the docked pen's session registers are under
-        self.fleet: FleetLink | None = None  # the clinic's link (appliance/fleet), set by start_dock
+        self.fleet: LinkProcess | None = None  # the clinic's link (appliance/fleet), set by start_dock
         # The fitted cartridge's chip, asked once per fitting (hw/cartridge_auth.toml).
         self.chips = CartridgeCheck(hw.pen, store, config.cartridges.makers_dir)
 

@@ -27,8 +27,8 @@ from appliance.fleet.boot import start_fleet
 from appliance.record.store import Store
 from appliance.record.upgrade import upgrade_apart
 
-if TYPE_CHECKING:  # paho-mqtt is loaded only by a dock with a broker (fleet/boot.py)
-    from appliance.fleet.link import FleetLink
+if TYPE_CHECKING:
+    from appliance.fleet.process import LinkProcess
 
 log = logging.getLogger("pendock.daemon")
 SOCKET_GROUP = "pendock"
@@ -39,7 +39,7 @@ class RunningDock:
     dock: Dock
     server: ControlServer
     store: Store
-    fleet: FleetLink | None = None
+    fleet: LinkProcess | None = None
 
     def close(self) -> None:
         if self.fleet is not None:

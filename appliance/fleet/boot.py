@@ -6,16 +6,17 @@ shares a history it does not.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from appliance.fleet import keys
+from appliance.fleet.events import DROP_CATEGORIES
 from appliance.fleet.journal import Journal
+from appliance.fleet.ledger import Ledger
+from appliance.fleet.process import LinkProcess
 from appliance.fleet.settings import parse_broker
 from appliance.record.store import DB_NAME, Store, StoreError
-
-if TYPE_CHECKING:
-    from appliance.fleet.link import FleetLink
 
 DEMO_KEY = "fleet.key"
 DEMO_KEYS_DIR = "fleet-keys"  # beside the demo's data folder: demos there trust each other
@@ -26,9 +27,10 @@ class FleetError(StoreError):
 
 
 def start_fleet(config, data_dir: Path, store: Store, clock, *, synchronous: str = "FULL"
-                ) -> FleetLink | None:
+                ) -> LinkProcess | None:
     """None without a broker. Otherwise: the store's journal hook set (so every shared fact
-    is signed into the outbox with its record) and the link started."""
+    is signed into the outbox with its record) and the link started in its own process
+    (fleet/process.py says why)."""
     fleet = config.fleet
     if not fleet.broker:
         return None
@@ -61,17 +63,33 @@ def start_fleet(config, data_dir: Path, store: Store, clock, *, synchronous: str
             raise FleetError(f"[fleet] password_file {fleet.password_file}: cannot read it "
                              f"({error.strerror or error}); it must be readable by the dock's "
                              f"user alone") from None
-    journal = Journal(fleet.dock_id, key, clock)
-    store.journal = journal
-    from appliance.fleet.link import FleetLink  # paho-mqtt: only a dock with a broker loads it
-
-    link = FleetLink(dock_id=fleet.dock_id, broker=broker, db_path=data_dir / DB_NAME, key=key,
-                     keyring=keyring, keys_dir=keys_dir, clock=clock, rules_config=config,
-                     stale_after_s=fleet.stale_after_minutes * 60,
-                     username=fleet.username or fleet.dock_id, password=password,
-                     tls_ca_file=fleet.tls_ca_file, synchronous=synchronous,
-                     wake=journal.recorded)
+    settings = {
+        "dock_id": fleet.dock_id, "broker": str(broker), "db_path": str((data_dir / DB_NAME).resolve()),
+        "key_file": str(Path(fleet.key_file or data_dir / DEMO_KEY).resolve()),
+        "keys_dir": str(keys_dir.resolve()), "username": fleet.username or fleet.dock_id,
+        "password": password, "tls_ca_file": fleet.tls_ca_file, "synchronous": synchronous,
+        "min_interval_days": config.rules.min_interval_days, "timezone": config.dock.timezone,
+        "stale_after_s": fleet.stale_after_minutes * 60,
+        "log_level": logging.getLogger().getEffectiveLevel(),
+    }
+    link = LinkProcess(settings, clock=clock, broker=broker,
+                       stale_after_s=fleet.stale_after_minutes * 60,
+                       initial_status=_initial_status(store, fleet.dock_id, broker, keyring))
+    store.journal = Journal(fleet.dock_id, key, clock, recorded=link.wake)
     return link.start()
+
+
+def _initial_status(store: Store, dock_id: str, broker, keyring) -> dict[str, Any]:
+    """What `pendock fleet` says until the link's process first reports (well under a second)."""
+    ledger = Ledger(store.conn, dock_id)
+    return {
+        "dock_id": dock_id, "broker": str(broker), "connected": False, "outbox": ledger.outbox_count(),
+        "peers": [{"dock_id": d, "last_heard": None, "online": None, "seq": 0}
+                  for d in sorted(keyring) if d != dock_id],
+        "conflicts": ledger.conflict_count(), "recent_conflicts": ledger.conflicts(5),
+        "dropped": {c: 0 for c in DROP_CATEGORIES}, "duplicates": 0, "received": 0,
+        "last_error": None,
+    }
 
 
 def _ring_line(folder: Path, dock: str) -> str:

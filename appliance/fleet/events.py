@@ -37,6 +37,10 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _FIELDS = frozenset({"v", "dock", "seq", "kind", "at", "payload", "prev", "hash", "sig"})
 
 
+# What `pendock fleet` counts dropped messages under (Rejected's categories, and a full inbox).
+DROP_CATEGORIES = ("oversized", "malformed", "unsigned", "forged", "equivocation", "overflow")
+
+
 class Rejected(ValueError):
     """An incoming message is not believed. `category` is what the link counts it under:
     oversized, malformed, unsigned, forged (bad signature or unknown dock)."""

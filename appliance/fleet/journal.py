@@ -4,9 +4,8 @@ session recorded but unshared, or shared but unrecorded)."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -20,11 +19,14 @@ COUNTERS = "pen_counters"  # not an audit action: the store reports counters on 
 class Journal:
     """Callable the Store runs inside its transaction: `(conn, action, detail, at)`."""
 
-    def __init__(self, dock_id: str, key: Ed25519PrivateKey, clock):
+    def __init__(self, dock_id: str, key: Ed25519PrivateKey, clock,
+                 recorded: Callable[[], None] | None = None):
         self.dock_id = dock_id
         self.key = key
         self.clock = clock
-        self.recorded = threading.Event()  # wakes the link after a new event
+        # Wakes the link (its own process, fleet/process.py) after a new event. It runs on
+        # the decision's path, inside its transaction: it must be cheap and never block.
+        self.recorded = recorded
 
     def __call__(self, conn: sqlite3.Connection, action: str, detail: dict[str, Any],
                  at: datetime | None, audit_id: int | None = None) -> None:
@@ -33,4 +35,5 @@ class Journal:
         Ledger(conn, self.dock_id).record_own(action, shared_payload(action, detail),
                                               at or to_second(self.clock.now()), self.key,
                                               audit_id)
-        self.recorded.set()
+        if self.recorded is not None:
+            self.recorded()

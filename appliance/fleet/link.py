@@ -23,6 +23,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,6 @@ ACK_EVERY_S = 0.5  # acknowledged events leave the outbox in one write per this 
 # The journal wakes the worker from inside the dock's own commit; the worker lets the dock
 # finish (commit, latch, light) before it reads the outbox: P1 first, propagation next.
 AFTER_WAKE_S = 0.02
-DROP_CATEGORIES = ("oversized", "malformed", "unsigned", "forged", "equivocation", "overflow")
 
 
 @dataclass
@@ -63,7 +63,8 @@ class Peer:
 
 class FleetLink:
     def __init__(self, *, dock_id: str, broker: BrokerAddress, db_path: Path, key, keyring,
-                 clock, keys_dir: Path | None = None, rules_config, stale_after_s: float, username: str = "",
+                 clock, keys_dir: Path | None = None, min_interval_days: int, tz: tzinfo,
+                 stale_after_s: float, username: str = "",
                  password: str = "", tls_ca_file: str = "", synchronous: str = "FULL",
                  wake: threading.Event | None = None):
         self.dock_id = dock_id
@@ -73,8 +74,8 @@ class FleetLink:
         self.keys_dir = keys_dir
         self._ring_read = time.monotonic()
         self.clock = clock
-        self.min_interval_days = rules_config.rules.min_interval_days
-        self.tz = rules_config.tz
+        self.min_interval_days = min_interval_days
+        self.tz = tz
         self.stale_after_s = stale_after_s
         # The link's own writer connection. NORMAL, not FULL: what it writes may be lost to
         # a power cut without harm (an acknowledgement lost means a duplicate sent again,
@@ -154,6 +155,11 @@ class FleetLink:
             return False
         return time.monotonic() - self._last_contact > self.stale_after_s
 
+    def last_contact(self) -> float:
+        """time.monotonic() of the last sign of the broker (CLOCK_MONOTONIC: the daemon,
+        another process, compares it with its own time.monotonic())."""
+        return time.monotonic() if self.connected else self._last_contact
+
     def summary(self) -> dict[str, Any]:
         """The contract's `status --json` `fleet` key: dock_id, peers, outbox, stale."""
         full = self.status()
@@ -171,7 +177,7 @@ class FleetLink:
                        "seq": p.seq} for p in sorted(self.peers.values(), key=lambda p: p.dock_id)],
             "conflicts": self._conflicts,
             "recent_conflicts": self._recent_conflicts,
-            "dropped": {c: self.dropped.get(c, 0) for c in DROP_CATEGORIES},
+            "dropped": {c: self.dropped.get(c, 0) for c in ev.DROP_CATEGORIES},
             "duplicates": self.duplicates,
             "received": self.received,
             "last_error": self.last_error or None,
