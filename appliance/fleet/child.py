@@ -36,8 +36,13 @@ from zoneinfo import ZoneInfo
 log = logging.getLogger("pendock.fleet")
 
 REPORT_EVERY_S = 1.0  # the status at least this often, so the daemon knows the link lives
-LOOK_EVERY_S = 0.05  # how often the status is compared with the last one sent (cheap, here)
-NICER_BY = 5  # the link yields the CPU to the daemon's decisions (where the unit allows)
+# How often the status is compared with the last one sent: each line sent costs the
+# daemon's interpreter a moment, so a few a second at most.
+LOOK_EVERY_S = 0.25
+# The link yields the CPU to the dock's decisions, and to anything else: propagation has
+# seconds to spare (P8: 2 s), a decision milliseconds. Raising one's own nice value needs
+# no privilege; pendock.service allows the system call for this (setpriority).
+NICE = 19
 
 
 class OffsetClock:
@@ -161,9 +166,9 @@ def main() -> int:
     logging.basicConfig(level=settings.get("log_level", logging.WARNING),
                         format="%(levelname)s %(name)s (link process): %(message)s", stream=sys.stderr)
     try:
-        os.nice(NICER_BY)
-    except OSError:
-        pass  # the unit's system-call filter refuses it: the link keeps the daemon's priority
+        os.setpriority(os.PRIO_PROCESS, 0, NICE)
+    except OSError as error:
+        log.warning("fleet: the link process keeps the daemon's priority (%s)", error)
     clock = OffsetClock(ZoneInfo(settings["timezone"]))
     clock.follow(settings.get("clock"))
     link = build_link(settings, clock)

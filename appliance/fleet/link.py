@@ -47,7 +47,8 @@ SERVE_LIMIT = 50_000  # events served per catch-up request, at most
 INBOX = 2000  # messages waiting for the worker, at most (more are dropped and counted)
 INGEST_BATCH = 200  # peers' events per transaction: the record's write lock is held briefly
 RESEND_AFTER_S = 15.0  # in flight this long with no acknowledgement at all: send again
-ACK_EVERY_S = 0.5  # acknowledged events leave the outbox in one write per this period
+ACK_EVERY_S = 2.0  # acknowledged events leave the outbox in one write per this period
+ACK_BATCH = 1000  # ... or as soon as this many are waiting
 # The journal wakes the worker from inside the dock's own commit; the worker lets the dock
 # finish (commit, latch, light) before it reads the outbox: P1 first, propagation next.
 AFTER_WAKE_S = 0.02
@@ -93,6 +94,7 @@ class FleetLink:
         self.last_error = ""
         self._last_contact = time.monotonic()
         self._acked: collections.deque[int] = collections.deque()  # mids PUBACKed
+        self._delivered: set[int] = set()  # outbox seqs acknowledged, not yet deleted
         self._inflight: dict[int, int] = {}  # mid -> outbox seq
         self._sent_upto = 0
         self._need_catchup = False
@@ -102,9 +104,10 @@ class FleetLink:
         self._acks_due = 0.0
         self._last_ack = time.monotonic()
         self._fresh_connection = False
-        self._outbox_size = self.ledger.outbox_count()
+        self._outbox_size = self.ledger.outbox_count() - len(self._delivered)
         self._conflicts = self.ledger.conflict_count()
         self._recent_conflicts = self.ledger.conflicts(5)
+        self._own_events = self._topic("events")
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._run, name="fleet", daemon=True)
         self.client = self._client(username or dock_id, password, tls_ca_file)
@@ -138,6 +141,11 @@ class FleetLink:
         self.wake.set()
         if self._worker.is_alive():
             self._worker.join(5)
+        if self._delivered and not self._worker.is_alive():
+            try:
+                self._write_acks()  # a clean stop sends nothing twice
+            except StoreError as error:
+                log.warning("fleet: acknowledgements not written (%s); they will be sent again", error)
         try:
             if self.connected:
                 self.client.publish(self._topic("presence"), self._note({"online": False}),
@@ -205,6 +213,11 @@ class FleetLink:
 
     def _on_message(self, client, userdata, message) -> None:
         self._last_contact = time.monotonic()
+        if message.topic == self._own_events:
+            # This dock's own events, echoed by the broker (MQTT 3.1.1 has no "no local"):
+            # nothing to learn, and verifying and ingesting them would take the record's
+            # write lock from the dock's own decisions for nothing.
+            return
         if len(message.payload) > ev.MAX_MESSAGE_BYTES:
             self.dropped["oversized"] += 1
             return
@@ -253,21 +266,26 @@ class FleetLink:
                 self._ask_catchup()
             if now >= self._presence_due:
                 self._publish_presence()
-        self._outbox_size = self.ledger.outbox_count()
+        self._outbox_size = self.ledger.outbox_count() - len(self._delivered)
 
     def _handle_acks(self) -> None:
-        if time.monotonic() < self._acks_due and len(self._acked) < WINDOW // 2:
-            return
-        self._acks_due = time.monotonic() + ACK_EVERY_S
-        done = []
+        """Acknowledged events leave the window at once, and the outbox in one write every
+        ACK_EVERY_S: each write takes the record's write lock, which the dock's decisions
+        need (P1). One not yet written is only sent again after a crash (a duplicate,
+        which peers ignore); `outbox` does not count it."""
         while self._acked:
             seq = self._inflight.pop(self._acked.popleft(), None)
             if seq is not None:
-                done.append(seq)
+                self._delivered.add(seq)
                 self._last_ack = time.monotonic()
-        if done:
-            with self.store.transaction("the broker's acknowledgements"):
-                self.ledger.acknowledged(done)
+        if self._delivered and (time.monotonic() >= self._acks_due or len(self._delivered) >= ACK_BATCH):
+            self._write_acks()
+
+    def _write_acks(self) -> None:
+        self._acks_due = time.monotonic() + ACK_EVERY_S
+        with self.store.transaction("the broker's acknowledgements"):
+            self.ledger.acknowledged(sorted(self._delivered))
+        self._delivered.clear()
 
     def _publish_outbox(self) -> None:
         if self._inflight and time.monotonic() - self._last_ack > RESEND_AFTER_S:
@@ -280,6 +298,9 @@ class FleetLink:
         if room <= 0:
             return
         for seq, body in self.ledger.outbox(after=self._sent_upto, limit=room):
+            if seq in self._delivered:  # acknowledged already, its deletion not yet written
+                self._sent_upto = seq
+                continue
             info = self.client.publish(self._topic("events"), body, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # not connected after all: try again on the next connect

@@ -39,6 +39,11 @@ RESTART_MAX_S = 30.0
 STEADY_AFTER_S = 30.0  # a child that lived this long starts the backoff afresh
 STATUS_FRESH_S = 5.0  # "connected" is believed this long after the child said so
 CLOSE_WAIT_S = 8.0  # the child's own close: its worker (5 s at most) and its last presence
+# At most one wake in this long: a lone event (a real dock's sessions are minutes apart)
+# leaves at once; a burst costs the child one step, not one per event, since the child
+# reads the outbox every 0.1 s anyway. Each wake is a process to schedule on a CPU the
+# decisions share.
+WAKE_GAP_S = 0.1
 CLOCK_STEP_S = 0.01  # a smaller change of the dock's clock offset is not worth a line
 SUMMARY_KEYS = ("dock_id", "peers", "outbox", "stale", "connected", "conflicts")
 
@@ -60,6 +65,7 @@ class LinkProcess:
         self._connected = False
         self._reported_at = 0.0
         self._clock_sent: tuple[float, bool] | None = None
+        self._woken_at = -WAKE_GAP_S
         self._proc: subprocess.Popen | None = None
         self._fd: int | None = None  # the child's stdin, non-blocking
         self._fd_lock = threading.Lock()  # held for one write: the fd is never closed under it
@@ -100,7 +106,11 @@ class LinkProcess:
     # -- the decision's path: cheap, never blocks ---------------------------------------------
     def wake(self) -> None:
         """The journal recorded an event: tell the child (it also looks every 0.1 s, so a
-        line lost to a full pipe costs nothing but a few milliseconds)."""
+        line skipped or lost to a full pipe costs a tenth of a second at most)."""
+        now = time.monotonic()
+        if now - self._woken_at < WAKE_GAP_S:
+            return
+        self._woken_at = now
         clock = self._clock_line()
         self._send((clock or b"") + b'{"wake": true}\n')
 

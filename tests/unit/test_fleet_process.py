@@ -82,11 +82,24 @@ def test_a_wake_and_a_moved_clock_reach_the_child(stand_in):
         link.wake()
         assert wait_for(lambda: any(m.get("wake") for m in lines(log)), timeout=10)
         clock.jump(3600)  # a demo moving its simulated clock
+        time.sleep(0.15)  # past the gap between two wakes (WAKE_GAP_S)
         link.wake()
         assert wait_for(lambda: any(m.get("clock", [0])[0] > 3599 for m in lines(log)), timeout=10)
     finally:
         link.close()
     assert link._proc.returncode == 0  # asked to stop, it ended on its own (EOF)
+
+
+def test_a_burst_of_events_wakes_the_child_once(stand_in):
+    log, _ = stand_in
+    link = proxy().start()
+    try:
+        for _ in range(50):  # back-to-back decisions: one process wake-up, not fifty
+            link.wake()
+        time.sleep(0.5)
+        assert sum(1 for m in lines(log) if m.get("wake")) == 1
+    finally:
+        link.close()
 
 
 def test_a_killed_child_is_started_again(stand_in):
