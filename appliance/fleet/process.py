@@ -49,7 +49,9 @@ SUMMARY_KEYS = ("dock_id", "peers", "outbox", "stale", "connected", "conflicts")
 
 
 class LinkProcess:
-    COMMAND = ("-m", "appliance.fleet.child")  # after sys.executable; no settings, no secrets
+    # After sys.executable: no settings, no secrets. -P: nothing from the working directory
+    # shadows the installed code (the package root goes first on PYTHONPATH instead).
+    COMMAND = ("-P", "-m", "appliance.fleet.child")
 
     def __init__(self, settings: dict[str, Any], *, clock, broker, stale_after_s: float,
                  initial_status: dict[str, Any]):

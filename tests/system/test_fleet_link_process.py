@@ -100,7 +100,7 @@ def test_the_link_is_one_child_of_the_dock_with_no_secret_on_its_command_line(do
     one = docks("room-1")
     [child] = link_children(one.proc.pid)
     cmdline = _cmdline(child)
-    assert cmdline.split(b"\0")[1:3] == [b"-m", b"appliance.fleet.child"]
+    assert cmdline.split(b"\0")[1:4] == [b"-P", b"-m", b"appliance.fleet.child"]
     password = (broker / "docks" / "room-1" / "broker-password").read_text().strip()
     assert password and password.encode() not in cmdline
 
