@@ -144,6 +144,7 @@ class LinkProcess:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
             proc = subprocess.Popen([sys.executable, *self.COMMAND], env=env,
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+            assert proc.stdin is not None and proc.stdout is not None  # both are PIPE
             fd = proc.stdin.fileno()
             self._clock_sent = None
             first = {"settings": self.settings, "clock": self._clock_now()}
@@ -176,16 +177,18 @@ class LinkProcess:
             log.error("fleet: %s", why)
             self._status = {**self._status, "connected": False, "last_error": why}
             self._end_pipe(proc)
-            if self._closing.wait(backoff):
-                return
-            backoff = min(backoff * 2, RESTART_MAX_S)
-            try:
-                self._spawn()
-            except OSError as error:
-                log.error("fleet: the link process cannot start (%s)", error)
+            while not self._closing.wait(backoff):
+                backoff = min(backoff * 2, RESTART_MAX_S)
+                try:
+                    self._spawn()
+                    break
+                except OSError as error:
+                    log.error("fleet: the link process cannot start (%s); trying again in %g s",
+                              error, backoff)
 
     def _read(self, proc: subprocess.Popen) -> None:
         """The child's status lines until its stdout ends (it exited)."""
+        assert proc.stdout is not None
         for line in proc.stdout:
             try:
                 message = json.loads(line)
@@ -235,7 +238,8 @@ class LinkProcess:
         with self._fd_lock:
             self._fd = None
             try:
-                proc.stdin.close()
+                if proc.stdin is not None:
+                    proc.stdin.close()
             except OSError:
                 pass
 
