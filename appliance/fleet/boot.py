@@ -75,7 +75,7 @@ def start_fleet(config, data_dir: Path, store: Store, clock, *, synchronous: str
     link = LinkProcess(settings, clock=clock, broker=broker,
                        stale_after_s=fleet.stale_after_minutes * 60,
                        initial_status=_initial_status(store, fleet.dock_id, broker, keyring))
-    store.journal = Journal(fleet.dock_id, key, clock, recorded=link.wake)
+    store.journal = Journal(fleet.dock_id, clock, recorded=link.wake)
     return link.start()
 
 

@@ -7,7 +7,6 @@ import sqlite3
 from datetime import datetime
 from typing import Any, Callable
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.fleet.ledger import Ledger
 from appliance.fleet.shared import SHARED_ACTIONS, shared_payload
@@ -19,10 +18,8 @@ COUNTERS = "pen_counters"  # not an audit action: the store reports counters on 
 class Journal:
     """Callable the Store runs inside its transaction: `(conn, action, detail, at)`."""
 
-    def __init__(self, dock_id: str, key: Ed25519PrivateKey, clock,
-                 recorded: Callable[[], None] | None = None):
+    def __init__(self, dock_id: str, clock, recorded: Callable[[], None] | None = None):
         self.dock_id = dock_id
-        self.key = key
         self.clock = clock
         # Wakes the link (its own process, fleet/process.py) after a new event. It runs on
         # the decision's path, inside its transaction: it must be cheap and never block.
@@ -33,7 +30,6 @@ class Journal:
         if action not in SHARED_ACTIONS and action != COUNTERS:
             return
         Ledger(conn, self.dock_id).record_own(action, shared_payload(action, detail),
-                                              at or to_second(self.clock.now()), self.key,
-                                              audit_id)
+                                              at or to_second(self.clock.now()), audit_id)
         if self.recorded is not None:
             self.recorded()

@@ -45,9 +45,10 @@ class Ledger:
 
     # -- this dock's events ----------------------------------------------------------------
     def record_own(self, kind: str, payload: dict[str, Any], at: datetime,
-                   key: Ed25519PrivateKey, audit_id: int | None = None) -> Event:
-        """Sign the next event of this dock and put it in the outbox (caller's transaction)."""
-        event = self.own.record(kind, payload, at, key, audit_id)
+                   audit_id: int | None = None) -> Event:
+        """The next event of this dock into the outbox (caller's transaction); it is signed
+        when it leaves (`outbox`, `events_after`), with the key this Ledger was given."""
+        event = self.own.record(kind, payload, at, audit_id)
         self.conn.execute("INSERT INTO fleet_outbox (seq) VALUES (?)", (event.seq,))
         return event
 

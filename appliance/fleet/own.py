@@ -13,13 +13,14 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.core.digest import sha256_hex
-from appliance.fleet.events import GENESIS, VERSION, Event, sign
+from appliance.fleet.events import GENESIS, VERSION, Event
 from appliance.fleet.shared import shared_payload
 from appliance.record import fleet_codec
 
@@ -41,13 +42,15 @@ class OwnEvents:
                                 "ORDER BY seq DESC LIMIT 1", (self.dock_id,)).fetchone()
         return (row[0], fleet_codec.body_hash(row[1])) if row else (0, GENESIS)
 
-    def record(self, kind: str, payload: dict[str, Any], at: datetime, key: Ed25519PrivateKey,
+    def record(self, kind: str, payload: dict[str, Any], at: datetime,
                audit_id: int | None) -> Event:
-        """Sign the next event (caller's transaction); keep a reference to `audit_id`'s entry
-        when that entry rebuilds to exactly the signed bytes, else the body itself."""
+        """The next event, hashed, not signed (caller's transaction: the decision's, so P1
+        pays only for the hash; it is signed when served, below); keep a reference to
+        `audit_id`'s entry when that entry rebuilds to exactly its bytes, else the body."""
         seq, prev = self.last()
-        event = sign(Event(self.dock_id, seq + 1, kind, at.isoformat(), payload, prev), key)
+        event = Event(self.dock_id, seq + 1, kind, at.isoformat(), payload, prev)
         body = event.body()
+        event = replace(event, hash=sha256_hex(body))
         if audit_id is not None and self._from_audit(event.seq, audit_id, prev) == body:
             kept = None
         else:

@@ -42,8 +42,14 @@ def canonical(value: Any) -> bytes:
                       allow_nan=False).encode("ascii")
 
 
+# memLevel 2, not 9: an event is a few hundred bytes, which a small hash table compresses
+# to the same size, and zlib sets up a memLevel 9 state (over 256 KiB) in 50 µs: a cost
+# the dock's decision paid for each pen-counters event (P1, P8).
+_MEM_LEVEL = 2
+
+
 def deflate(body: bytes) -> bytes:
-    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, ZDICT)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, _MEM_LEVEL, zlib.Z_DEFAULT_STRATEGY, ZDICT)
     return packer.compress(body) + packer.flush()
 
 

@@ -52,7 +52,7 @@ def run(sessions: int, *, fleet: bool = True) -> dict:
         try:
             sim.dock.hw.seat.settle_s = 0.001
             if fleet:
-                sim.store.journal = Journal("room-1", key, sim.clock)
+                sim.store.journal = Journal("room-1", sim.clock)
             warm = max(1, sessions // 5)
             sent = 0
             for n in range(1, sessions + 1):

@@ -26,7 +26,7 @@ def stores(tmp_path):
 
 def record(store: Store, dock: str, kind: str, payload: dict, at: datetime) -> ev.Event:
     with store.transaction("test event"):
-        return Ledger(store.db.conn, dock).record_own(kind, payload, at, KEYS[dock])
+        return Ledger(store.db.conn, dock).record_own(kind, payload, at)
 
 
 def opened(session: int, ref="BK-1", area="face", cartridge=1000, overrides=()) -> dict:

@@ -27,7 +27,7 @@ class Clock:
 def store(tmp_path):
     store = Store(tmp_path / "pendock.db")
     signed: list[ev.Event] = []
-    journal = Journal("room-1", KEY, Clock())
+    journal = Journal("room-1", Clock())
     original = Ledger.record_own
 
     def keep(self, *args, **kwargs):
@@ -62,7 +62,10 @@ def test_own_events_are_kept_by_reference_and_served_as_signed(store):
                                "FROM fleet_own ORDER BY seq").fetchall()
     assert [tuple(r) for r in rows] == [(1, 1, 1, 32), (2, 0, 0, 32), (3, 1, 1, 32)]
     served = Ledger(store._conn, "room-1", KEY).events_after("room-1", 0, 10)
-    assert [body for _, body in served] == [e.encode() for e in store.signed]
+    # Recorded hashed, not signed (the decision pays for the hash only); served signed, to
+    # exactly the bytes the dock's key gives the recorded event (Ed25519 is deterministic).
+    assert not any(e.sig for e in store.signed)
+    assert [body for _, body in served] == [ev.sign(e, KEY).encode() for e in store.signed]
     events = [ev.verify(ev.decode_event(body), RING) for _, body in served]
     assert [e.prev for e in events] == [ev.GENESIS, events[0].hash, events[1].hash]
     assert Ledger(store._conn, "room-1", KEY).outbox(after=1) == served[1:]
@@ -74,7 +77,7 @@ def test_a_detail_that_does_not_rebuild_the_payload_is_kept_whole(store):
     # audit entry) must be kept whole, never served rebuilt from the wrong entry.
     audited(store, "override", {"code": "client_interval", "reason": ("a", "b")})
     with store.transaction("mismatch"):
-        Ledger(store._conn, "room-1").record_own("override", {"code": "other"}, T0, KEY,
+        Ledger(store._conn, "room-1").record_own("override", {"code": "other"}, T0,
                                                  audit_id=1)
     rows = store._conn.execute("SELECT audit_id, body IS NULL FROM fleet_own ORDER BY seq")
     assert [tuple(r) for r in rows] == [(1, 1), (None, 0)]

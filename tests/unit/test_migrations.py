@@ -283,10 +283,10 @@ def test_own_events_kept_before_schema_6_are_served_and_chained_onto(tmp_path):
         ledger = Ledger(store._conn, "room-1", key)
         assert ledger.own_seq() == 2
         with store.transaction("test"):
-            third = ledger.record_own("session_interrupted", {"session": 3}, T0, key)
+            third = ledger.record_own("session_interrupted", {"session": 3}, T0)
         assert (third.seq, third.prev) == (3, prev)
         served = ledger.events_after("room-1", 0, 10)
-        assert [body for _, body in served] == wires + [third.encode()]
+        assert [body for _, body in served] == wires + [ev.sign(third, key).encode()]
         assert [seq for seq, _ in ledger.outbox()] == [1, 2, 3]
         ring = {"room-1": key.public_key()}
         assert [ev.verify(ev.decode_event(b), ring).seq for _, b in served] == [1, 2, 3]

@@ -35,7 +35,7 @@ def reading(cartridge=555) -> PenReading:
 def store(tmp_path):
     with Store(tmp_path / "pendock.db") as opened:
         opened.register_pen(reading(), T0 - timedelta(days=1), "dock", True)
-        opened.journal = Journal("room-1", KEY, Clock())
+        opened.journal = Journal("room-1", Clock())
         yield opened
 
 
@@ -125,7 +125,7 @@ def test_a_clinic_docks_session_stays_within_p6_with_room_for_page_fill(tmp_path
     sim = SimDock(tmp_path / "data", tmp_path / "control.sock", loop=False)
     try:
         sim.dock.hw.seat.settle_s = 0.001
-        sim.store.journal = Journal("room-1", KEY, sim.clock)
+        sim.store.journal = Journal("room-1", sim.clock)
 
         def held() -> int:
             conn = sim.store._conn
