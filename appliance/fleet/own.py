@@ -54,7 +54,7 @@ class OwnEvents:
         if audit_id is not None and self._from_audit(event.seq, audit_id, prev) == body:
             kept = None
         else:
-            audit_id, kept = None, fleet_codec.deflate(_without_prev(body))
+            audit_id, kept = None, fleet_codec.deflate(replace(event, prev="").body())
         self.conn.execute("INSERT INTO fleet_own (seq, hash, audit_id, body) VALUES (?, ?, ?, ?)",
                           (event.seq, bytes.fromhex(event.hash), audit_id, kept))
         return event
@@ -117,9 +117,3 @@ class OwnEvents:
         value["hash"] = digest
         value["sig"] = base64.b64encode(self.key.sign(body)).decode("ascii")
         return fleet_codec.canonical(value)
-
-
-def _without_prev(body: bytes) -> bytes:
-    value = json.loads(body)
-    value["prev"] = ""
-    return fleet_codec.canonical(value)
