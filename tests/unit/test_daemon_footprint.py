@@ -82,15 +82,19 @@ def test_opening_a_current_record_does_not_load_sqlite_utils_but_creating_one_do
     assert _python(opening, str(record)).stdout.strip() == "False"  # current: nothing to run
 
 
+def schema_of(record) -> int:
+    conn = sqlite3.connect(record)
+    try:
+        return migrations.schema_version(conn)
+    finally:
+        conn.close()
+
+
 def test_upgrade_apart_creates_the_record_in_a_child_then_leaves_a_current_one_alone(tmp_path):
     record = tmp_path / "pendock.db"
     assert needs_upgrade(record)
     assert upgrade_apart(record) is True
-    conn = sqlite3.connect(record)
-    try:
-        assert migrations.schema_version(conn) == migrations.CURRENT_VERSION
-    finally:
-        conn.close()
+    assert schema_of(record) == migrations.CURRENT_VERSION
     assert not needs_upgrade(record)
     assert upgrade_apart(record) is False
     with Store(record) as store:  # what the daemon opens next is a sound record
@@ -108,11 +112,7 @@ def test_upgrade_apart_upgrades_an_older_record(tmp_path):
         conn.close()
     assert needs_upgrade(record)
     assert upgrade_apart(record) is True
-    conn = sqlite3.connect(record)
-    try:
-        assert migrations.schema_version(conn) == migrations.CURRENT_VERSION
-    finally:
-        conn.close()
+    assert schema_of(record) == migrations.CURRENT_VERSION
 
 
 def test_a_failed_child_is_left_to_the_daemon_and_never_raises(tmp_path, caplog):
