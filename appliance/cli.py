@@ -44,13 +44,33 @@ def _time_of_day(text: str):
         raise argparse.ArgumentTypeError(f"{text!r} is not a time of day HH:MM (00:00-23:59)") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+# The options every verb takes. No defaults while parsing (`parse_command_line` fills them
+# in after), so they may stand before the verb, after it, or after a sim verb, and one
+# given anywhere is kept: `pendock --data D status`, `pendock status --data D`,
+# `pendock sim --data D dock`, `pendock sim dock --data D`.
+COMMON_DEFAULTS = {"config": None, "data": None, "json": False}
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--config", help="config file (default: PENDOCK_CONFIG or /etc/pendock/pendock.toml)")
     common.add_argument("--data", help="data folder (default: PENDOCK_DATA or /var/lib/pendock)")
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return common
 
-    parser = _Parser(prog="pendock", description="Pen dock: the pen stays held until it is safe to use.")
+
+def parse_command_line(argv: list[str]) -> argparse.Namespace:
+    args = build_parser().parse_args(_joined_negative_values(argv))
+    for name, default in COMMON_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    return args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
+    parser = _Parser(prog="pendock", parents=[common],
+                     description="Pen dock: the pen stays held until it is safe to use.")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     sub.required = True
 
@@ -65,19 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--port", type=int)
     web.add_argument("--host")
 
-    # The same options after a sim verb, without defaults: `sim --data D dock` keeps D.
-    inner = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    inner.add_argument("--config", help="config file (default: PENDOCK_CONFIG or /etc/pendock/pendock.toml)")
-    inner.add_argument("--data", help="data folder (default: PENDOCK_DATA or /var/lib/pendock)")
-    inner.add_argument("--json", action="store_true", help="print JSON for scripts")
     sim = sub.add_parser("sim", parents=[common], help="drive the simulated pen of a running demo")
     simsub = sim.add_subparsers(dest="sim_verb", metavar="SIM_VERB", parser_class=_Parser)
     simsub.required = True
-    d = simsub.add_parser("dock", parents=[inner], help="seat the pen")
+    d = simsub.add_parser("dock", parents=[common], help="seat the pen")
     d.add_argument("--bounce", action="store_true", help="with switch chatter")
-    u = simsub.add_parser("undock", parents=[inner], help="lift the pen (refused while held)")
+    u = simsub.add_parser("undock", parents=[common], help="lift the pen (refused while held)")
     u.add_argument("--force", action="store_true", help="the technician's key: recorded as a forced removal")
-    c = simsub.add_parser("cartridge", parents=[inner], help="fit (or --remove) a cartridge")
+    c = simsub.add_parser("cartridge", parents=[common], help="fit (or --remove) a cartridge")
     c.add_argument("--serial")
     c.add_argument("--strokes")
     c.add_argument("--remove", action="store_true")
@@ -85,13 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--clone-of", metavar="SERIAL", help="genuine cartridge SERIAL's certificate on another chip")
     c.add_argument("--reset-counter", action="store_true",
                    help="the fitted cartridge's chip counter back to new, as a remanufacturer would")
-    n = simsub.add_parser("needle", parents=[inner], help="use the lifted pen")
+    n = simsub.add_parser("needle", parents=[common], help="use the lifted pen")
     n.add_argument("--minutes", required=True)
     n.add_argument("--depth")
     n.add_argument("--strokes")
-    f = simsub.add_parser("fault", parents=[inner], help="crc, stall, overtemp, battery-low, chip, or clear")
+    f = simsub.add_parser("fault", parents=[common], help="crc, stall, overtemp, battery-low, chip, or clear")
     f.add_argument("name")
-    k = simsub.add_parser("clock", parents=[inner], help="move the simulated wall clock")
+    k = simsub.add_parser("clock", parents=[common], help="move the simulated wall clock")
     k.add_argument("--advance", help="e.g. 90m, 21d")
     k.add_argument("--jump", help="wall clock only, e.g. -1d, 365d")
     k.add_argument("--unsync", action="store_true")
@@ -480,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(argv: list[str] | None) -> int:
     try:
-        args = build_parser().parse_args(_joined_negative_values(sys.argv[1:] if argv is None else argv))
+        args = parse_command_line(sys.argv[1:] if argv is None else argv)
         if args.verb == "demo":
             from appliance.demo import run_demo
 
