@@ -27,3 +27,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def sim(tmp_path):
+    """The daemon's dock in this process, on mock pins with the simulated pen, driven
+    through its control socket (tests/support/inprocess.py)."""
+    from tests.support.inprocess import SimDock
+
+    dock = SimDock(tmp_path / "data", tmp_path / "control.sock")
+    yield dock
+    dock.close()

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from datetime import date
 
+_EN_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+              "September", "October", "November", "December")
+
 # locale -> (weekdays Monday first, months January first, pattern)
 LOCALES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
-    "en-GB": (("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-              ("January", "February", "March", "April", "May", "June", "July", "August",
-               "September", "October", "November", "December"), "{wd} {d} {m} {y}"),
-    "en-US": (("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-              ("January", "February", "March", "April", "May", "June", "July", "August",
-               "September", "October", "November", "December"), "{wd}, {m} {d}, {y}"),
+    "en-GB": (_EN_WEEKDAYS, _EN_MONTHS, "{wd} {d} {m} {y}"),
+    "en-US": (_EN_WEEKDAYS, _EN_MONTHS, "{wd}, {m} {d}, {y}"),
     "de-DE": (("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
               ("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August",
                "September", "Oktober", "November", "Dezember"), "{wd}, {d}. {m} {y}"),

@@ -13,13 +13,6 @@ from appliance.hardware import chipauth, simchip
 from tests.support.inprocess import CHECKLIST, SimDock
 
 
-@pytest.fixture
-def sim(tmp_path):
-    dock = SimDock(tmp_path / "data", tmp_path / "control.sock")
-    yield dock
-    dock.close()
-
-
 def named(sim):
     return sim.call("next_client", ref="BK-9", area="face", checklist=CHECKLIST)
 

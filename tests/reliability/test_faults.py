@@ -19,13 +19,6 @@ from tests.support.powercut import PowerCutDisk, fuse_unavailable
 from tests.support.waiting import wait_for
 
 
-@pytest.fixture
-def sim(tmp_path):
-    dock = SimDock(tmp_path / "data", tmp_path / "control.sock")
-    yield dock
-    dock.close()
-
-
 def sessions(sim):
     return sim.store.sessions_on(sim.clock.now().date())  # these tests never move the clock
 

@@ -246,46 +246,37 @@ def test_the_daemon_admits_root_its_own_user_and_technicians_only():
     assert not control.may_connect(stranger)
 
 
-@pytest.fixture
-def sim_dock(tmp_path):
-    from tests.support.inprocess import SimDock
-
-    dock = SimDock(tmp_path / "data", tmp_path / "control.sock")
-    yield dock
-    dock.close()
-
-
-def test_the_daemon_takes_the_string_false_for_nothing(sim_dock):
-    before = sim_dock.audit_actions()
+def test_the_daemon_takes_the_string_false_for_nothing(sim):
+    before = sim.audit_actions()
     with pytest.raises(BadRequest, match="true or false"):
-        sim_dock.call("login", user="manager", ok="false")
+        sim.call("login", user="manager", ok="false")
     with pytest.raises(BadRequest, match="true or false"):
-        sim_dock.call("sim.undock", force="false")
+        sim.call("sim.undock", force="false")
     with pytest.raises(BadRequest, match="true or false"):
-        sim_dock.call("sim.clock", synced="false")
-    assert sim_dock.audit_actions() == before, "a refused request was recorded"
-    sim_dock.call("login", user="manager", ok=False)
-    assert sim_dock.audit_actions()[-1] == "login_failed"
+        sim.call("sim.clock", synced="false")
+    assert sim.audit_actions() == before, "a refused request was recorded"
+    sim.call("login", user="manager", ok=False)
+    assert sim.audit_actions()[-1] == "login_failed"
 
 
-def test_the_daemon_refuses_a_user_name_the_login_form_would_refuse(sim_dock):
+def test_the_daemon_refuses_a_user_name_the_login_form_would_refuse(sim):
     from appliance.record.passwords import password_hash
 
     with pytest.raises(BadRequest, match="ASCII"):
-        sim_dock.call("user_add", name="José", role="therapist", password_hash=password_hash("long enough", n=2**10))
-    assert sim_dock.store.user("José") is None
+        sim.call("user_add", name="José", role="therapist", password_hash=password_hash("long enough", n=2**10))
+    assert sim.store.user("José") is None
 
 
-def test_the_daemon_takes_only_yyyy_mm_dd(sim_dock):
+def test_the_daemon_takes_only_yyyy_mm_dd(sim):
     with pytest.raises(BadRequest, match="YYYY-MM-DD"):
-        sim_dock.call("sessions", date="2026-W48-1")
+        sim.call("sessions", date="2026-W48-1")
 
 
-def test_a_throttled_burst_is_one_audit_entry_with_its_count(sim_dock):
-    sim_dock.call("login", user="boss", ok=False, refused=True, throttled=1, remote="192.168.1.66")
-    sim_dock.call("login", user="boss", ok=False, throttled=199, remote="192.168.1.66")
-    first, second = sim_dock.store.audit_entries(limit=2)[::-1]
+def test_a_throttled_burst_is_one_audit_entry_with_its_count(sim):
+    sim.call("login", user="boss", ok=False, refused=True, throttled=1, remote="192.168.1.66")
+    sim.call("login", user="boss", ok=False, throttled=199, remote="192.168.1.66")
+    first, second = sim.store.audit_entries(limit=2)[::-1]
     assert (first.action, second.action) == ("login_throttled", "login_failed")
     assert second.detail["throttled"] == 199
     with pytest.raises(BadRequest, match="whole number"):
-        sim_dock.call("login", user="boss", ok=False, throttled="many")
+        sim.call("login", user="boss", ok=False, throttled="many")

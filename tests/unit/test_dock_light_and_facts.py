@@ -2,17 +2,6 @@
 facts in the status of a running dock, and the clear_client verb."""
 from __future__ import annotations
 
-import pytest
-
-from tests.support.inprocess import SimDock
-
-
-@pytest.fixture
-def sim(tmp_path):
-    dock = SimDock(tmp_path / "data", tmp_path / "control.sock")
-    yield dock
-    dock.close()
-
 
 def test_the_spent_cartridge_is_a_wait_but_a_reused_one_is_a_stop(sim):
     first = sim.session_cycle("L-1", minutes=5)
