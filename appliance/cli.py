@@ -110,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--advance", help="e.g. 90m, 21d")
     k.add_argument("--jump", help="wall clock only, e.g. -1d, 365d")
     k.add_argument("--unsync", action="store_true")
-    k.add_argument("--sync", action="store_true")
+    k.add_argument("--sync", action="store_true", help="an NTP synchronisation the dock cannot authenticate")
+    k.add_argument("--authenticated", action="store_true",
+                   help="with --sync: an authenticated one (NTS, or a battery-backed RTC)")
 
     sub.add_parser("status", parents=[common], help="live state: held or free, and why")
     nc = sub.add_parser("next-client", parents=[common], help="name the next client")
@@ -255,8 +257,10 @@ def _sim_args(args) -> tuple[str, dict]:
         return "sim.needle", {"minutes": args.minutes, "depth": args.depth, "strokes": args.strokes}
     if verb == "fault":
         return "sim.fault", {"name": args.name}
+    if args.authenticated and not args.sync:
+        raise UsageError("--authenticated goes with --sync: pendock sim clock --sync --authenticated")
     if args.unsync or args.sync:
-        return "sim.clock", {"synced": bool(args.sync)}
+        return "sim.clock", {"synced": bool(args.sync), "authenticated": bool(args.authenticated)}
     return "sim.clock", {"advance": args.advance, "jump": args.jump}
 
 

@@ -125,8 +125,8 @@ class ClockState:
     power cut until NTP answers or a person sets the clock.
     """
 
-    wall: datetime  # what the wall clock reads
-    effective_now: datetime  # the time the rules use: never a jump the monotonic clock denies
+    wall: datetime  # what the wall clock reads: the date shown and written
+    effective_now: datetime  # the time the rules use: vouched time (appliance/core/vouched.py)
     known_right: bool  # NTP synced or set by a person this boot, tracking the monotonic clock
     why: str  # "ntp", "person" or "unknown"
     behind_record: bool = False  # reads earlier than what the record already holds
@@ -134,6 +134,8 @@ class ClockState:
     last_known_right: datetime | None = None
     boot_id: str = ""
     monotonic: float = 0.0
+    vouched_exact: bool = False  # an authenticated source set vouched time this boot
+    vouched_source: str = ""  # what last set vouched time ("nts", "rtc", "reboot", ...)
 
 
 @dataclass(frozen=True)

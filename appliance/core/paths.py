@@ -18,6 +18,7 @@ DB_NAME = "pendock.db"
 SOCKET_NAME = "control.sock"
 # The dock's own clock offset for this boot, where it may not step the system clock.
 CLOCK_OFFSET_NAME = "clock-offset.json"
+VOUCHED_NAME = "vouched-time.json"  # the dock's vouched time, kept beside (never in) the record
 
 
 def demo_data_dir(environ: Mapping[str, str] = os.environ) -> Path:

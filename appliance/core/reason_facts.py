@@ -42,6 +42,7 @@ class FactInputs:
     storage_error: str = ""
     cartridge_seen: CartridgeSeen | None = None
     out_seconds: float | None = None  # the open session's time out of the cradle
+    wall_now: datetime | None = None  # the date shown; `now` is vouched time (core/vouched.py)
 
 
 def battery_share(battery_mv: int) -> int:
@@ -89,6 +90,12 @@ def client_facts(inputs: FactInputs) -> dict[str, Any]:
         course_max_treatments=rules.course_max_treatments,
         course_window_days=rules.course_window_days,
     )
+    if inputs.wall_now is not None:
+        shown_days = (_day(inputs.wall_now, config) - last_day).days
+        if facts["days_since"] < rules.min_interval_days <= shown_days:
+            # The date shown says the interval is over; the time the dock can vouch for does not.
+            facts.update(vouched_until=inputs.now.isoformat(timespec="minutes"),
+                         shown_days_since=shown_days)
     return facts
 
 
@@ -157,6 +164,13 @@ def sentence(code: str, facts: dict[str, Any]) -> str:
     """One plain sentence of the facts (the page and the CLI show it under the reason)."""
     if not facts:
         return ""
+    if code == "client_interval" and "vouched_until" in facts:
+        return (f"The dock can vouch for the time only up to "
+                f"{facts['vouched_until'].replace('T', ' ')[:16]}; {facts['client_ref']}/{facts['area']} "
+                f"was treated on {facts['last_date']}, {facts['days_since']} days before that (the "
+                f"dock's clock shows {facts['shown_days_since']}). The pen is free once a trusted time "
+                f"source (NTS on the internet, or the dock's battery clock) confirms the time, or when a "
+                f"manager overrides with a written reason.")
     if code == "client_interval" and "last_date" in facts:
         return (f"Last treated on {facts['last_date']} ({facts['days_since']} days ago); "
                 f"next eligible date {facts['next_eligible_date']}.")

@@ -87,10 +87,11 @@ DESCRIPTIONS: dict[str, CodeText] = {
         "lock", "The dock cannot write its records, so no session can start.",
         "Call the technician; the pen stays held until the records can be written."),
     "clock_unsynced": CodeText(
-        "warning", "The dock's clock is not known to be right, so the interval checks may be wrong "
-        "(it holds the pen when it reads earlier than the dock's record).",
-        "Set the clock: pendock clock set YYYY-MM-DDTHH:MM --reason TEXT (a manager or "
-        "technician), or connect the dock to the network so NTP sets it."),
+        "warning", "The dock's clock is not known to be right, so the dates it shows and writes may "
+        "be wrong (it holds the pen when it reads earlier than the time the dock can vouch for). "
+        "The interval checks count only time the dock can vouch for.",
+        "Ask a manager to confirm the date and time on the dock's page (or the technician), or "
+        "connect the dock to the clinic's network so a trusted time source sets it."),
     "checklist_missing": CodeText(
         "warning", "The pre-session checklist (contraindications screened, test area done) is not complete.",
         "Screen the client for contraindications, do a test area, and tick both before the session."),

@@ -1,20 +1,26 @@
 """The clock's commands on the control socket: `clock` (what the dock thinks of its wall
-clock, and why) and `clock_set` (a person confirms the date and time, audited).
+clock and its vouched time, and why) and `clock_set` (a person confirms the date and
+time, audited).
 
-`clock_set` is how a clinic without internet keeps working after a power cut: the Pi has
-no RTC. It is open to the socket's group like `override` (the page lets only a manager
-use it); it never sets the clock earlier than the record, and never overrules NTP.
+`clock_set` is how a clinic without internet keeps its dates right after a power cut. It
+sets the date shown and written, never vouched time, so it cannot free a pen early. Who
+may use it is checked here, by the daemon: a technician (root, the daemon's user, the
+technicians' group), or a manager whose name and password the page passes on and the
+daemon checks against the record; never the page process on its own authority. It never
+sets the clock earlier than vouched time, and never overrules NTP.
 """
 from __future__ import annotations
 
 import re
 from datetime import datetime
 
+from appliance.core import inputs, vouched
 from appliance.core.inputs import MAX_REASON, MIN_REASON
 from appliance.daemon import clockwatch
-from appliance.daemon.control import BadRequest, Refused
+from appliance.daemon.control import BadRequest, Denied, Refused
 from appliance.hardware.clock import ClockSetError
 from appliance.record.errors import StorageError
+from appliance.record.passwords import check_password
 
 _MINUTE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
@@ -45,6 +51,7 @@ def report(dock) -> dict:
     with dock.lock:
         state = dock.clockwatch.observe()
         high_water = dock.clockwatch.high_water
+        sources = dock.clockwatch.sources
     return {
         "now": state.wall.isoformat(),
         "timezone": str(dock.config.tz),
@@ -57,7 +64,36 @@ def report(dock) -> dict:
         "record_latest": high_water.isoformat() if high_water else None,
         "boot_id": state.boot_id,
         "words": clockwatch.describe(state),
+        "vouched_until": state.effective_now.isoformat(),
+        "vouched_exact": state.vouched_exact,
+        "vouched_by": state.vouched_source,
+        "sources": [present_source(reading) for reading in sources],
     }
+
+
+def present_source(reading) -> dict:
+    """One source of time in `clock --json`: whether the dock can authenticate it, and
+    whether it moves vouched time (README "The clock")."""
+    return {"name": reading.name, "authenticated": reading.authenticated,
+            "has_time": reading.at is not None,
+            "at": reading.at.isoformat() if reading.at is not None else None,
+            "moves_vouched_time": reading.name in vouched.TRUSTED and reading.authenticated,
+            "detail": reading.detail}
+
+
+def clock_setter(args: dict, peer, store) -> str:
+    """Who sets the clock, as the audit trail names them; Denied for anyone else. A
+    technician's peer is the kernel's word; a manager's is their password, checked here."""
+    if peer.technician:
+        return peer.actor
+    name, password = args.get("manager"), args.get("password")
+    if isinstance(name, str) and isinstance(password, str) and name and password:
+        user = store.user(name) if inputs.valid_user_name(name) else None
+        if user is not None and user.get("role") == "manager" and check_password(password, user["password_hash"]):
+            return f"{name} (manager, via {peer.user})"
+        raise Denied(f"the clock was not set: {name[:64]!r} is not a manager with that password")
+    raise Denied("setting the clock is for a manager (from the page, with their password) or a "
+                 f"technician; {peer.user} is neither")
 
 
 def register(server, dock) -> None:
@@ -67,14 +103,17 @@ def register(server, dock) -> None:
     def clock_set(args, peer):
         reason = reason_of(args)
         moment = parse_minute(args.get("at"), dock.config.tz)
+        actor = clock_setter(args, peer, dock.store)
         watch = dock.clockwatch
         with dock.lock:
             state = watch.observe()
-            if watch.high_water is not None and moment < watch.high_water - clockwatch.TOLERANCE:
+            floor = state.effective_now.replace(second=0, microsecond=0)
+            if moment < floor - clockwatch.TOLERANCE:
                 raise Refused(
-                    f"{moment.isoformat(timespec='minutes')} is earlier than the record, which "
-                    f"already holds {watch.high_water.isoformat(timespec='minutes')} written while the "
-                    f"clock was known right; check the time (the dock's zone is {dock.config.tz})")
+                    f"{moment.isoformat(timespec='minutes')} is earlier than the time the dock can "
+                    f"vouch for, {floor.isoformat(timespec='minutes')} (its record and its monotonic "
+                    f"clock show that much time has passed); check the time (the dock's zone is "
+                    f"{dock.config.tz})")
             if state.known_right and state.why == "ntp" and abs(moment - state.wall) > clockwatch.TOLERANCE:
                 raise Refused(f"NTP keeps this clock right ({state.wall.isoformat(timespec='minutes')}); "
                               f"a person's time does not overrule it")
@@ -88,7 +127,7 @@ def register(server, dock) -> None:
             state = watch.confirm("person")
             try:
                 with dock.store.transaction("the clock set by a person"):
-                    dock.store.audit(peer.actor, "clock_set", {
+                    dock.store.audit(actor, "clock_set", {
                         "to": state.wall.isoformat(), "was": before.isoformat(),
                         "stepped": stepped, "reason": reason, "boot": state.boot_id,
                     }, state.wall, True)

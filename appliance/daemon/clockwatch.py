@@ -10,19 +10,28 @@ from that moment. Everything else is a jump the dock does not trust:
 - a wall clock behind the record (earlier than a time written while it was known right):
   the pen is held (`clock_unsynced` becomes a lock) until the clock is set.
 
+Beside the wall clock it keeps vouched time (appliance/core/vouched.py): the lower bound
+of the true time the rules count from. Only the monotonic clock and the authenticated
+sources (NTS, the RTC) move it; NTP and a person set the wall clock, the date shown.
+
 The result is a `ClockState`, an input to the pure rules. This class only observes; the
-dock writes the record (re-anchoring sessions, audit) when `became_right` says so.
+dock writes the record (re-anchoring sessions, audit) when `became_right` or
+`take_correction` says so.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Callable
 
+from appliance.core import vouched
 from appliance.core.model import ClockState
+from appliance.core.vouched import SourceReading, Vouch
 
 # NTP slews a few ms a second; a step back or forth larger than this is a jump.
 TOLERANCE = timedelta(minutes=2)
 CONFIRMED_KEY = "clock_confirmed"  # state key: a person's `clock set`, for a daemon restart
+KEEP_EVERY = timedelta(minutes=5)  # vouched time is kept this often (lost at a power cut: not counted)
 
 
 @dataclass(frozen=True)
@@ -35,10 +44,19 @@ class ClockWatch:
     """Follows the wall clock against the monotonic clock, one observation at a time."""
 
     def __init__(self, clock, *, high_water: datetime | None = None,
-                 confirmed: dict | None = None):
+                 confirmed: dict | None = None, kept: Vouch | None = None,
+                 keep: Callable[[Vouch], None] | None = None):
         self.clock = clock
         self.boot_id = _call(clock, "boot_id", "")
         wall, mono = clock.now(), clock.monotonic()
+        # Vouched time: carried over from what was kept (a reboot counts as no time), or
+        # the wall clock at the very first start.
+        self.vouch = (vouched.carried(kept, self.boot_id, mono) if kept is not None
+                      else vouched.first(wall, self.boot_id, mono))
+        self._keep = keep
+        self._kept: Vouch | None = None
+        self.correction: timedelta | None = None  # vouched time moved by a trusted source: re-date
+        self.sources: tuple[SourceReading, ...] = ()
         self._track = _Mark(wall, mono)  # the last reading that kept step with the monotonic clock
         self._sync = _call(clock, "sync_mark", 1 if clock.synced() else None)
         self.why = "ntp" if self._sync is not None else "unknown"
@@ -49,6 +67,7 @@ class ClockWatch:
         self.last_known_right = high_water  # the record's latest trusted time, until now is
         self.became_right = self.why != "unknown"  # re-anchor what the record holds: at start too
         self.state = self.observe()
+        self._keep_vouch(force=True)
 
     def observe(self) -> ClockState:
         """Read both clocks once and say what can be trusted now."""
@@ -65,19 +84,56 @@ class ClockWatch:
         if sync is None and self.why == "ntp":
             self.why = "unknown"  # NTP lost (the simulated --unsync)
         self._sync = sync
-        behind = self.high_water is not None and wall < self.high_water - TOLERANCE
+        vouch = self._observe_vouch(wall, mono, sync)
+        # Behind: the wall clock reads earlier than the time the dock can vouch for, so a
+        # session dated by it would sit before what was measured (a lock until it is set).
+        behind = wall < vouch.at - TOLERANCE
         right = self.why != "unknown" and not self.jumped and not behind
         if right:
             self.high_water = wall if self.high_water is None else max(self.high_water, wall)
             self.last_known_right = wall
             if not was_right:
                 self.became_right = True
-        effective = min(wall, confirmed) if self.jumped else wall
         self.state = ClockState(
-            wall=wall, effective_now=effective, known_right=right, why=self.why,
+            wall=wall, effective_now=vouch.at, known_right=right, why=self.why,
             behind_record=behind, jumped=self.jumped, last_known_right=self.last_known_right,
-            boot_id=self.boot_id, monotonic=mono)
+            boot_id=self.boot_id, monotonic=mono, vouched_exact=vouch.exact,
+            vouched_source=vouch.source)
         return self.state
+
+    def _observe_vouch(self, wall: datetime, mono: float, sync) -> Vouch:
+        """Carry vouched time by the monotonic clock, then let the authenticated sources
+        say; note a correction for the record's dates (`take_correction`)."""
+        readings = list(_call(self.clock, "time_sources", []) or [])
+        readings.append(SourceReading("ntp", False, wall if sync is not None else None,
+                                      "the system's NTP client (not authenticated)"))
+        readings.append(SourceReading("person", False, wall if self.why == "person" else None,
+                                      "`pendock clock set` this boot (sets the date shown)"))
+        self.sources = tuple(readings)
+        before = vouched.carried(self.vouch, self.boot_id, mono)
+        after, moved = vouched.with_sources(before, readings)
+        if after.exact and (not before.exact or abs(moved) > vouched.AGREE):
+            self.correction = (self.correction or timedelta(0)) + moved
+        self.vouch = after
+        self._keep_vouch()
+        return after
+
+    def take_correction(self) -> timedelta | None:
+        """Once, after a trusted source set vouched time: how far it moved it."""
+        found, self.correction = self.correction, None
+        return found
+
+    def _keep_vouch(self, force: bool = False) -> None:
+        kept, now = self._kept, self.vouch
+        if self._keep is None:
+            return
+        if (force or kept is None or kept.exact != now.exact or kept.boot != now.boot
+                or abs(now.at - kept.at) >= KEEP_EVERY or now.source != kept.source):
+            try:
+                self._keep(now)
+            except OSError:
+                return  # kept at the next look; a lost value only counts less time
+            self._kept = now
 
     def _accept(self, wall: datetime, mono: float, why: str) -> None:
         self._track, self.jumped, self.why = _Mark(wall, mono), False, why

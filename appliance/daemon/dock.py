@@ -254,9 +254,12 @@ class Dock:
                     checklist=sorted(session.checklist), forced=session.forced,
                     actor=self._opened_by, clock_synced=known_right, tz=self.config.tz,
                     cartridge_auth=session.cartridge_auth, cartridge_counter=session.cartridge_counter)
-                # Beside the wall time: the boot and monotonic time, to re-anchor it later.
+                # Beside the wall time: the boot and monotonic time, to re-anchor it later,
+                # and the vouched time it began at, which its client's interval counts from.
+                vouched_at, exact = clockduty.vouched_start(self.clockwatch, session.started_monotonic)
                 self.store.mark_session_clock(opened, self.clockwatch.boot_id,
-                                              session.started_monotonic, known_right)
+                                              session.started_monotonic, known_right,
+                                              vouched_at, exact)
                 return opened
 
         session_id = self._write(write)
@@ -335,6 +338,10 @@ class Dock:
         if self.storage_ok and self.clockwatch.take_became_right():
             if self._write(lambda: clockduty.reanchor(self, DOCK_ACTOR)) is _FAILED:
                 self.clockwatch.became_right = True  # again once the record can be written
+        correction = self.clockwatch.take_correction() if self.storage_ok else None
+        if correction is not None:
+            if self._write(lambda: clockduty.revouch(self, DOCK_ACTOR, correction)) is _FAILED:
+                self.clockwatch.correction = correction  # again once the record can be written
         history = self._history(self.rules_now())
         decision = self.decide(history)
         self._note_facts(history, decision)
@@ -489,7 +496,7 @@ class Dock:
             facts = FactInputs(  # dated as the rules date them (a clock jump is not trusted)
                 config=self.config, now=self.rules_now(), reading=reading, history=self._history_seen,
                 next_client=self.next_client, readout_error=self.readout_error,
-                storage_error=self.storage_error, out_seconds=out if session else None,
+                storage_error=self.storage_error, out_seconds=out if session else None, wall_now=now,
                 cartridge_seen=seen[1] if reading is not None and seen[0] == reading.cartridge_serial else None)
             return present_status(
                 docked=self.seated, released=self.released, decision=self.decision,

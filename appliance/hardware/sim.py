@@ -67,6 +67,7 @@ class SimClock:
         self._boot_id = f"sim-{uuid.uuid4()}"
         self._syncs = 1
         self.is_synced = synced
+        self.authenticated = False  # the wall clock set by an authenticated source (NTS) this boot
 
     def now(self) -> datetime:
         return datetime.now(self.tz) + timedelta(seconds=self.wall_offset)
@@ -83,17 +84,28 @@ class SimClock:
     def sync_mark(self) -> int | None:
         return self._syncs if self.is_synced else None
 
-    def set_synced(self, synced: bool) -> None:
-        """--sync is a new synchronisation (as timesyncd touching its flag); --unsync loses it."""
+    def set_synced(self, synced: bool, authenticated: bool = False) -> None:
+        """--sync is a new synchronisation (as timesyncd touching its flag); --unsync loses it.
+        --sync --authenticated: the wall clock now reads what an authenticated source (NTS)
+        says, until the wall clock alone jumps or the synchronisation is lost."""
         if synced:
             self._syncs += 1
         self.is_synced = synced
+        self.authenticated = synced and authenticated
+
+    def time_sources(self) -> list:
+        """The sources beside plain NTP, as the real clock gives them (hardware/clock.py)."""
+        from appliance.core.vouched import SourceReading
+
+        return [SourceReading("nts", True, self.now() if self.authenticated else None,
+                              "simulated NTS (sim clock --sync --authenticated)")]
 
     def set_wall(self, moment: datetime) -> None:
         """`pendock clock set` under the demo: the simulated wall clock reads `moment` now."""
         offset = (moment - datetime.now(self.tz)).total_seconds()
         self._check_offset(offset)
         self.wall_offset = offset
+        self.authenticated = False  # a person's time, not the authenticated source's
 
     def advance(self, seconds: float) -> None:
         """Time passes: both clocks move."""
@@ -107,6 +119,7 @@ class SimClock:
         """Only the wall clock jumps (a bad RTC-less boot, a wrong NTP answer)."""
         self._check_offset(self.wall_offset + seconds)
         self.wall_offset += seconds
+        self.authenticated = False  # the jumped wall clock is no longer what NTS said
 
     @staticmethod
     def _check_offset(offset: float) -> None:
@@ -536,7 +549,7 @@ class Simulator:
             elif args.get("jump") is not None:
                 self.clock.jump(parse_duration(args["jump"]))
             elif args.get("synced") is not None:
-                self.clock.set_synced(flag(args, "synced"))
+                self.clock.set_synced(flag(args, "synced"), flag(args, "authenticated"))
             else:
                 raise SimUsage("clock needs --advance DURATION (or --jump DURATION, --unsync, --sync)")
             return settled({"done": "clock moved", "now": self.clock.now().isoformat()})

@@ -16,17 +16,71 @@ from appliance.record.values import iso
 # sessions.clock: "right" known right at the start; "unknown" not; then "monotonic" (re-anchored
 # within its boot, exact) or "latest" (a reboot came between: the latest it could have been).
 CLOCK_RIGHT, CLOCK_UNKNOWN = "right", "unknown"
+# sessions.vouch: "exact" dated by vouched time an authenticated source had set this boot;
+# "lower" dated by vouched time carried over a reboot (moved when a trusted source says).
+VOUCH_EXACT, VOUCH_LOWER = "exact", "lower"
 
 
 class ClockMixin:
     def mark_session_clock(self, session_id: int, boot_id: str, started_mono: float,
-                           known_right: bool) -> None:
-        """The boot, monotonic time and clock trust of a session just opened."""
+                           known_right: bool, vouched_at: datetime | None = None,
+                           vouched_exact: bool = False) -> None:
+        """The boot, monotonic time and clock trust of a session just opened, and the
+        vouched time it started at: the time the rules count its interval from."""
         with self.transaction(f"the clock of session {session_id}"):
             self._conn.execute(
-                "UPDATE sessions SET boot_id = ?, started_mono = ?, clock = ? WHERE id = ?",
+                "UPDATE sessions SET boot_id = ?, started_mono = ?, clock = ?, vouched_at = ?, "
+                "vouch = ? WHERE id = ?",
                 (boot_id, started_mono, CLOCK_RIGHT if known_right else CLOCK_UNKNOWN,
-                 session_id))
+                 iso(vouched_at) if vouched_at else None,
+                 (VOUCH_EXACT if vouched_exact else VOUCH_LOWER) if vouched_at else None, session_id))
+
+    def revouch_sessions(self, correction: timedelta, vouched_now: datetime, boot_id: str,
+                         tz: tzinfo, dates: Callable[[datetime], tuple[str | None, str | None]],
+                         actor: str, at: datetime, source: str = "") -> dict[int, datetime]:
+        """A trusted source moved vouched time by `correction`. Each session that
+        vouched time dated without it moves by the same step: those of this boot (the
+        monotonic clock measured the time since them, and that is all that passed) and
+        those carried over a reboot (vouch 'lower': the latest they could have been). A
+        session dated after `vouched_now` comes back to it. Start (shown and vouched), end,
+        day and eligible dates move together; one audit entry keeps the dates they had.
+        Returns id -> new start."""
+        limit = vouched_now + timedelta(minutes=2)
+        rows = self._read("SELECT id, started_at, ended_at, vouched_at, vouch, boot_id, "
+                          "next_eligible_date FROM sessions ORDER BY id")
+        moves = []
+        for row in rows:
+            started = datetime.fromisoformat(row["started_at"])
+            rule_time = datetime.fromisoformat(row["vouched_at"]) if row["vouched_at"] else started
+            carried = row["vouch"] == VOUCH_LOWER or (row["vouch"] and row["boot_id"] == boot_id)
+            to = rule_time + correction if carried else rule_time
+            how = "vouched" if carried else "kept"
+            if to > limit:
+                to, how = vouched_now, "future"  # dated later than now: the latest it could be
+            if how != "kept":
+                moves.append((row, started, to, how))
+        if not moves:
+            return {}
+        kept, moved = [], {}
+        with self.transaction("the sessions re-dated on vouched time"):
+            for row, started, to, how in moves:
+                to = to.replace(microsecond=0)
+                ended = row["ended_at"]
+                new_end = iso(datetime.fromisoformat(ended) + (to - started)) if ended else None
+                eligible, recommended = dates(to) if row["next_eligible_date"] else (None, None)
+                self._conn.execute(
+                    "UPDATE sessions SET started_at = ?, ended_at = ?, day = ?, vouched_at = ?, "
+                    "vouch = ?, next_eligible_date = coalesce(?, next_eligible_date), "
+                    "recommended_date = coalesce(?, recommended_date), clock = ? WHERE id = ?",
+                    (iso(to), new_end, to.astimezone(tz).date().isoformat(), iso(to), VOUCH_EXACT,
+                     eligible, recommended, how, row["id"]))
+                kept.append({"session": row["id"], "from": row["started_at"],
+                             "vouched_from": row["vouched_at"], "to": iso(to), "how": how})
+                moved[row["id"]] = to
+            self._audit(actor, "clock_reanchored", {"sessions": kept, "by": source or "trusted",
+                                                    "correction_s": round(correction.total_seconds())},
+                        at, True)
+        return moved
 
     def trusted_high_water(self) -> datetime | None:
         """The latest time the record holds that was written while the clock was known

@@ -26,12 +26,13 @@ class HistoryMixin:
         first, with the sessions the clinic's other docks shared (appliance/fleet; open ones
         too: the client may be on a couch in the next room). The SQL bound is widened by
         two days because ISO texts with different UTC offsets do not sort as instants; the
-        exact cut is made on parsed times."""
+        exact cut is made on parsed times. A session of this dock counts from the vouched
+        time it started at (record/clocked.py), not the date shown."""
         iso(since)
         rough = (since - timedelta(days=2)).isoformat()
         rows = self._read(
-            "SELECT client_ref, area, started_at FROM sessions "
-            "WHERE client_ref = ? AND started_at >= ? AND outcome != 'open' "
+            "SELECT client_ref, area, coalesce(vouched_at, started_at) FROM sessions "
+            "WHERE client_ref = ? AND coalesce(vouched_at, started_at) >= ? AND outcome != 'open' "
             "UNION ALL SELECT client_ref, area, started_at FROM fleet_sessions "
             "WHERE client_ref = ? AND started_at >= ?",
             (client_ref, rough, client_ref, rough))

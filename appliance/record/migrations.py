@@ -254,6 +254,14 @@ def short_audit_hashes(db: sqlite_utils.Database) -> None:
     record is newer than it, rather than letting it misread the chain's tail."""
 
 
+def vouched_time(db: sqlite_utils.Database) -> None:
+    """9: with each session, the vouched time it started at (appliance/core/vouched.py),
+    which the interval rules count from, and whether it was exact ("exact") or carried
+    over a reboot ("lower"). Sessions recorded before it count from their start."""
+    db["sessions"].add_column("vouched_at", str)
+    db["sessions"].add_column("vouch", str)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     initial_schema,
     checklist_and_spent_cartridges,
@@ -263,6 +271,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     compact_fleet_events,
     cartridge_chips,
     short_audit_hashes,
+    vouched_time,
 )
 
 # The schema version this software writes and understands.

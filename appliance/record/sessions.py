@@ -168,12 +168,14 @@ class SessionsMixin:
 
     def purge_before(self, day: date, actor: str, at: datetime,
                      clock_synced: bool = True) -> int:
-        """Retention: delete finished sessions of days before `day`. Audit entries stay
+        """Retention: delete finished sessions of days before `day`, by the date shown and
+        by the vouched time they started at (both: a wrong clock cannot age a session
+        into the purge). Audit entries stay
         (the chain covers them, not sessions) and spent cartridges stay spent."""
         with self.transaction(f"the purge of sessions before {day.isoformat()}"):
             count = self._conn.execute(
-                "DELETE FROM sessions WHERE day < ? AND outcome != 'open'",
-                (day.isoformat(),)).rowcount
+                "DELETE FROM sessions WHERE day < ? AND substr(coalesce(vouched_at, started_at), 1, 10) < ? "
+                "AND outcome != 'open'", (day.isoformat(), day.isoformat())).rowcount
             self._audit(actor, "sessions_purged", {"before": day.isoformat(), "count": count},
                         at, clock_synced)
         return count

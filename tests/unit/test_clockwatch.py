@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from appliance.core.vouched import Vouch
 from appliance.daemon.clockwatch import ClockWatch
 from appliance.record.clocked import reanchored_start
 
@@ -64,12 +65,17 @@ def test_a_new_ntp_sync_is_trusted_again():
     assert not watch.take_became_right()  # once
 
 
-def test_behind_the_record_is_not_trusted_even_when_ntp_says_synced():
+def test_behind_vouched_time_is_not_trusted_even_when_ntp_says_synced():
+    """Behind is judged against vouched time (kept beside the record), not against the
+    record's own dates: a restored record dated in 2099 cannot hold every pen."""
     clock = FakeClock()
-    watch = ClockWatch(clock, high_water=T0 + timedelta(days=30))
+    kept = Vouch(T0 + timedelta(days=30), 0.0, "an-earlier-boot", True, "nts")
+    watch = ClockWatch(clock, high_water=T0 + timedelta(days=3000), kept=kept)
     state = watch.observe()
     assert state.behind_record and not state.known_right
-    assert state.last_known_right == T0 + timedelta(days=30)  # the record's latest trusted time
+    assert state.effective_now >= T0 + timedelta(days=30)  # kept, plus this boot's monotonic time
+    assert state.last_known_right == T0 + timedelta(days=3000)  # the record's latest trusted time
+    assert not ClockWatch(clock, high_water=T0 + timedelta(days=3000)).observe().behind_record
 
 
 def test_unknown_from_boot_until_a_person_confirms():
