@@ -365,6 +365,7 @@ do_install() {
     install_units
     install_boot_lines
     install_sshd
+    install_time_sources
     start_services
     say "Done."
 }
@@ -399,6 +400,7 @@ do_uninstall() {
     local unit
     for unit in "${UNITS[@]}"; do remove_path "$UNIT_DIR/$unit" "unit $unit"; done
     remove_path "$WATCHDOG_DROPIN" "the hardware watchdog setting"
+    remove_time_sources
     if [[ -e $(at "$SSHD_DROPIN") ]]; then
         remove_path "$SSHD_DROPIN" "the sshd drop-in"
         if systemd_live; then
@@ -429,6 +431,27 @@ do_uninstall() {
     if systemd_live; then systemctl daemon-reload; fi
     say "Done."
 }
+
+# --- BEGIN time sources (README "The clock"; owned by the clock's code) -------------------
+# chrony with NTS-authenticated servers only, and the daemon allowed to ask chronyd's local
+# command port. Debian's chrony package replaces systemd-timesyncd when installed.
+readonly CHRONY_DROPIN=/etc/chrony/conf.d/pendock-nts.conf
+readonly CHRONYC_DROPIN=/etc/systemd/system/pendock.service.d/chronyc.conf
+install_time_sources() {
+    copy_file "$REPO/hw/chrony-pendock.conf" "$CHRONY_DROPIN" 0644
+    copy_file "$REPO/hw/pendock-chronyc.conf" "$CHRONYC_DROPIN" 0644
+    if [[ $ROOT == / ]] && ! command -v chronyd >/dev/null; then
+        say "chrony is not installed: install it (sudo apt install chrony) for NTS time; until then only the RTC vouches for the time."
+    elif systemd_live && systemctl is-active --quiet chrony.service; then
+        systemctl restart chrony.service && say "Restarted chrony with the NTS servers of $CHRONY_DROPIN."
+    fi
+    say "Time: NTS through chrony ($CHRONY_DROPIN); the RTC through /sys/class/rtc (Pi 5 built in; DS3231: hw/README)."
+}
+remove_time_sources() {
+    remove_path "$CHRONY_DROPIN" "the NTS servers for chrony"
+    remove_path "$CHRONYC_DROPIN" "the daemon's leave to ask chrony"
+}
+# --- END time sources -----------------------------------------------------------------------
 
 main() {
     parse_args "$@"

@@ -20,7 +20,6 @@ from appliance.daemon import clockwatch
 from appliance.daemon.control import BadRequest, Denied, Refused
 from appliance.hardware.clock import ClockSetError
 from appliance.record.errors import StorageError
-from appliance.record.passwords import check_password
 
 _MINUTE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
@@ -88,6 +87,8 @@ def clock_setter(args: dict, peer, store) -> str:
         return peer.actor
     name, password = args.get("manager"), args.get("password")
     if isinstance(name, str) and isinstance(password, str) and name and password:
+        from appliance.record.passwords import check_password  # hashlib only when a manager asks (P4)
+
         user = store.user(name) if inputs.valid_user_name(name) else None
         if user is not None and user.get("role") == "manager" and check_password(password, user["password_hash"]):
             return f"{name} (manager, via {peer.user})"

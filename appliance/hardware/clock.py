@@ -47,8 +47,11 @@ class SystemClock:
     """
 
     def __init__(self, tz: ZoneInfo, *, sync_flag: Path = TIMESYNC_FLAG, boot_id: Path = BOOT_ID,
-                 offset_file: Path | None = None):
+                 offset_file: Path | None = None, chrony: "ChronySource | None" = None,
+                 rtc: "RtcSource | None" = None):
         self.tz = tz
+        self.chrony = chrony or ChronySource()
+        self.rtc = rtc or RtcSource()
         self._sync_flag = sync_flag
         self._boot_id = read_boot_id(boot_id)
         self._offset_file = offset_file
@@ -67,15 +70,20 @@ class SystemClock:
         return self._boot_id
 
     def synced(self) -> bool:
-        """True when systemd says the wall clock is synchronised (NTP or an RTC)."""
-        return self._sync_flag.exists()
+        """True when systemd-timesyncd says the wall clock is synchronised, or chrony
+        (the installed NTP client, hw/install.sh) is synchronised to a source."""
+        return self._sync_flag.exists() or self.chrony.authenticated()[0]
+
+    def time_sources(self) -> list:
+        """The sources that may vouch for the time: NTS through chrony, and the RTC."""
+        return system_time_sources(self)
 
     def sync_mark(self) -> int | None:
         """Changes at each NTP synchronisation (the flag file's time); None when not synced."""
         try:
             return self._sync_flag.stat().st_mtime_ns
         except OSError:
-            return None
+            return 1 if self.chrony.authenticated()[0] else None  # chrony: synchronised, no flag
 
     def set_wall(self, moment: datetime) -> None:
         """Step the system clock if the dock may; else keep the dock's own offset for this boot."""
@@ -123,3 +131,148 @@ class SystemClock:
                 self._offset_file.unlink()
             except FileNotFoundError:
                 pass
+
+
+# -- the sources that may vouch for the time (appliance/core/vouched.py) -----------------
+
+CHRONY_CONF = Path("/etc/chrony/conf.d/pendock-nts.conf")  # written by hw/install.sh
+RTC_DIR = Path("/sys/class/rtc/rtc0")
+SOURCE_TTL_S = 60.0  # the sources are asked at most once a minute (a subprocess each)
+# An RTC reading before this is a lost battery (the kernel's epoch, or the chip's 2000).
+RTC_SANE_FROM = datetime(2024, 1, 1).astimezone()
+
+
+def parse_chrony_tracking(text: str) -> dict:
+    """`chronyc -c -n tracking`: one CSV line (reference id, its address, stratum, reference
+    time, offsets..., leap status last). {} when it is not one."""
+    fields = next(iter(text.strip().splitlines()), "").split(",")
+    if len(fields) < 14:
+        return {}
+    return {"ref_id": fields[0], "address": fields[1], "stratum": fields[2],
+            "leap": fields[-1].strip()}
+
+
+def parse_chrony_sources(text: str) -> list[dict]:
+    """`chronyc -c -n sources`: mode (^ server), state (* selected), address, stratum, ..."""
+    found = []
+    for line in text.strip().splitlines():
+        fields = line.split(",")
+        if len(fields) >= 4:
+            found.append({"mode": fields[0], "state": fields[1], "address": fields[2]})
+    return found
+
+
+def parse_chrony_authdata(text: str) -> dict[str, str]:
+    """`chronyc -c -n authdata` (root or the chrony user only): address -> mode ("NTS",
+    "SK" for a symmetric key, "-" for none)."""
+    found = {}
+    for line in text.strip().splitlines():
+        fields = line.split(",")
+        if len(fields) >= 2:
+            found[fields[0]] = fields[1]
+    return found
+
+
+def chrony_requires_authentication(conf: Path = CHRONY_CONF) -> bool:
+    """Whether the installed chrony configuration selects authenticated sources only
+    (`authselectmode require`): then a synchronised chrony is an authenticated one."""
+    try:
+        lines = conf.read_text().splitlines()
+    except OSError:
+        return False
+    return any(line.split()[:2] == ["authselectmode", "require"] for line in lines if line.strip())
+
+
+def chrony_verdict(tracking: str, sources: str, authdata: str | None,
+                   requires_auth: bool) -> tuple[bool, str]:
+    """(authenticated, words): chrony is synchronised to a selected source, and that
+    source is NTS-authenticated: by `authdata` when the dock may ask it, else by the
+    installed configuration admitting authenticated sources only."""
+    track = parse_chrony_tracking(tracking)
+    if not track:
+        return False, "chrony is not running or did not answer"
+    if track["leap"].lower().startswith("not synchronised"):
+        return False, "chrony is not synchronised"
+    selected = [s for s in parse_chrony_sources(sources) if s["state"] == "*"]
+    if not selected:
+        return False, "chrony has no selected source"
+    address = selected[0]["address"]
+    if authdata is not None:
+        mode = parse_chrony_authdata(authdata).get(address, "-")
+        if mode == "NTS":
+            return True, f"chrony, synchronised to {address} over NTS"
+        return False, f"chrony, synchronised to {address} without NTS (mode {mode})"
+    if requires_auth:
+        return True, f"chrony, synchronised to {address} (authselectmode require)"
+    return False, f"chrony, synchronised to {address}; NTS not required by its configuration"
+
+
+class ChronySource:
+    """NTS through chrony, asked as a non-root unit can ask it: `tracking` and `sources`
+    over chrony's local command port, `authdata` where permitted (root)."""
+
+    def __init__(self, conf: Path = CHRONY_CONF, run=None, ttl: float = SOURCE_TTL_S):
+        self.conf = conf
+        self._run = run or _chronyc
+        self.ttl = ttl
+        self._cached: tuple[float, bool, str] | None = None
+
+    def authenticated(self) -> tuple[bool, str]:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] >= self.ttl:
+            tracking = self._run("tracking")
+            sources = self._run("sources") if tracking else ""
+            authdata = self._run("authdata") if tracking else None
+            verdict = chrony_verdict(tracking, sources, authdata or None,
+                                     chrony_requires_authentication(self.conf))
+            self._cached = (now, *verdict)
+        return self._cached[1], self._cached[2]
+
+
+def _chronyc(command: str) -> str:
+    """One chronyc command in CSV with numeric addresses; "" when it cannot be asked."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["chronyc", "-c", "-n", command], capture_output=True, text=True,
+                              timeout=2, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout if done.returncode == 0 else ""
+
+
+class RtcSource:
+    """The battery-backed real-time clock through the kernel's rtc class (the Pi 5's own,
+    or a DS3231 on the I2C bus: hw/README). `since_epoch` is the RTC's time in seconds."""
+
+    def __init__(self, rtc_dir: Path = RTC_DIR, ttl: float = SOURCE_TTL_S):
+        self.rtc_dir = rtc_dir
+        self.ttl = ttl
+        self._cached: tuple[float, datetime | None, float] | None = None
+
+    def reading(self, tz) -> datetime | None:
+        """The RTC's time now (carried between reads by the monotonic clock), or None when
+        there is no RTC or its time is before RTC_SANE_FROM (its battery ran out)."""
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] >= self.ttl:
+            self._cached = (now, self._read(tz), now)
+        read_at, value, _ = self._cached
+        return None if value is None else value + timedelta(seconds=now - read_at)
+
+    def _read(self, tz) -> datetime | None:
+        try:
+            seconds = int((self.rtc_dir / "since_epoch").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        moment = datetime.fromtimestamp(seconds, tz)
+        return moment if moment >= RTC_SANE_FROM else None
+
+
+def system_time_sources(clock: "SystemClock") -> list:
+    """NTS (chrony) and the RTC, for the clock watch (appliance/daemon/clockwatch.py)."""
+    from appliance.core.vouched import SourceReading
+
+    nts, words = clock.chrony.authenticated()
+    rtc = clock.rtc.reading(clock.tz)
+    return [SourceReading("nts", True, clock.now() if nts else None, words),
+            SourceReading("rtc", True, rtc, f"RTC {clock.rtc.rtc_dir}" + ("" if rtc else " (none, or battery lost)"))]
