@@ -6,7 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from appliance.hardware.clock import chrony_requires_authentication
-from tests.system.test_install import install, pytestmark, root, source  # noqa: F401  (fixtures)
+from tests.system import test_install as base
+
+pytestmark = base.pytestmark
+install = base.install
+root, source = base.root, base.source  # the installer's fixtures: a scratch root, the sources
 
 CHRONY = Path("etc/chrony/conf.d/pendock-nts.conf")
 DROPIN = Path("etc/systemd/system/pendock.service.d/chronyc.conf")
