@@ -45,20 +45,15 @@ class ClockMixin:
         session dated after `vouched_now` comes back to it. Start (shown and vouched), end,
         day and eligible dates move together; one audit entry keeps the dates they had.
         Returns id -> new start."""
-        limit = vouched_now + timedelta(minutes=2)
         rows = self._read("SELECT id, started_at, ended_at, vouched_at, vouch, boot_id, "
                           "next_eligible_date FROM sessions ORDER BY id")
         moves = []
         for row in rows:
             started = datetime.fromisoformat(row["started_at"])
             rule_time = datetime.fromisoformat(row["vouched_at"]) if row["vouched_at"] else started
-            carried = row["vouch"] == VOUCH_LOWER or (row["vouch"] and row["boot_id"] == boot_id)
-            to = rule_time + correction if carried else rule_time
-            how = "vouched" if carried else "kept"
-            if to > limit:
-                to, how = vouched_now, "future"  # dated later than now: the latest it could be
-            if how != "kept":
-                moves.append((row, started, to, how))
+            move = revouched(rule_time, row["vouch"], row["boot_id"], correction, vouched_now, boot_id)
+            if move is not None:
+                moves.append((row, started, *move))
         if not moves:
             return {}
         kept, moved = [], {}
@@ -123,6 +118,17 @@ class ClockMixin:
                 kept.append({"session": move["id"], "from": move["started_at"],
                              "to": iso(new_start), "how": move["how"]})
             self._audit(actor, "clock_reanchored", {"sessions": kept}, at, True)
+
+
+def revouched(rule_time: datetime, vouch: str | None, session_boot: str | None,
+              correction: timedelta, vouched_now: datetime, boot_id: str) -> tuple[datetime, str] | None:
+    """Where a session's vouched start goes when a trusted source moved vouched time by
+    `correction` (None: it stays). Pure, so the property tests drive it over any history."""
+    carried = vouch == VOUCH_LOWER or (bool(vouch) and session_boot == boot_id)
+    to, how = (rule_time + correction, "vouched") if carried else (rule_time, "kept")
+    if to > vouched_now + timedelta(minutes=2):
+        to, how = vouched_now, "future"  # dated later than now: the latest it could be
+    return None if how == "kept" else (to, how)
 
 
 def reanchored_start(session: dict[str, Any], boot_id: str, wall: datetime,
