@@ -134,7 +134,7 @@ def test_login_form_needs_its_csrf_token(client):
 def test_every_post_form_carries_a_csrf_token(manager):
     html = manager.get("/").get_data(as_text=True)
     forms = re.findall(r"<form[^>]*method=\"post\".*?</form>", html, flags=re.S)
-    assert len(forms) == 4  # logout, next client, clear the next client, override
+    assert len(forms) == 5  # logout, next client, clear the next client, override, the clock
     for form in forms:
         assert 'name="csrf"' in form
 
