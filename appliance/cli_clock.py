@@ -48,6 +48,16 @@ def format_clock(result: dict) -> str:
         lines.append("Last known right: not since this boot")
     if result.get("record_latest"):
         lines.append(f"Latest time on the record: {result['record_latest'][:16].replace('T', ' ')}")
+    if result.get("vouched_until"):
+        how = "exact: an authenticated source this boot" if result.get("vouched_exact") else (
+            f"a lower bound, from {result.get('vouched_by') or 'what was kept'}")
+        lines.append(f"Vouched for up to: {result['vouched_until'][:16].replace('T', ' ')} ({how}); "
+                     f"the interval rules count from this")
+    for source in result.get("sources") or ():
+        state = "has a time" if source.get("has_time") else "no time now"
+        trust = "authenticated" if source.get("authenticated") else "not authenticated"
+        moves = "moves vouched time" if source.get("moves_vouched_time") else "sets the date shown only"
+        lines.append(f"  {source['name']:<7} {trust}, {state}, {moves}: {source.get('detail', '')}")
     return "\n".join(lines)
 
 
