@@ -50,7 +50,7 @@ class SystemClock:
                  offset_file: Path | None = None, chrony: "ChronySource | None" = None,
                  rtc: "RtcSource | None" = None):
         self.tz = tz
-        self.chrony = chrony or ChronySource()
+        self.chrony = chrony or ChronySource(background=True)
         self.rtc = rtc or RtcSource()
         self._sync_flag = sync_flag
         self._boot_id = read_boot_id(boot_id)
@@ -209,24 +209,45 @@ def chrony_verdict(tracking: str, sources: str, authdata: str | None,
 
 class ChronySource:
     """NTS through chrony, asked as a non-root unit can ask it: `tracking` and `sources`
-    over chrony's local command port, `authdata` where permitted (root)."""
+    over chrony's local command port, `authdata` where permitted (root).
 
-    def __init__(self, conf: Path = CHRONY_CONF, run=None, ttl: float = SOURCE_TTL_S):
+    In the daemon (`background=True`) chronyc runs in a thread of its own, so a decision
+    under the dock's lock never waits for it: until the first answer, and while one is
+    being fetched, the last verdict stands (at first "not asked yet": not authenticated)."""
+
+    def __init__(self, conf: Path = CHRONY_CONF, run=None, ttl: float = SOURCE_TTL_S,
+                 background: bool = False):
         self.conf = conf
         self._run = run or _chronyc
         self.ttl = ttl
+        self.background = background
         self._cached: tuple[float, bool, str] | None = None
+        self._asking = False
 
     def authenticated(self) -> tuple[bool, str]:
         now = time.monotonic()
         if self._cached is None or now - self._cached[0] >= self.ttl:
+            if not self.background:
+                self._ask(now)
+            elif not self._asking:
+                import threading
+
+                self._asking = True
+                threading.Thread(target=self._ask, args=(now,), name="chronyc", daemon=True).start()
+        if self._cached is None:
+            return False, "chrony not asked yet"
+        return self._cached[1], self._cached[2]
+
+    def _ask(self, now: float) -> None:
+        try:
             tracking = self._run("tracking")
             sources = self._run("sources") if tracking else ""
             authdata = self._run("authdata") if tracking else None
             verdict = chrony_verdict(tracking, sources, authdata or None,
                                      chrony_requires_authentication(self.conf))
             self._cached = (now, *verdict)
-        return self._cached[1], self._cached[2]
+        finally:
+            self._asking = False
 
 
 def _chronyc(command: str) -> str:

@@ -120,3 +120,25 @@ def test_an_rtc_that_kept_time_through_a_power_cut_vouches_for_it(tmp_path):
     no_rtc = SystemClock(timezone.utc, sync_flag=tmp_path / "no-flag", boot_id=tmp_path / "no-boot-id",
                          chrony=ChronySource(run=lambda c: ""), rtc=RtcSource(tmp_path / "none"))
     assert ClockWatch(no_rtc, kept=kept).state.effective_now < now - timedelta(days=24)
+
+
+def test_in_the_daemon_chronyc_never_holds_up_a_decision(tmp_path):
+    """background=True: the first look answers at once (not authenticated yet); the
+    answer arrives from chronyc's own thread."""
+    import threading
+
+    out, release = captured(), threading.Event()
+
+    def slow(command: str) -> str:
+        release.wait(5)
+        return out[command]
+
+    source = ChronySource(conf=tmp_path / "none.conf", run=slow, background=True)
+    started = time.monotonic()
+    assert source.authenticated() == (False, "chrony not asked yet")
+    assert time.monotonic() - started < 0.5
+    release.set()
+    deadline = time.monotonic() + 5
+    while not source.authenticated()[0] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert source.authenticated()[0]
