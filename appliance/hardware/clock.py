@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 # systemd-timesyncd touches this file on each successful synchronisation (systemd >= 239).
 TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+RTC_BOOT_WINDOW_S = 600.0  # the RTC is believed in the first 10 minutes of a boot only
 
 
 class ClockSetError(Exception):
@@ -48,8 +49,9 @@ class SystemClock:
 
     def __init__(self, tz: ZoneInfo, *, sync_flag: Path = TIMESYNC_FLAG, boot_id: Path = BOOT_ID,
                  offset_file: Path | None = None, chrony: "ChronySource | None" = None,
-                 rtc: "RtcSource | None" = None):
+                 rtc: "RtcSource | None" = None, rtc_boot_window_s: float | None = RTC_BOOT_WINDOW_S):
         self.tz = tz
+        self.rtc_boot_window_s = rtc_boot_window_s
         self.chrony = chrony or ChronySource(background=True)
         self.rtc = rtc or RtcSource()
         self._sync_flag = sync_flag
@@ -289,11 +291,21 @@ class RtcSource:
         return moment if moment >= RTC_SANE_FROM else None
 
 
+def rtc_may_vouch(clock: "SystemClock") -> bool:
+    """The RTC vouches only for what it carried through the power cut: early in the boot
+    and before plain NTP synchronised (timesyncd's kernel sync would copy an unauthenticated
+    time into the RTC; chrony, on NTS alone, copies only authenticated time)."""
+    if clock._sync_flag.exists():
+        return False
+    window = clock.rtc_boot_window_s
+    return window is None or clock.monotonic() <= window
+
+
 def system_time_sources(clock: "SystemClock") -> list:
     """NTS (chrony) and the RTC, for the clock watch (appliance/daemon/clockwatch.py)."""
     from appliance.core.vouched import SourceReading
 
     nts, words = clock.chrony.authenticated()
-    rtc = clock.rtc.reading(clock.tz)
+    rtc = clock.rtc.reading(clock.tz) if rtc_may_vouch(clock) else None
     return [SourceReading("nts", True, clock.now() if nts else None, words),
             SourceReading("rtc", True, rtc, f"RTC {clock.rtc.rtc_dir}" + ("" if rtc else " (none, or battery lost)"))]

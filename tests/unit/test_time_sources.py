@@ -95,7 +95,7 @@ def test_the_system_clock_offers_both_as_authenticated_sources(tmp_path):
     now = datetime.now(timezone.utc)
     clock = SystemClock(timezone.utc, sync_flag=tmp_path / "no-flag", boot_id=tmp_path / "no-boot-id",
                         chrony=ChronySource(conf=tmp_path / "none.conf", run=lambda c: out[c]),
-                        rtc=RtcSource(rtc_folder(tmp_path, now), ttl=0))
+                        rtc=RtcSource(rtc_folder(tmp_path, now), ttl=0), rtc_boot_window_s=None)
     found = {s.name: s for s in clock.time_sources()}
     assert found["nts"].authenticated and found["nts"].at is not None
     assert found["rtc"].authenticated and abs(found["rtc"].at - now) < timedelta(seconds=2)
@@ -113,7 +113,8 @@ def test_an_rtc_that_kept_time_through_a_power_cut_vouches_for_it(tmp_path):
 
     now = datetime.now(timezone.utc)
     clock = SystemClock(timezone.utc, sync_flag=tmp_path / "no-flag", boot_id=tmp_path / "no-boot-id",
-                        chrony=ChronySource(run=lambda c: ""), rtc=RtcSource(rtc_folder(tmp_path, now), ttl=0))
+                        chrony=ChronySource(run=lambda c: ""), rtc=RtcSource(rtc_folder(tmp_path, now), ttl=0),
+                        rtc_boot_window_s=None)
     kept = Vouch(now - timedelta(days=25), time.monotonic(), "the boot before the power cut", True, "rtc")
     watch = ClockWatch(clock, kept=kept)
     assert abs(watch.state.effective_now - now) < timedelta(seconds=5) and watch.state.vouched_source == "rtc"
@@ -142,3 +143,19 @@ def test_in_the_daemon_chronyc_never_holds_up_a_decision(tmp_path):
     while not source.authenticated()[0] and time.monotonic() < deadline:
         time.sleep(0.01)
     assert source.authenticated()[0]
+
+
+def test_the_rtc_vouches_only_for_what_it_carried_through_the_power_cut(tmp_path):
+    """Once plain NTP synchronised (timesyncd's flag), or late in the boot, the kernel may
+    have copied an unauthenticated time into the RTC: it is not read as a source then."""
+    now = datetime.now(timezone.utc)
+    flag = tmp_path / "synchronized"
+    clock = SystemClock(timezone.utc, sync_flag=flag, boot_id=tmp_path / "no-boot-id",
+                        chrony=ChronySource(run=lambda c: ""), rtc=RtcSource(rtc_folder(tmp_path, now), ttl=0),
+                        rtc_boot_window_s=None)
+    assert {s.name: s for s in clock.time_sources()}["rtc"].at is not None
+    flag.write_text("")
+    assert {s.name: s for s in clock.time_sources()}["rtc"].at is None
+    flag.unlink()
+    clock.rtc_boot_window_s = 0.0  # this machine has been up longer than the window
+    assert {s.name: s for s in clock.time_sources()}["rtc"].at is None
