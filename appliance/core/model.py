@@ -136,6 +136,7 @@ class ClockState:
     monotonic: float = 0.0
     vouched_exact: bool = False  # an authenticated source set vouched time this boot
     vouched_source: str = ""  # what last set vouched time ("nts", "rtc", "reboot", ...)
+    vouched_grounded: bool = False  # vouched time descends from an authenticated source
 
 
 @dataclass(frozen=True)

@@ -43,15 +43,20 @@ class Vouch:
     boot: str
     exact: bool = False  # an authenticated source set it this boot; only the monotonic clock since
     source: str = "first start"  # what last set it
+    # An authenticated source set it once, and only the monotonic clock moved it since (over
+    # reboots too): then it is a lower bound of the true time, and a wall clock behind it is
+    # provably wrong. Until then it is the dock's own measured time from its first start.
+    grounded: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {"at": self.at.isoformat(), "mono": self.mono, "boot": self.boot,
-                "exact": self.exact, "source": self.source}
+                "exact": self.exact, "source": self.source, "grounded": self.grounded}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Vouch":
         return cls(datetime.fromisoformat(str(data["at"])), float(data["mono"]),
-                   str(data["boot"]), bool(data.get("exact")), str(data.get("source", "kept")))
+                   str(data["boot"]), bool(data.get("exact")), str(data.get("source", "kept")),
+                   bool(data.get("grounded")))
 
 
 def carried(vouch: Vouch, boot: str, mono: float) -> Vouch:
@@ -60,7 +65,8 @@ def carried(vouch: Vouch, boot: str, mono: float) -> Vouch:
     was off is not counted, and nothing measured is exact any more)."""
     if vouch.boot == boot:
         return replace(vouch, at=vouch.at + timedelta(seconds=max(0.0, mono - vouch.mono)), mono=mono)
-    return Vouch(vouch.at + timedelta(seconds=max(0.0, mono)), mono, boot, False, "reboot")
+    return Vouch(vouch.at + timedelta(seconds=max(0.0, mono)), mono, boot, False, "reboot",
+                 vouch.grounded)
 
 
 def with_sources(vouch: Vouch, readings: list[SourceReading]) -> tuple[Vouch, timedelta]:
@@ -76,7 +82,7 @@ def with_sources(vouch: Vouch, readings: list[SourceReading]) -> tuple[Vouch, ti
             continue  # an RTC behind vouched time lost its battery or was set back: ignored
         if vouch.exact and abs(reading.at - vouch.at) <= AGREE:
             continue  # agrees with what the monotonic clock carried: no step for jitter
-        vouch = replace(vouch, at=reading.at, exact=True, source=name)
+        vouch = replace(vouch, at=reading.at, exact=True, source=name, grounded=True)
     moved = vouch.at - start
     return vouch, moved
 
@@ -84,4 +90,4 @@ def with_sources(vouch: Vouch, readings: list[SourceReading]) -> tuple[Vouch, ti
 def first(wall: datetime, boot: str, mono: float) -> Vouch:
     """A dock that never kept vouched time (its first start): the wall clock as the
     start, not exact, so an authenticated source later corrects it either way."""
-    return Vouch(wall, mono, boot, False, "first start")
+    return Vouch(wall, mono, boot, False, "first start", False)

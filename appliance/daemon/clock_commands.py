@@ -7,7 +7,8 @@ sets the date shown and written, never vouched time, so it cannot free a pen ear
 may use it is checked here, by the daemon: a technician (root, the daemon's user, the
 technicians' group), or a manager whose name and password the page passes on and the
 daemon checks against the record; never the page process on its own authority. It never
-sets the clock earlier than vouched time, and never overrules NTP.
+sets the clock earlier than vouched time an authenticated source grounded (the true time
+is never earlier), and never overrules NTP.
 """
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ def report(dock) -> dict:
         "vouched_until": state.effective_now.isoformat(),
         "vouched_exact": state.vouched_exact,
         "vouched_by": state.vouched_source,
+        "vouched_grounded": state.vouched_grounded,
         "sources": [present_source(reading) for reading in sources],
     }
 
@@ -109,7 +111,7 @@ def register(server, dock) -> None:
         with dock.lock:
             state = watch.observe()
             floor = state.effective_now.replace(second=0, microsecond=0)
-            if moment < floor - clockwatch.TOLERANCE:
+            if state.vouched_grounded and moment < floor - clockwatch.TOLERANCE:
                 raise Refused(
                     f"{moment.isoformat(timespec='minutes')} is earlier than the time the dock can "
                     f"vouch for, {floor.isoformat(timespec='minutes')} (its record and its monotonic "

@@ -85,9 +85,9 @@ class ClockWatch:
             self.why = "unknown"  # NTP lost (the simulated --unsync)
         self._sync = sync
         vouch = self._observe_vouch(wall, mono, sync)
-        # Behind: the wall clock reads earlier than the time the dock can vouch for, so a
-        # session dated by it would sit before what was measured (a lock until it is set).
-        behind = wall < vouch.at - TOLERANCE
+        # Behind: the wall clock reads earlier than the time the dock can vouch for (once
+        # an authenticated source grounded it), so it is provably wrong (a lock until set).
+        behind = vouch.grounded and wall < vouch.at - TOLERANCE
         right = self.why != "unknown" and not self.jumped and not behind
         if right:
             self.high_water = wall if self.high_water is None else max(self.high_water, wall)
@@ -98,7 +98,7 @@ class ClockWatch:
             wall=wall, effective_now=vouch.at, known_right=right, why=self.why,
             behind_record=behind, jumped=self.jumped, last_known_right=self.last_known_right,
             boot_id=self.boot_id, monotonic=mono, vouched_exact=vouch.exact,
-            vouched_source=vouch.source)
+            vouched_source=vouch.source, vouched_grounded=vouch.grounded)
         return self.state
 
     def _observe_vouch(self, wall: datetime, mono: float, sync) -> Vouch:

@@ -106,6 +106,7 @@ def test_with_a_reboot_between_the_uncertain_time_counts_as_the_latest_it_could_
 
 
 def test_a_clock_behind_the_record_holds_the_pen(demo):
+    demo.ok("sim", "clock", "--sync", "--authenticated")  # vouched time grounded by NTS
     treat(demo, "BK-610")
     demo.ok("sim", "clock", "--jump=-30d")
     demo.ok("sim", "cartridge")
@@ -175,6 +176,7 @@ def test_clock_set_refuses_bad_input_and_a_time_behind_the_record(demo):
         result = demo.run(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+    demo.ok("sim", "clock", "--sync", "--authenticated")  # vouched time grounded by NTS
     treat(demo, "BK-640")
     earlier = (datetime.fromisoformat(demo.status()["now"]) - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
     result = demo.run("clock", "set", earlier, "--reason", "set it back three days")

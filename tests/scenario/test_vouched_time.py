@@ -184,3 +184,21 @@ def test_a_reboot_counts_the_unaccounted_time_as_not_passed_until_a_trusted_sour
         assert demo.run("next-client", "CL-13", "--checklist", CHECKLIST).returncode == 0
     finally:
         demo.stop()
+
+
+def test_a_dock_whose_clock_was_a_year_ahead_at_its_first_start_is_not_bricked(tmp_path):
+    """A forward mistake before any trusted source: vouched time started from that clock,
+    so it proves nothing about the true time; a person sets the true date, every pen
+    works again, and what was measured still holds the client treated minutes ago."""
+    from tests.scenario.test_clock import demo_booting_with
+
+    demo = demo_booting_with(tmp_path / "data", days=365, synced=False)
+    try:
+        treat(demo, "CL-14")
+        demo.ok("clock", "set", minute_from_now(demo, days=-365), "--reason", "the year was wrong")
+        status = demo.status()
+        assert "clock_unsynced" not in status["locks"]
+        treat(demo, "CL-15")
+        assert client_is_held_by_interval(demo, "CL-14")
+    finally:
+        demo.stop()

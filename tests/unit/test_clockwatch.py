@@ -69,13 +69,16 @@ def test_behind_vouched_time_is_not_trusted_even_when_ntp_says_synced():
     """Behind is judged against vouched time (kept beside the record), not against the
     record's own dates: a restored record dated in 2099 cannot hold every pen."""
     clock = FakeClock()
-    kept = Vouch(T0 + timedelta(days=30), 0.0, "an-earlier-boot", True, "nts")
+    kept = Vouch(T0 + timedelta(days=30), 0.0, "an-earlier-boot", True, "nts", grounded=True)
     watch = ClockWatch(clock, high_water=T0 + timedelta(days=3000), kept=kept)
     state = watch.observe()
     assert state.behind_record and not state.known_right
     assert state.effective_now >= T0 + timedelta(days=30)  # kept, plus this boot's monotonic time
     assert state.last_known_right == T0 + timedelta(days=3000)  # the record's latest trusted time
     assert not ClockWatch(clock, high_water=T0 + timedelta(days=3000)).observe().behind_record
+    # Vouched time no authenticated source ever grounded proves nothing about the wall clock.
+    ungrounded = Vouch(T0 + timedelta(days=30), 0.0, "an-earlier-boot", False, "first start")
+    assert not ClockWatch(clock, kept=ungrounded).observe().behind_record
 
 
 def test_unknown_from_boot_until_a_person_confirms():

@@ -115,7 +115,7 @@ def test_an_rtc_that_kept_time_through_a_power_cut_vouches_for_it(tmp_path):
     clock = SystemClock(timezone.utc, sync_flag=tmp_path / "no-flag", boot_id=tmp_path / "no-boot-id",
                         chrony=ChronySource(run=lambda c: ""), rtc=RtcSource(rtc_folder(tmp_path, now), ttl=0),
                         rtc_boot_window_s=None)
-    kept = Vouch(now - timedelta(days=25), time.monotonic(), "the boot before the power cut", True, "rtc")
+    kept = Vouch(now - timedelta(days=25), time.monotonic(), "the boot before the power cut", True, "rtc", grounded=True)
     watch = ClockWatch(clock, kept=kept)
     assert abs(watch.state.effective_now - now) < timedelta(seconds=5) and watch.state.vouched_source == "rtc"
     no_rtc = SystemClock(timezone.utc, sync_flag=tmp_path / "no-flag", boot_id=tmp_path / "no-boot-id",

@@ -141,9 +141,10 @@ def run(history, initial_error_days: float) -> Dock:
                 w.syncs = (w.syncs or 0) + 1
         elif action == "nts":
             w.wall_error, w.nts, w.syncs = timedelta(0), True, (w.syncs or 0) + 1
-        elif action == "person":  # `clock set`: refused below vouched time (clock_commands.py)
+        elif action == "person":  # `clock set`: refused below grounded vouched time (clock_commands.py)
             moment = w.true + timedelta(days=args[0])
-            if moment >= dock.observe().effective_now - SLACK:
+            state = dock.observe()
+            if not state.vouched_grounded or moment >= state.effective_now - SLACK:
                 w.wall_error, w.nts = moment - w.true, False
                 dock.watch.confirm("person")
         elif action == "reboot":
