@@ -202,3 +202,24 @@ def test_a_dock_whose_clock_was_a_year_ahead_at_its_first_start_is_not_bricked(t
         assert client_is_held_by_interval(demo, "CL-14")
     finally:
         demo.stop()
+
+
+def test_a_session_dated_by_a_clock_set_back_counts_from_the_vouched_time(demo):
+    """The date shown can be behind the true time (a person's mistake before any trusted
+    source); the interval counts from the time the dock vouched for at the session."""
+    demo.ok("sim", "clock", "--unsync")
+    demo.ok("clock", "set", minute_from_now(demo, days=-30), "--reason", "typed the wrong month")
+    treat(demo, "CL-16")  # shown as treated 30 days ago
+    demo.ok("clock", "set", minute_from_now(demo, days=30), "--reason", "the month corrected")
+    assert client_is_held_by_interval(demo, "CL-16")  # treated minutes ago, by vouched time
+
+
+def test_retention_never_ages_a_session_by_the_date_shown(demo):
+    """A session shown 11 years ago (a person's wrong date) is minutes old by vouched time:
+    retention keeps it."""
+    demo.ok("sim", "clock", "--unsync")
+    demo.ok("clock", "set", minute_from_now(demo, days=-4000), "--reason", "typed the wrong year")
+    treat(demo, "CL-17")
+    result = demo.run("--json", "purge")
+    assert result.returncode == 0, result.stderr
+    assert sessions_of(demo, "CL-17") == 1
