@@ -443,7 +443,11 @@ install_time_sources() {
     if [[ $ROOT == / ]] && ! command -v chronyd >/dev/null; then
         say "chrony is not installed: install it (sudo apt install chrony) for NTS time; until then only the RTC vouches for the time."
     elif systemd_live && systemctl is-active --quiet chrony.service; then
-        systemctl restart chrony.service && say "Restarted chrony with the NTS servers of $CHRONY_DROPIN."
+        if systemctl restart chrony.service; then
+            say "Restarted chrony with the NTS servers of $CHRONY_DROPIN."
+        else
+            say "WARNING: chrony did not restart; see 'journalctl -u chrony'."
+        fi
     fi
     say "Time: NTS through chrony ($CHRONY_DROPIN); the RTC through /sys/class/rtc (Pi 5 built in; DS3231: hw/README)."
 }

@@ -22,7 +22,8 @@ def test_install_sets_up_nts_and_the_daemons_leave_to_ask_chrony(source: Path, r
     servers = [line for line in (root / CHRONY).read_text().splitlines() if line.startswith("server ")]
     assert len(servers) >= 2 and all(line.split()[-1] == "nts" for line in servers)
     dropin = (root / DROPIN).read_text()
-    assert "IPAddressAllow=localhost" in dropin and "AF_INET" in dropin
+    assert "IPAddressAllow=localhost" in dropin and "AF_INET" in dropin and "PrivateNetwork=no" in dropin
+    assert "IPAddressAllow=localhost\n" in dropin  # localhost alone: the unit keeps IPAddressDeny=any
     assert "NTS" in output
     install(source, root, "--uninstall")
     assert not (root / CHRONY).exists() and not (root / DROPIN).exists()
