@@ -5,14 +5,15 @@ answers. So the wall clock is "known right" only after an NTP synchronisation or
 setting it (`pendock clock set`), and only while it keeps step with the monotonic clock
 from that moment. Everything else is a jump the dock does not trust:
 
-- a forward jump the monotonic clock does not confirm: the rules, purge and retention
-  use the monotonic clock's time instead (`effective_now`), which errs towards holding;
-- a wall clock behind the record (earlier than a time written while it was known right):
+- a forward jump the monotonic clock does not confirm: not trusted, and the rules, purge
+  and retention never counted it anyway (they count vouched time, below);
+- a wall clock behind vouched time an authenticated source grounded: provably wrong, so
   the pen is held (`clock_unsynced` becomes a lock) until the clock is set.
 
 Beside the wall clock it keeps vouched time (appliance/core/vouched.py): the lower bound
-of the true time the rules count from. Only the monotonic clock and the authenticated
-sources (NTS, the RTC) move it; NTP and a person set the wall clock, the date shown.
+of the true time the rules count from (`effective_now`). Only the monotonic clock and the
+authenticated sources (NTS, the RTC) move it; NTP and a person set the wall clock, the
+date shown.
 
 The result is a `ClockState`, an input to the pure rules. This class only observes; the
 dock writes the record (re-anchoring sessions, audit) when `became_right` or
@@ -171,16 +172,20 @@ def _call(clock, name: str, default):
 
 
 def describe(state: ClockState) -> str:
-    """The clock's state in a sentence, for `pendock clock` and the page."""
+    """The clock's state in a sentence, for `pendock clock` at the technician's shell (the
+    page's words are the rules' descriptions, without commands)."""
     if state.known_right:
         how = {"ntp": "set by NTP", "person": "set by a person this boot"}.get(state.why, state.why)
         return f"known to be right ({how})"
     if state.behind_record:
-        return ("NOT known to be right: it reads earlier than the dock's record, so the pen is held. "
-                "Set the clock: pendock clock set YYYY-MM-DDTHH:MM --reason TEXT, or connect to NTP")
+        return ("NOT known to be right: it reads earlier than the time the dock can vouch for, so the pen is held. "
+                "Set the clock: pendock clock set YYYY-MM-DDTHH:MM --reason TEXT (the date shown), "
+                "or connect the dock to NTS (chrony) so vouched time follows")
     if state.jumped:
         return ("NOT known to be right: it jumped without the monotonic clock (the rules keep "
-                f"the monotonic clock's time, {state.effective_now.isoformat(timespec='minutes')}). "
-                "Set the clock: pendock clock set YYYY-MM-DDTHH:MM --reason TEXT, or connect to NTP")
+                f"vouched time, {state.effective_now.isoformat(timespec='minutes')}). "
+                "Set the clock: pendock clock set YYYY-MM-DDTHH:MM --reason TEXT (the date shown), "
+                "or connect the dock to NTS (chrony) so vouched time follows")
     return ("NOT known to be right (no NTP since boot, not set by a person). Set the clock: "
-            "pendock clock set YYYY-MM-DDTHH:MM --reason TEXT, or connect to NTP")
+            "pendock clock set YYYY-MM-DDTHH:MM --reason TEXT (the date shown), or connect the dock "
+            "to NTS (chrony) so vouched time follows")
