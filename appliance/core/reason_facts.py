@@ -3,13 +3,15 @@
 A therapist told "treated too recently" needs the date; told "battery too low", how low
 and how many sessions are left. Pure: every fact comes from values the dock already has
 (the reading, the decision's history, the config, now), so this is tested on its own.
+Every date and count of a client is the rules' own (appliance/core/rules.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
+from appliance.core import rules as treatment_rules
 from appliance.core.config import Config
 from appliance.core.model import CHECKLIST_ITEMS, History, NextClient, PenReading
 
@@ -70,24 +72,21 @@ def client_facts(inputs: FactInputs) -> dict[str, Any]:
     client, config = inputs.next_client, inputs.config
     if client is None:
         return {}
-    same = [t.started_at for t in inputs.history.treatments
-            if t.client_ref == client.ref and t.area == client.area]
+    same = treatment_rules.same_client_starts(client, inputs.history)
     facts: dict[str, Any] = {"client_ref": client.ref, "area": client.area}
     if not same:
         return facts
     last = max(same)
-    last_day = _day(last, config)
-    rules = config.rules
-    window = timedelta(days=rules.course_window_days)
+    dates = treatment_rules.eligible_dates(last, config)
     facts.update(
-        last_date=last_day.isoformat(),
-        days_since=(_day(inputs.now, config) - last_day).days,
-        min_interval_days=rules.min_interval_days,
-        next_eligible_date=(last_day + timedelta(days=rules.min_interval_days)).isoformat(),
-        recommended_date=(last_day + timedelta(days=rules.recommended_interval_days)).isoformat(),
-        treatments_in_window=sum(1 for s in same if inputs.now - s <= window),
-        course_max_treatments=rules.course_max_treatments,
-        course_window_days=rules.course_window_days,
+        last_date=_day(last, config).isoformat(),
+        days_since=treatment_rules.calendar_days(last, inputs.now, config.tz),
+        min_interval_days=config.rules.min_interval_days,
+        next_eligible_date=dates.next_eligible.isoformat(),
+        recommended_date=dates.recommended.isoformat(),
+        treatments_in_window=treatment_rules.course_count(same, inputs.now, config),
+        course_max_treatments=config.rules.course_max_treatments,
+        course_window_days=config.rules.course_window_days,
     )
     return facts
 

@@ -9,7 +9,7 @@ appliance/core/pendock.toml).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Iterable, NamedTuple
 
 from appliance.core import inputs
@@ -232,21 +232,53 @@ def _client_findings(client: NextClient | None, history: History, config: Config
     rules = config.rules
     # Earlier sessions of the same client AND area; a date in the future (the clock went
     # back) counts as "just now", which holds the pen rather than releasing it.
-    same = [t.started_at for t in history.treatments if t.client_ref == client.ref and t.area == client.area]
+    same = same_client_starts(client, history)
     if same:
         # Counted in calendar days of the dock's time zone, so the pen frees on the morning
         # of the "next eligible date" the page shows, not at the hour of the last session.
         last = max(same)
-        days = (now.astimezone(config.tz).date() - last.astimezone(config.tz).date()).days
+        days = calendar_days(last, now, config.tz)
         if last > now or days < rules.min_interval_days:
             yield "client_interval"
         elif days < rules.recommended_interval_days:
             yield "interval_short"
-    window = timedelta(days=rules.course_window_days)
-    if sum(1 for started in same if now - started <= window) >= rules.course_max_treatments:
+    if course_count(same, now, config) >= rules.course_max_treatments:
         yield "course_complete"  # this session would be one more than a full course
     if not set(CHECKLIST_ITEMS) <= client.checklist:
         yield "checklist_missing"
+
+
+def client_codes(client: NextClient, history: History, config: Config, now: datetime) -> tuple[str, ...]:
+    """What the rules find for this client and area alone (the interval, the course, the
+    checklist): the page's client lookup asks this, so it cannot disagree with the dock."""
+    _require_aware(now, "now")
+    return _ordered(_client_findings(client, history, config, now))
+
+
+def course_count(starts: Iterable[datetime], now: datetime, config: Config) -> int:
+    """How many of these treatments fall in the course window before `now`."""
+    window = timedelta(days=config.rules.course_window_days)
+    return sum(1 for started in starts if now - started <= window)
+
+
+def calendar_days(earlier: datetime, later: datetime, tz: tzinfo) -> int:
+    """Whole calendar days from one moment to another in the clinic's zone: what the
+    interval rule counts (1 Nov 20:00 to 22 Nov 08:00 is 21 days)."""
+    return (later.astimezone(tz).date() - earlier.astimezone(tz).date()).days
+
+
+def within_min_interval(one: datetime, other: datetime, min_days: int, tz: tzinfo) -> bool:
+    """Two sessions of one client and area closer than the minimum interval, in calendar
+    days of the clinic's zone: the interval rule's own count, for the fleet's conflict check."""
+    first, second = sorted((one, other))
+    return calendar_days(first, second, tz) < min_days
+
+
+def same_client_starts(client: NextClient, history: History) -> list[datetime]:
+    """When this client had this area treated, compared in canonical form only."""
+    ref = canonical_client_ref(client.ref)
+    return [t.started_at for t in history.treatments
+            if canonical_client_ref(t.client_ref) == ref and t.area == client.area]
 
 
 def _is_lock(code: str, config: Config, state: DockState | None = None) -> bool:
@@ -389,8 +421,16 @@ def purge_cutoff(today: date, asked: date | None, config: Config) -> date:
 # --- what the therapist types ----------------------------------------------------------
 
 
+def canonical_client_ref(ref: str) -> str:
+    """The one spelling of a booking reference the record keeps and the rules compare:
+    upper case, so `bk-1042`, `Bk-1042` and `BK-1042` are one client (README, "Booking
+    references"). References are ASCII (inputs.NAME), so upper() cannot change a length."""
+    return (ref or "").upper()
+
+
 def validate_client_ref(ref: str) -> str:
-    """A booking reference, never a name: refuse anything that could hold one."""
+    """A booking reference, never a name: refuse anything that could hold one. Returns
+    its canonical form (canonical_client_ref), which every door passes on."""
     if not _CLIENT_REF.fullmatch(ref or ""):
         if not ref:
             why = "it is empty"
@@ -403,7 +443,7 @@ def validate_client_ref(ref: str) -> str:
             why = f"it contains {bad!r}"
         raise ValueError(f"client reference {ref!r} refused: {why}. Use the booking code "
                          f"(never a name): {inputs.NAME_RULE}")
-    return ref
+    return canonical_client_ref(ref)
 
 
 def validate_area(area: str | None, config: Config) -> str:

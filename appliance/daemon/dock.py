@@ -26,7 +26,7 @@ from appliance.core.reason_facts import CartridgeSeen, FactInputs
 from appliance.daemon.session_registers import SessionRegisters
 from appliance.daemon.cartridge_check import CartridgeCheck
 from appliance.daemon.status import present_status
-from appliance.record import lookups
+from appliance.record import lookups, migrations
 from appliance.record.store import StorageError, Store, StoreError
 
 if TYPE_CHECKING:
@@ -96,7 +96,19 @@ class Dock:
                 DOCK_ACTOR, "config_loaded", self.config_summary, now, self.observe_clock()))
             self._write(lambda: self.store.audit(
                 DOCK_ACTOR, "cartridge_makers", self.chips.summary(), now, self.observe_clock()))
+            self._write(lambda: self._audit_client_ref_merges(now))
         self.settle()
+
+    def _audit_client_ref_merges(self, now: datetime) -> None:
+        """The spellings of one booking reference that migration 9 merged into one client,
+        on the audit trail once, with the state key it left cleared in the same commit."""
+        merges = self.store.get_state(migrations.CLIENT_REF_MERGES_KEY)
+        if not merges:
+            return
+        with self.store.transaction("the merged client references"):
+            self.store.audit(DOCK_ACTOR, "client_refs_merged", {"merged": merges}, now,
+                             self.observe_clock())
+            self.store.set_state(migrations.CLIENT_REF_MERGES_KEY, None)
 
     def close(self) -> None:
         with self.lock:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from appliance.core.model import History, PenReading, Treatment
+from appliance.core.rules import canonical_client_ref
 from appliance.record.values import iso
 
 
@@ -28,6 +29,7 @@ class HistoryMixin:
         two days because ISO texts with different UTC offsets do not sort as instants; the
         exact cut is made on parsed times."""
         iso(since)
+        client_ref = canonical_client_ref(client_ref)  # the record keeps only this spelling
         rough = (since - timedelta(days=2)).isoformat()
         rows = self._read(
             "SELECT client_ref, area, started_at FROM sessions "

@@ -1,0 +1,175 @@
+"""One client however it is typed (README, "Booking references"): every door that reads a
+booking reference (the socket, the CLI, the page and its lookup, a peer's events, a
+restore, the CSV, an older record) keeps one canonical spelling, so the 21-day rule
+cannot be got round by letter case."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from appliance import cli
+from appliance.core import rules
+from appliance.core.config import Config
+from appliance.core.model import CHECKLIST_ITEMS, History, NextClient, Treatment
+from appliance.fleet import events as ev
+from appliance.fleet.ledger import Ledger
+from appliance.page.app import create_app
+from appliance.record import migrations
+from appliance.record.export import sessions_csv
+from appliance.record.passwords import password_hash
+from appliance.record.store import Store
+from tests.support.inprocess import CHECKLIST
+from tests.web.conftest import log_in
+
+UTC = timezone.utc
+PASSWORD = "correct horse battery"
+
+
+def treated(sim, ref="BK-1042") -> dict:
+    """One whole session for `ref`, face (the dock's sim day starts at 08:00)."""
+    return sim.session_cycle(ref)
+
+
+def test_the_socket_holds_the_pen_for_a_lower_case_spelling_of_a_client_treated_today(sim):
+    """Finding 1: BK-1042/face treated, then `bk-1042` named: the pen stays held."""
+    treated(sim)
+    status = sim.ready_for_client("bk-1042")
+    assert status["held"] and "client_interval" in status["locks"]
+    assert status["next_client"]["ref"] == "BK-1042"
+    facts = {r["code"]: r.get("detail", {}) for r in status["reasons"]}
+    assert facts["client_interval"]["client_ref"] == "BK-1042"
+
+
+def test_the_cli_holds_the_pen_for_a_mixed_case_spelling(sim, tmp_path, monkeypatch, capsys):
+    treated(sim, "bk-1042")  # recorded under its canonical spelling
+    monkeypatch.setenv("PENDOCK_SOCKET", str(sim.client.path))
+    monkeypatch.setenv("PENDOCK_DATA", str(tmp_path / "data"))
+    sim.call("sim.cartridge")
+    code = cli.main(["next-client", "Bk-1042", "--area", "face", "--checklist", CHECKLIST, "--json"])
+    shown = json.loads(capsys.readouterr().out)
+    assert code == 1 and shown["held"] and "client_interval" in shown["locks"]
+    assert shown["next_client"]["ref"] == "BK-1042"
+    cli.main(["log", "--json"])
+    [logged] = json.loads(capsys.readouterr().out)
+    assert logged["client_ref"] == "BK-1042"
+
+
+@pytest.fixture
+def page(sim, tmp_path):
+    """The real page on the sim dock's record and socket, a manager logged in."""
+    sim.store.add_user("boss", "manager", password_hash(PASSWORD, n=2**10), sim.clock.now())
+    store = Store.open(tmp_path / "data", readonly=True)
+    app = create_app(Config(), tmp_path / "data", sim.client.path, store=store,
+                     secret_key="test-key", status_fresh_s=0)
+    client = app.test_client()
+    assert log_in(client, "boss", PASSWORD).status_code == 302
+    yield client
+    store.close()
+
+
+def test_the_page_names_and_looks_up_one_client_in_any_case(sim, page):
+    treated(sim)
+    sim.call("sim.cartridge")
+    token = page.get("/").get_data(as_text=True).split('name="csrf" value="')[1].split('"')[0]
+    page.post("/next-client", data={"csrf": token, "ref": "bK-1042", "area": "face",
+                                    "checklist": list(CHECKLIST_ITEMS)})
+    status = sim.status()
+    assert status["next_client"]["ref"] == "BK-1042" and "client_interval" in status["locks"]
+    for spelling in ("bk-1042", "Bk-1042", "BK-1042"):
+        found = page.get(f"/api/clients/{spelling}").get_json()
+        assert found["client_ref"] == "BK-1042"
+        [face] = found["areas"]
+        assert face["treatments_total"] == 1 and not face["eligible_today"]
+
+
+def event_from(dock: str, key, payload: dict, at: datetime, tmp_path) -> ev.Event:
+    source = Store(tmp_path / f"{dock}.db")
+    with source.transaction("peer event"):
+        Ledger(source.db.conn, dock).record_own("session_opened", payload, at)
+    rows = Ledger(source.db.conn, dock, key).events_after(dock, 0, 10)
+    source.close()
+    return ev.verify(ev.decode_event(rows[0][1]), {dock: key.public_key()})
+
+
+def test_a_peers_lower_case_session_holds_the_pen_here(sim, tmp_path):
+    """A peer running older software sends `bk-1042`: it is BK-1042 here."""
+    key = Ed25519PrivateKey.generate()
+    event = event_from("room-9", key, {"session": 1, "client_ref": "bk-1042", "area": "face",
+                                       "pen_serial": 7, "cartridge_serial": 99},
+                       sim.clock.now() - timedelta(hours=1), tmp_path)
+    with sim.store.transaction("ingest"):
+        Ledger(sim.store.conn, "room-1").ingest([event], min_interval_days=21, tz=UTC, now=sim.clock.now())
+    status = sim.ready_for_client("BK-1042")
+    assert "client_interval" in status["locks"]
+
+
+def test_the_rules_compare_canonical_spellings_only():
+    now = datetime(2026, 11, 28, 13, 29, tzinfo=UTC)
+    history = History(treatments=(Treatment("bk-1042", "face", now - timedelta(hours=3)),))
+    client = NextClient("BK-1042", "face", frozenset(CHECKLIST_ITEMS))
+    assert "client_interval" in rules.client_codes(client, history, Config(), now)
+
+
+def schema_8_record(path, rows) -> None:
+    """A record as schema 8 left it, with `rows` of (client_ref, started_at) sessions."""
+    with Store(path):  # the current schema, then wound back to 8
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 8")
+    conn.execute("INSERT OR IGNORE INTO pens VALUES (42, '1', '2026-11-01T00:00:00+00:00', 0, 0, 0)")
+    for n, (ref, started) in enumerate(rows, 1):
+        conn.execute("INSERT INTO sessions (id, day, started_at, client_ref, area, pen_serial, "
+                     "cartridge_serial, outcome) VALUES (?, ?, ?, ?, 'face', 42, ?, 'completed')",
+                     (n, started[:10], started, ref, 500 + n))
+    conn.commit()
+    conn.close()
+
+
+def test_the_migration_merges_the_spellings_of_one_reference_and_says_so(tmp_path, sim):
+    path = tmp_path / "old.db"
+    schema_8_record(path, [("bk-1042", "2026-11-20T09:00:00+00:00"), ("Bk-1042", "2026-11-21T09:00:00+00:00"),
+                           ("BK-1042", "2026-11-22T09:00:00+00:00"), ("c-7", "2026-11-22T10:00:00+00:00")])
+    with Store(path) as store:
+        refs = [r[0] for r in store._read("SELECT client_ref FROM sessions ORDER BY id")]
+        merges = store.get_state(migrations.CLIENT_REF_MERGES_KEY)
+    assert refs == ["BK-1042", "BK-1042", "BK-1042", "C-7"]
+    assert merges == [{"ref": "BK-1042", "sessions": 2, "spellings": ["Bk-1042", "bk-1042"]},
+                      {"ref": "C-7", "sessions": 1, "spellings": ["c-7"]}]
+    # The dock audits the merge once, at its start, and clears what the migration left.
+    sim.store.set_state(migrations.CLIENT_REF_MERGES_KEY, merges)
+    sim.dock._audit_client_ref_merges(sim.clock.now())
+    sim.dock._audit_client_ref_merges(sim.clock.now())
+    [entry] = [e for e in sim.store.audit_entries(limit=100) if e.action == "client_refs_merged"]
+    assert entry.detail["merged"] == merges
+    assert sim.store.get_state(migrations.CLIENT_REF_MERGES_KEY) is None
+    assert sim.store.verify_audit().ok
+
+
+def test_a_restored_backup_brings_one_spelling(sim, tmp_path):
+    backup = tmp_path / "backup.db"
+    sim.call("backup", path=str(backup))
+    conn = sqlite3.connect(backup)  # a backup that kept another spelling (written by hand)
+    conn.execute("INSERT OR IGNORE INTO pens VALUES (42, '1', '2026-11-01T00:00:00+00:00', 0, 0, 0)")
+    started = (sim.clock.now() - timedelta(hours=2)).isoformat()
+    conn.execute("INSERT INTO sessions (day, started_at, client_ref, area, pen_serial, "
+                 "cartridge_serial, outcome) VALUES (?, ?, 'bk-1042', 'face', 42, 777, 'completed')",
+                 (started[:10], started))
+    conn.commit()
+    conn.close()
+    sim.call("restore", path=str(backup))
+    refs = {r[0] for r in sim.store._read("SELECT client_ref FROM sessions")}
+    assert refs == {"BK-1042"}
+    assert "client_interval" in sim.ready_for_client("bk-1042")["locks"]
+
+
+def test_the_csv_and_the_log_show_the_canonical_spelling(sim):
+    treated(sim, "bk-1042")
+    day = sim.clock.now().date()
+    sessions = sim.store.sessions_on(day)
+    assert [s["client_ref"] for s in sessions] == ["BK-1042"]
+    assert "BK-1042" in sessions_csv(sessions) and "bk-1042" not in sessions_csv(sessions)
+    assert [s["client_ref"] for s in sim.call("sessions")] == ["BK-1042"]
