@@ -14,7 +14,7 @@ from appliance.hardware import frame
 from appliance.core import inputs, rules
 from appliance.daemon.control import BadRequest, ControlServer, Peer, Refused, flag
 from appliance.daemon import accounts
-from appliance.daemon.dock import Dock
+from appliance.daemon.dock import PEN_OUT_WORDS, ClientRefused, Dock
 from appliance.daemon.selftest import run_selftest
 from appliance.daemon.files import create_private_file
 from appliance.core.model import NextClient
@@ -42,7 +42,20 @@ def register(server: ControlServer, dock: Dock) -> None:
         try:
             store.audit(peer.actor, action, detail, clock.now(), dock.observe_clock())
         except StorageError as error:
+            dock.storage_failed(error)  # the status says storage_error until a write succeeds
             raise Refused(f"{action} was not recorded, so it was not done: {error}") from None
+
+    def name_client(client: NextClient | None) -> None:
+        """The one way a command names or forgets the next client (Dock.name_client)."""
+        try:
+            dock.name_client(client)
+        except ClientRefused as error:
+            raise Refused(str(error)) from None
+
+    def refuse_while_out() -> None:
+        """Before anything is audited: a rename while the pen is out changes nothing."""
+        if dock.pen_is_out():
+            raise Refused(PEN_OUT_WORDS)
 
     def link():
         """The clinic's link (appliance/fleet), or None for a dock that works alone."""
@@ -62,9 +75,9 @@ def register(server: ControlServer, dock: Dock) -> None:
             checklist = ",".join(map(str, checklist))
         items = rules.parse_checklist(str(checklist))
         with dock.lock:
+            refuse_while_out()
             audit(peer, "next_client", {"ref": ref, "area": area, "checklist": sorted(items)})
-            dock.next_client = NextClient(ref, area, items)
-            dock.overrides = {}  # an override was for the client it was given for
+            name_client(NextClient(ref, area, items))
         dock.settle()
         return dock.status()
 
@@ -72,10 +85,10 @@ def register(server: ControlServer, dock: Dock) -> None:
         """Forget a wrongly named next client (and any override given for it): the pen is
         held again until the right client is named."""
         with dock.lock:
+            refuse_while_out()
             was = dock.next_client
             audit(peer, "next_client_cleared", {"ref": was.ref if was else None})
-            dock.next_client = None
-            dock.overrides = {}
+            name_client(None)
         dock.settle()
         return dock.status()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,24 @@ RED_LOCKS = frozenset({
 DOCK_ACTOR = "dock"
 
 
+PEN_OUT_WORDS = ("the pen is out of the cradle: dock it so its session closes, then name the "
+                 "next client (nothing was changed)")
+
+
+class ClientRefused(Exception):
+    """A client may not be named now (the pen is out of the cradle); nothing was changed."""
+
+
+@dataclass(frozen=True)
+class ReleaseBinding:
+    """What the decision that released the pen checked: the session opens with exactly
+    these (README, "The moment of release")."""
+
+    client: NextClient | None
+    pen_serial: int
+    cartridge_serial: int
+
+
 class Dock:
     """One docking station: hardware, record, rules and the live state between them."""
 
@@ -58,7 +76,8 @@ class Dock:
         self.reading: PenReading | None = None
         self.readout_error: str | None = None
         self.next_client: NextClient | None = None
-        self.overrides: dict[str, str] = {}  # code -> reason, for the next session only
+        self.overrides: dict[str, str] = {}  # code -> reason, for the next client (and area) only
+        self.release_binding: ReleaseBinding | None = None  # set while, and only while, released
         self.session: OpenSession | None = None
         self.decision = Decision(locks=("no_pen",))
         self.released = False
@@ -123,7 +142,7 @@ class Dock:
                 self._tick()
             except Exception:
                 self.hw.latch.hold()
-                self.released = False
+                self.released, self.release_binding = False, None
                 log.exception("dock tick failed; the pen is held")
                 raise
 
@@ -196,12 +215,12 @@ class Dock:
     # -- sessions -----------------------------------------------------------------------
     def _on_lifted(self) -> None:
         """The pen left the cradle: after a release that opens the session."""
-        was_released = self.released
+        was_released, binding = self.released, self.release_binding
         self.hw.latch.hold()
-        self.released = False
+        self.released, self.release_binding = False, None
         self.seated = False
         if self.session is None and self.reading is not None:
-            self._open_session(forced=not was_released)
+            self._open_session(forced=not was_released, binding=binding if was_released else None)
         elif self.session is None:
             # Lifted while held and unread (a readout error): no counters to open a session
             # with, but the removal itself is on the record.
@@ -213,13 +232,41 @@ class Dock:
         self.registers.forget()  # whichever pen docks next gets a fresh tag
         self.chips.forget()  # whatever comes back is asked again
 
+    def name_client(self, client: NextClient | None) -> None:
+        """Name (or, with None, forget) the next client. The latch is held again before
+        anything else, so the pen is released only by a decision for this client; an
+        override stays only for the same client and area. While the pen is out of the
+        cradle (a session open, or the seat already saw it leave) nothing changes:
+        ClientRefused. Call with the dock's lock held, then settle() to decide again."""
+        if self.pen_is_out():
+            raise ClientRefused(PEN_OUT_WORDS)
+        self.hw.latch.hold()
+        self.released, self.release_binding = False, None
+        before = self.next_client
+        if client is None or before is None or (client.ref, client.area) != (before.ref, before.area):
+            self.overrides = {}  # an override is for the client and area it was given for
+        self.next_client = client
+
+    def pen_is_out(self) -> bool:
+        """A session is open, or the seat already saw the pen leave (it settles soon)."""
+        return self.session is not None or (self.seated and not self.hw.seat.raw())
+
+    def storage_failed(self, error: Exception) -> None:
+        """A write elsewhere (a command's audit entry) failed: hold the pen and show
+        storage_error until a write succeeds again."""
+        with self.lock:
+            self._storage_failed(error)
+            self._refresh()
+
     def note_forced_removal(self, actor) -> None:
         """Who used the technician's key, for the audit entry of the forced removal."""
         self.forced_by = getattr(actor, "actor", str(actor))
 
-    def _open_session(self, *, forced: bool) -> None:
+    def _open_session(self, *, forced: bool, binding: ReleaseBinding | None = None) -> None:
+        """A released pen's session is the releasing decision's: its client, area, pen and
+        cartridge, whatever was named since. A forced one's is the client named then."""
         reading = self.reading
-        client = self.next_client
+        client = binding.client if binding is not None else None if not forced else self.next_client
         now = self.clock.now()
         auth = self.chips.auth_for(reading)
         session = OpenSession(
@@ -227,8 +274,8 @@ class Dock:
             started_at=now,
             client_ref=client.ref if client else "",
             area=client.area if client else self.config.areas.default_area,
-            pen_serial=reading.pen_serial if reading else 0,
-            cartridge_serial=reading.cartridge_serial if reading else 0,
+            pen_serial=binding.pen_serial if binding else reading.pen_serial if reading else 0,
+            cartridge_serial=binding.cartridge_serial if binding else reading.cartridge_serial if reading else 0,
             strokes_start=reading.strokes if reading else 0,
             motor_seconds_start=reading.motor_seconds if reading else 0,
             started_monotonic=self.clock.monotonic(),
@@ -360,7 +407,10 @@ class Dock:
                 release = False
             else:
                 self.chips.committed(counter=chip_write, audited=changed)
-        self._drive(decision, release)
+        reading = self.reading
+        binding = ReleaseBinding(self.next_client, reading.pen_serial, reading.cartridge_serial) \
+            if release and reading is not None else None
+        self._drive(decision, release and binding is not None, binding)
 
     def _note_facts(self, history: History, decision: Decision) -> None:
         """Keep what the status's facts need: the decision's history and, for a reused
@@ -407,6 +457,7 @@ class Dock:
                     "pen": reading.pen_serial if reading else None,
                     "cartridge": reading.cartridge_serial if reading else None,
                     "client": self.next_client.ref if self.next_client else None,
+                        "area": self.next_client.area if self.next_client and release else None,
                     **self.chips.audit_detail(reading),
                 }
                 # An absent key means none: seven entries a session, kept for years (P6).
@@ -414,13 +465,14 @@ class Dock:
                 detail.update(clockduty.decision_clock(self.clockwatch))
                 self.store.audit(DOCK_ACTOR, "release" if release else "lock", detail, now, synced)
 
-    def _drive(self, decision: Decision, release: bool) -> None:
+    def _drive(self, decision: Decision, release: bool, binding: ReleaseBinding | None = None) -> None:
         was_released = self.released
         if release:
             self.hw.latch.release()
         else:
             self.hw.latch.hold()
         self.decision, self.released = decision, release
+        self.release_binding = binding if release else None
         if release:
             self.hw.light.show("green")
             if not was_released:
@@ -458,7 +510,7 @@ class Dock:
         self.storage_ok = False
         self.storage_error = str(error)
         self.hw.latch.hold()
-        self.released = False
+        self.released, self.release_binding = False, None
 
     def _probe_storage(self) -> None:
         try:
