@@ -13,7 +13,7 @@ from pathlib import Path
 from appliance.hardware import frame
 from appliance.core import inputs, rules
 from appliance.daemon.control import BadRequest, ControlServer, Peer, Refused, flag
-from appliance.daemon import accounts
+from appliance.daemon import accounts, authority
 from appliance.daemon.dock import PEN_OUT_WORDS, ClientRefused, Dock
 from appliance.daemon.selftest import run_selftest
 from appliance.daemon.files import create_private_file
@@ -101,11 +101,14 @@ def register(server: ControlServer, dock: Dock) -> None:
             raise Refused(str(error)) from None
         except ValueError as error:
             raise BadRequest(str(error)) from None
+        manager = authority.manager_for(args, peer, store, "override")
         with dock.lock:
             if code not in dock.decision.locks:
                 raise Refused(f"{code} is not holding the pen now, so there is nothing to override")
-            audit(peer, "override", {"code": code, "reason": reason,
-                                     "client": dock.next_client.ref if dock.next_client else None})
+            client = dock.next_client
+            audit(peer, "override", {"code": code, "reason": reason, "manager": manager,
+                                     "client": client.ref if client else None,
+                                     "area": client.area if client else None})
             dock.overrides[code] = reason
         dock.settle()
         return dock.status()
@@ -193,6 +196,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         role = str(args.get("role") or "")
         inputs.validate_role(role)
         password_hash = accounts.password_hash_arg(args)
+        accounts.check_may_make(role, args, peer, store)  # a slow hash: not under the dock's lock
         with dock.lock:
             if store.user(name) is not None:
                 raise Refused(f"user {name!r} exists already: choose another name")

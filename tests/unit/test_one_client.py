@@ -8,7 +8,6 @@ import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance import cli
@@ -17,16 +16,12 @@ from appliance.core.config import Config
 from appliance.core.model import CHECKLIST_ITEMS, History, NextClient, Treatment
 from appliance.fleet import events as ev
 from appliance.fleet.ledger import Ledger
-from appliance.page.app import create_app
 from appliance.record import migrations
 from appliance.record.export import sessions_csv
-from appliance.record.passwords import password_hash
 from appliance.record.store import Store
 from tests.support.inprocess import CHECKLIST
-from tests.web.conftest import log_in
 
 UTC = timezone.utc
-PASSWORD = "correct horse battery"
 
 
 def treated(sim, ref="BK-1042") -> dict:
@@ -56,19 +51,6 @@ def test_the_cli_holds_the_pen_for_a_mixed_case_spelling(sim, tmp_path, monkeypa
     cli.main(["log", "--json"])
     [logged] = json.loads(capsys.readouterr().out)
     assert logged["client_ref"] == "BK-1042"
-
-
-@pytest.fixture
-def page(sim, tmp_path):
-    """The real page on the sim dock's record and socket, a manager logged in."""
-    sim.store.add_user("boss", "manager", password_hash(PASSWORD, n=2**10), sim.clock.now())
-    store = Store.open(tmp_path / "data", readonly=True)
-    app = create_app(Config(), tmp_path / "data", sim.client.path, store=store,
-                     secret_key="test-key", status_fresh_s=0)
-    client = app.test_client()
-    assert log_in(client, "boss", PASSWORD).status_code == 302
-    yield client
-    store.close()
 
 
 def test_the_page_names_and_looks_up_one_client_in_any_case(sim, page):

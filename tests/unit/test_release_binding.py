@@ -134,7 +134,11 @@ def test_naming_a_client_while_the_pen_is_out_is_refused_and_changes_nothing(sim
 
 
 def override_interval(sim) -> dict:
-    return sim.call("override", code="client_interval", reason="dermatologist agreed in writing")
+    """As the page gives it: its logged-in manager's name (appliance/daemon/authority.py)."""
+    if sim.store.user("boss") is None:
+        sim.store.add_user("boss", "manager", "scrypt$not-used", sim.clock.now())
+    return sim.call("override", code="client_interval", reason="dermatologist agreed in writing",
+                    manager="boss")
 
 
 @pytest.mark.parametrize("other", [("BK-B", "face"), ("BK-A", "neck")])
