@@ -97,6 +97,11 @@ def detail(code: str, inputs: FactInputs) -> dict[str, Any]:
     rules = config.rules
     if code in ("client_interval", "interval_short", "course_complete"):
         return client_facts(inputs)
+    if code == "client_ref_similar" and inputs.next_client is not None:
+        other = treatment_rules.similar_treatment(inputs.next_client, history)
+        return {} if other is None else {
+            "client_ref": inputs.next_client.ref, "similar_ref": other.client_ref,
+            "similar_area": other.area, "last_date": _day(other.started_at, config).isoformat()}
     if code == "checklist_missing":
         ticked = inputs.next_client.checklist if inputs.next_client else frozenset()
         return {"missing": [item for item in CHECKLIST_ITEMS if item not in ticked],
@@ -165,6 +170,9 @@ def sentence(code: str, facts: dict[str, Any]) -> str:
     if code == "course_complete" and "treatments_in_window" in facts:
         return (f"{facts['treatments_in_window']} treatments of this area in the last "
                 f"{facts['course_window_days']} days (a course is {facts['course_max_treatments']}).")
+    if code == "client_ref_similar" and "similar_ref" in facts:
+        return (f"{facts['similar_ref']} was treated on {facts['last_date']} ({facts['similar_area']}); "
+                f"is {facts['client_ref']} the same client?")
     if code == "battery_low" and "battery_percent" in facts:
         return (f"Battery {facts['battery_percent']}% ({facts['battery_mv'] / 1000:.2f} V); "
                 f"{facts['sessions_left']} sessions left above the {facts['min_mv'] / 1000:.2f} V minimum.")

@@ -8,6 +8,7 @@ appliance/core/pendock.toml).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Iterable, NamedTuple
@@ -25,6 +26,7 @@ from appliance.core.model import (
     OpenSession,
     PenReading,
     SessionResult,
+    Treatment,
 )
 
 
@@ -61,6 +63,11 @@ DESCRIPTIONS: dict[str, CodeText] = {
     "client_missing": CodeText(
         "lock", "No client is named for the next session.",
         "Enter the client's booking reference (never a name) and the treatment area."),
+    "client_ref_similar": CodeText(
+        "warning", "This booking reference differs from one treated recently only by a dash, "
+        "underscore, dot or leading zero: it may be the same client typed another way.",
+        "Check the booking: if it is the same client, name the reference already on record so "
+        "the interval rules count the earlier treatment."),
     "client_interval": CodeText(
         "lock", "This client had this area treated too recently: the skin has not had time to heal "
         "(at least 3 weeks are needed).",
@@ -244,6 +251,8 @@ def _client_findings(client: NextClient | None, history: History, config: Config
             yield "interval_short"
     if course_count(same, now, config) >= rules.course_max_treatments:
         yield "course_complete"  # this session would be one more than a full course
+    if similar_treatment(client, history) is not None:
+        yield "client_ref_similar"
     if not set(CHECKLIST_ITEMS) <= client.checklist:
         yield "checklist_missing"
 
@@ -259,6 +268,25 @@ def course_count(starts: Iterable[datetime], now: datetime, config: Config) -> i
     """How many of these treatments fall in the course window before `now`."""
     window = timedelta(days=config.rules.course_window_days)
     return sum(1 for started in starts if now - started <= window)
+
+
+_SEPARATORS = re.compile(r"[-_.]")
+_LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
+
+
+def ref_likeness(ref: str) -> str:
+    """A reference without its separators (-_.) and the leading zeros of its digits:
+    `BK-01042`, `bk_1042` and `BK1042` share one, the likeness client_ref_similar compares."""
+    return _SEPARATORS.sub("", _LEADING_ZEROS.sub("", canonical_client_ref(ref)))
+
+
+def similar_treatment(client: NextClient, history: History) -> Treatment | None:
+    """The latest treatment of ANOTHER reference with this one's likeness, if any."""
+    ref = canonical_client_ref(client.ref)
+    likeness = ref_likeness(ref)
+    found = [t for t in history.similar_treatments
+             if canonical_client_ref(t.client_ref) != ref and ref_likeness(t.client_ref) == likeness]
+    return max(found, key=lambda t: t.started_at) if found else None
 
 
 def calendar_days(earlier: datetime, later: datetime, tz: tzinfo) -> int:

@@ -91,6 +91,7 @@ class Dock:
         # Whether the wall clock can be trusted (NTP, a person, the monotonic clock, the record).
         self.clockwatch = clockduty.watch_clock(clock, store)
         self._history_seen = History()  # the last decision's, for the facts behind its reasons
+        self._similar: tuple[object, tuple] = (None, ())  # (ref, day) -> look-alike references
         self._cartridge_seen: tuple[int, CartridgeSeen | None] = (0, None)  # serial -> where seen
         self.registers = SessionRegisters()  # the tag the docked pen's session registers are under
         self.fleet: LinkProcess | None = None  # the clinic's link (appliance/fleet), set by start_dock
@@ -246,6 +247,7 @@ class Dock:
         if client is None or before is None or (client.ref, client.area) != (before.ref, before.area):
             self.overrides = {}  # an override is for the client and area it was given for
         self.next_client = client
+        self._similar = (None, ())  # look-alike references are read again for this naming
 
     def pen_is_out(self) -> bool:
         """A session is open, or the seat already saw the pen leave (it settles soon)."""
@@ -373,10 +375,22 @@ class Dock:
         try:
             history = self.store.history(self.reading, ref, now, self.config.rules.course_window_days)
             # The chip's counter is judged against the record as it was BEFORE its answer.
-            return replace(history, cartridge_counter_floor=self.chips.floor_for(self.reading))
+            return replace(history, cartridge_counter_floor=self.chips.floor_for(self.reading),
+                           similar_treatments=self._similar_treatments(ref, now))
         except StorageError as error:
             self._storage_failed(error)
             return History()
+
+    def _similar_treatments(self, ref: str | None, now: datetime) -> tuple:
+        """Other references like the named one (client_ref_similar), read once per client
+        and day: a naming is rare, decisions are many (bar P1)."""
+        if not ref:
+            return ()
+        key = (ref, now.astimezone(self.config.tz).date())
+        if self._similar[0] != key:
+            since = now - timedelta(days=self.config.rules.course_window_days)
+            self._similar = (key, self.store.similar_treatments(ref, since))
+        return self._similar[1]
 
     def rules_now(self) -> datetime:
         """The time the rules count from: the wall clock, unless it jumped where the

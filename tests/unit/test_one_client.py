@@ -8,6 +8,7 @@ import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance import cli
@@ -155,3 +156,28 @@ def test_the_csv_and_the_log_show_the_canonical_spelling(sim):
     assert [s["client_ref"] for s in sessions] == ["BK-1042"]
     assert "BK-1042" in sessions_csv(sessions) and "bk-1042" not in sessions_csv(sessions)
     assert [s["client_ref"] for s in sim.call("sessions")] == ["BK-1042"]
+
+
+def test_references_alike_but_for_separators_or_leading_zeros():
+    assert rules.ref_likeness("BK-01042") == rules.ref_likeness("bk_1042") == rules.ref_likeness("BK1042.")
+    assert rules.ref_likeness("BK-1042") != rules.ref_likeness("BK-1043")
+    assert rules.ref_likeness("BK-10420") != rules.ref_likeness("BK-1042")  # a trailing zero counts
+    assert rules.ref_likeness("2025.03") == rules.ref_likeness("2025-3")
+
+
+@pytest.mark.parametrize("typed", ["BK-01042", "bk_1042", "BK1042"])
+def test_a_reference_like_one_treated_in_the_course_window_is_a_warning_with_its_facts(sim, typed):
+    treated(sim, "BK-1042")
+    status = sim.ready_for_client(typed)
+    assert not status["held"] and "client_ref_similar" in status["warnings"]
+    [reason] = [r for r in status["reasons"] if r["code"] == "client_ref_similar"]
+    day = sim.clock.now().date().isoformat()
+    assert reason["detail"] == {"client_ref": typed.upper(), "similar_ref": "BK-1042",
+                                "similar_area": "face", "last_date": day}
+    assert "BK-1042 was treated on" in reason["detail_words"]
+    assert "client_ref_similar" not in sim.ready_for_client("BK-1042")["warnings"]  # itself
+
+
+def test_a_different_reference_is_not_similar(sim):
+    treated(sim, "BK-1042")
+    assert "client_ref_similar" not in sim.ready_for_client("BK-1043")["warnings"]
