@@ -135,6 +135,14 @@ DESCRIPTIONS: dict[str, CodeText] = {
 }
 CODES: tuple[str, ...] = tuple(DESCRIPTIONS)
 
+# Locks that mean "stop" (red): something is wrong with the pen, the cartridge or the dock,
+# or this client may not be treated yet. The other locks (amber) wait for the therapist.
+# The one table: the dock's light, the page and live.js (served to it by the page) use it.
+STOP_LOCKS = frozenset({
+    "readout_error", "cartridge_reused", "cartridge_unauthentic", "pen_fault", "counter_rollback",
+    "service_due", "storage_error", "client_interval",
+})
+
 # Locks a manager may lift for one session, with a written reason: code -> role.
 OVERRIDABLE: dict[str, str] = {"client_interval": "manager", "checklist_missing": "manager"}
 # Cleared only by the technician verbs (rebaseline, service-reset), which change the pen record.

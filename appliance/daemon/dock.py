@@ -34,12 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pendock.dock")
 
-# Locks that mean "stop": something is wrong with the pen or the dock, or this client may
-# not be treated yet; they light red. The rest (waiting for the therapist) light amber.
-RED_LOCKS = frozenset({
-    "readout_error", "cartridge_reused", "pen_fault", "counter_rollback", "service_due",
-    "storage_error", "client_interval", "cartridge_unauthentic",
-})
+# Locks that light red (a stop); the rest, waiting for the therapist, light amber. One
+# table for the light, the page and live.js: rules.STOP_LOCKS.
+RED_LOCKS = rules.STOP_LOCKS
 DOCK_ACTOR = "dock"
 
 

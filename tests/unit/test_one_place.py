@@ -3,7 +3,11 @@ reasons' facts ask appliance/core/rules.py, over the history the rules count, so
 them can say something the dock's decision does not."""
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timedelta, timezone
+from html import unescape
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -12,7 +16,9 @@ from appliance.core.config import Config
 from appliance.core.model import CHECKLIST_ITEMS, History, NextClient, Treatment
 from appliance.fleet import events as ev
 from appliance.fleet.ledger import Ledger
+from appliance.daemon import dock as dock_module
 from appliance.page import clients
+from appliance.page import view as web_view
 from appliance.record import lookups
 from appliance.record.store import Store
 
@@ -94,3 +100,19 @@ def test_the_reasons_facts_are_the_rules_facts_for_any_spelling_on_record():
     assert facts["last_date"] == "2026-11-25" and facts["days_since"] == 3
     assert facts["next_eligible_date"] == dates.next_eligible.isoformat()
     assert facts["treatments_in_window"] == 1
+
+
+def test_one_stop_table_for_the_light_the_page_and_live_js(sim, page):
+    """Finding 5: a forged cartridge lit STOP with an amber reason (three tables)."""
+    sim.call("sim.dock")
+    sim.call("sim.cartridge", forged=True)
+    status = sim.status()
+    assert "cartridge_unauthentic" in status["locks"] and status["light"] == "red"
+    [reason] = [r for r in web_view.live_state(status).reasons if r.code == "cartridge_unauthentic"]
+    assert reason.tone == "stop"
+    assert dock_module.RED_LOCKS is web_view.RED_CODES is rules.STOP_LOCKS
+    html = page.get("/").get_data(as_text=True)
+    served = json.loads(unescape(re.search(r'data-rules="([^"]+)"', html).group(1)))
+    assert served == {"stop": sorted(rules.STOP_LOCKS), "overridable": sorted(rules.OVERRIDABLE)}
+    script = (Path(__file__).parents[2] / "web" / "static" / "live.js").read_text()
+    assert [code for code in rules.CODES if f'"{code}"' in script] == []  # no copy of a table
