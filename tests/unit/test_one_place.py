@@ -9,10 +9,12 @@ from datetime import datetime, timedelta, timezone
 from html import unescape
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.core import reason_facts, rules
-from appliance.core.config import Config
+from appliance.core.broker import parse_broker
+from appliance.core.config import Config, ConfigError, load_config
 from appliance.core.model import CHECKLIST_ITEMS, History, NextClient, Treatment
 from appliance.fleet import events as ev
 from appliance.fleet.ledger import Ledger
@@ -116,3 +118,22 @@ def test_one_stop_table_for_the_light_the_page_and_live_js(sim, page):
     assert served == {"stop": sorted(rules.STOP_LOCKS), "overridable": sorted(rules.OVERRIDABLE)}
     script = (Path(__file__).parents[2] / "web" / "static" / "live.js").read_text()
     assert [code for code in rules.CODES if f'"{code}"' in script] == []  # no copy of a table
+
+
+@pytest.mark.parametrize("broker", ["mqtt://b:99999", "mqtt://b:0", "mqtt://user@b:1883", "http://b:1883",
+                                    "mqtts://b/topic", "mqtt://:1883"])
+def test_a_broker_address_is_refused_at_load_with_file_and_line(tmp_path, broker):
+    """Finding 5: the config took port 99999 that the daemon then refused at start."""
+    path = tmp_path / "pendock.toml"
+    path.write_text(f'[fleet]\ndock_id = "room-1"\n# the clinic broker\nbroker = "{broker}"\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path} line 4: fleet.broker ")
+
+
+@pytest.mark.parametrize("broker", ["mqtt://b", "mqtts://broker.clinic:8883", "mqtt://10.0.0.2:1883/",
+                                    "mqtt://[fd00::1]:1883"])
+def test_what_the_config_takes_the_link_can_use(tmp_path, broker):
+    path = tmp_path / "pendock.toml"
+    path.write_text(f'[fleet]\ndock_id = "room-1"\nbroker = "{broker}"\n')
+    assert str(parse_broker(load_config(path).fleet.broker)).startswith("mqtt")
