@@ -287,3 +287,18 @@ def register(server: ControlServer, dock: Dock) -> None:
         server.register(name, handler, technician=True, errors={StorageError: "refused"})
     accounts.register(server, dock)
     clock_commands.register(server, dock)
+    for command in server.commands.values():
+        command.handler = _noting_storage_errors(command.handler, dock)
+
+
+def _noting_storage_errors(handler, dock: Dock):
+    """Any command whose write failed leaves storage_error on the dock (the pen held)
+    until a write succeeds again, whatever that command was."""
+    def noting(args, peer):
+        try:
+            return handler(args, peer)
+        except StorageError as error:
+            if dock.storage_ok:
+                dock.storage_failed(error)
+            raise
+    return noting

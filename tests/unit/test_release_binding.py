@@ -208,3 +208,16 @@ def test_a_refused_command_on_a_full_disk_shows_storage_error_until_a_write_succ
     status = sim.status()
     assert status["storage_ok"] and status["locks"] == ["client_missing"], status["locks"]
     assert json.dumps(status)  # still the contract's JSON
+
+
+def test_any_command_whose_write_failed_leaves_storage_error(sim, monkeypatch):
+    """A technician's command (here a token) that could not be written: storage_error
+    shows, as for the dock's own writes."""
+    def full(*args, **kwargs):
+        raise StorageError("database or disk is full (test)")
+
+    monkeypatch.setattr(sim.store, "add_token", full)
+    monkeypatch.setattr(sim.store, "audit", full)  # and the dock's own attempts fail too
+    with pytest.raises(Refused):
+        sim.call("token_create", name="api", token_hash="0" * 64)
+    assert "storage_error" in sim.status()["locks"]
