@@ -14,7 +14,7 @@ from appliance.hardware import frame
 from appliance.core import inputs, rules
 from appliance.daemon.control import BadRequest, ControlServer, Peer, Refused, flag
 from appliance.daemon import accounts, authority
-from appliance.daemon.dock import PEN_OUT_WORDS, ClientRefused, Dock
+from appliance.daemon.dock import ClientRefused, Dock
 from appliance.daemon.selftest import run_selftest
 from appliance.daemon.files import create_private_file
 from appliance.core.model import NextClient
@@ -52,10 +52,13 @@ def register(server: ControlServer, dock: Dock) -> None:
         except ClientRefused as error:
             raise Refused(str(error)) from None
 
-    def refuse_while_out() -> None:
-        """Before anything is audited: a rename while the pen is out changes nothing."""
-        if dock.pen_is_out():
-            raise Refused(PEN_OUT_WORDS)
+    def hold_for_naming() -> None:
+        """Before anything else, the audit entry included: the latch held again, or, while
+        the pen is out, Refused with nothing changed."""
+        try:
+            dock.hold_for_naming()
+        except ClientRefused as error:
+            raise Refused(str(error)) from None
 
     def link():
         """The clinic's link (appliance/fleet), or None for a dock that works alone."""
@@ -75,7 +78,7 @@ def register(server: ControlServer, dock: Dock) -> None:
             checklist = ",".join(map(str, checklist))
         items = rules.parse_checklist(str(checklist))
         with dock.lock:
-            refuse_while_out()
+            hold_for_naming()
             audit(peer, "next_client", {"ref": ref, "area": area, "checklist": sorted(items)})
             name_client(NextClient(ref, area, items))
         dock.settle()
@@ -85,7 +88,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         """Forget a wrongly named next client (and any override given for it): the pen is
         held again until the right client is named."""
         with dock.lock:
-            refuse_while_out()
+            hold_for_naming()
             was = dock.next_client
             audit(peer, "next_client_cleared", {"ref": was.ref if was else None})
             name_client(None)

@@ -236,15 +236,20 @@ class Dock:
         override stays only for the same client and area. While the pen is out of the
         cradle (a session open, or the seat already saw it leave) nothing changes:
         ClientRefused. Call with the dock's lock held, then settle() to decide again."""
-        if self.pen_is_out():
-            raise ClientRefused(PEN_OUT_WORDS)
-        self.hw.latch.hold()
-        self.released, self.release_binding = False, None
+        self.hold_for_naming()
         before = self.next_client
         if client is None or before is None or (client.ref, client.area) != (before.ref, before.area):
             self.overrides = {}  # an override is for the client and area it was given for
         self.next_client = client
         self._similar = (None, ())  # look-alike references are read again for this naming
+
+    def hold_for_naming(self) -> None:
+        """The first step of naming a client: the latch held, the release forgotten; or,
+        while the pen is out, ClientRefused with nothing changed."""
+        if self.pen_is_out():
+            raise ClientRefused(PEN_OUT_WORDS)
+        self.hw.latch.hold()
+        self.released, self.release_binding = False, None
 
     def pen_is_out(self) -> bool:
         """A session is open, or the seat already saw the pen leave (it settles soon)."""
