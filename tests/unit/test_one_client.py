@@ -181,3 +181,44 @@ def test_a_reference_like_one_treated_in_the_course_window_is_a_warning_with_its
 def test_a_different_reference_is_not_similar(sim):
     treated(sim, "BK-1042")
     assert "client_ref_similar" not in sim.ready_for_client("BK-1043")["warnings"]
+
+
+def test_every_door_that_reads_a_reference_sees_one_client(sim, page, tmp_path, monkeypatch, capsys):
+    """The socket, the CLI, the page's form and lookup, a peer's event, a restore and the
+    CSV, each given another letter case of one reference: one client everywhere."""
+    treated(sim, "bk-1042")  # the socket
+    monkeypatch.setenv("PENDOCK_SOCKET", str(sim.client.path))
+    monkeypatch.setenv("PENDOCK_DATA", str(tmp_path / "data"))
+    sim.call("sim.cartridge")
+    assert cli.main(["next-client", "Bk-1042", "--area", "face", "--checklist", CHECKLIST]) == 1  # the CLI
+    capsys.readouterr()
+    assert "client_interval" in sim.status()["locks"]
+    token = page.get("/").get_data(as_text=True).split('name="csrf" value="')[1].split('"')[0]
+    page.post("/next-client", data={"csrf": token, "ref": "bK-1042", "area": "face",  # the page
+                                    "checklist": list(CHECKLIST_ITEMS)})
+    assert sim.status()["next_client"]["ref"] == "BK-1042" and "client_interval" in sim.status()["locks"]
+    key = Ed25519PrivateKey.generate()  # a peer's event
+    event = event_from("room-9", key, {"session": 1, "client_ref": "bK-1042", "area": "neck",
+                                       "pen_serial": 7, "cartridge_serial": 99},
+                       sim.clock.now() - timedelta(hours=1), tmp_path)
+    with sim.store.transaction("ingest"):
+        Ledger(sim.store.conn, "room-1").ingest([event], min_interval_days=21, tz=UTC, now=sim.clock.now())
+    sim.call("clear_client")
+    backup = tmp_path / "backup.db"  # a restore
+    sim.call("backup", path=str(backup))
+    conn = sqlite3.connect(backup)
+    started = (sim.clock.now() - timedelta(days=3)).isoformat()
+    pen = sim.status()["pen"]["serial"]
+    conn.execute("INSERT INTO sessions (day, started_at, client_ref, area, pen_serial, cartridge_serial, "
+                 "outcome) VALUES (?, ?, 'Bk-1042', 'neck', ?, 778, 'completed')", (started[:10], started, pen))
+    conn.commit()
+    conn.close()
+    sim.call("restore", path=str(backup))
+    refs = {r[0] for r in sim.store._read("SELECT client_ref FROM sessions UNION "
+                                          "SELECT client_ref FROM fleet_sessions")}
+    assert refs == {"BK-1042"}
+    found = page.get("/api/clients/bk-1042").get_json()  # the lookup
+    totals = {a["area"]: a["treatments_total"] for a in found["areas"]}
+    assert found["client_ref"] == "BK-1042" and totals == {"face": 1, "neck": 2}
+    csv = sessions_csv(sim.store.sessions_on(sim.clock.now().date()))  # the CSV
+    assert "BK-1042" in csv and not {"bk-1042", "Bk-1042", "bK-1042"} & set(csv.replace(",", " ").split())
