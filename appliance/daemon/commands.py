@@ -2,8 +2,9 @@
 
 Each is a small function of (args, peer) that checks its input, asks the dock or the
 store, and returns plain JSON-able data. Clinic commands (status, next client, override,
-the day's log) are open to the socket's group (the page, technicians); technician
-commands need root or the technicians' group (see control.Peer).
+the day's log) are open to the socket's group (the page, technicians), but `override` is
+a manager's act the daemon checks itself (authority.py); technician commands need root or
+the technicians' group (see control.Peer).
 """
 from __future__ import annotations
 
