@@ -27,8 +27,9 @@ def manager_for(args: dict, peer: Peer, store, act: str, *, page_may: bool = Tru
     page never asks, such as making a manager)."""
     name = args.get("manager")
     password = args.get("manager_password")
-    how = ("the page sends its logged-in manager; `pendock override` and `pendock user` ask "
-           "for a manager's name and password on standard input")
+    how = ("the page sends its logged-in manager; `pendock override` asks for a manager's "
+           "name and password on standard input, `pendock user ... --manager NAME` for that "
+           "manager's password after the new one")
     if not isinstance(name, str) or not inputs.valid_user_name(name):
         raise Denied(f"{act.replace('_', ' ')} is a manager's act: name the manager who gives it ({how})")
     user = store.user(name)

@@ -114,3 +114,14 @@ def test_the_page_sends_the_manager_it_logged_in(page, sim):
     assert not sim.status()["held"]
     [given] = overrides_on_record(sim)
     assert given["manager"] == "boss"
+
+
+def test_the_cli_makes_a_second_manager_with_a_managers_consent(held, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PENDOCK_SOCKET", str(held.client.path))
+    monkeypatch.setenv("PENDOCK_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("a new password\n"))
+    assert cli.main(["user", "add", "ana", "--role", "manager"]) == 2
+    assert "--manager NAME" in capsys.readouterr().err and held.store.user("ana") is None
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"a new password\n{PASSWORD}\n"))
+    assert cli.main(["user", "add", "ana", "--role", "manager", "--manager", "boss"]) == 0
+    assert held.store.user("ana")["role"] == "manager"
