@@ -10,6 +10,7 @@ import pytest
 
 from appliance import cli
 from appliance.core import inputs
+from appliance.daemon import authority
 from appliance.daemon.control import Peer
 from appliance.record.passwords import password_hash
 from tests.support.inprocess import CHECKLIST
@@ -125,3 +126,22 @@ def test_the_cli_makes_a_second_manager_with_a_managers_consent(held, tmp_path, 
     monkeypatch.setattr("sys.stdin", io.StringIO(f"a new password\n{PASSWORD}\n"))
     assert cli.main(["user", "add", "ana", "--role", "manager", "--manager", "boss"]) == 0
     assert held.store.user("ana")["role"] == "manager"
+
+
+def test_wrong_manager_passwords_are_capped_per_name(held, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(authority, "GUESSES", authority.GuessLimit(clock=lambda: now[0]))
+    for n in range(authority.MAX_GUESSES):
+        reply = ask(held, TECHNICIAN, "override", code="client_interval", reason=REASON,
+                    manager="boss", manager_password=f"guess number {n}")
+        assert reply["error"] == "denied" and "name and password" in reply["message"]
+    reply = ask(held, TECHNICIAN, "override", code="client_interval", reason=REASON,
+                manager="boss", manager_password=PASSWORD)
+    assert reply["error"] == "denied" and "wrong passwords" in reply["message"]  # even the right one
+    assert ask(held, PAGE, "override", code="client_interval", reason=REASON, manager="boss")["ok"]
+    now[0] += authority.GUESS_WINDOW_S
+    held.call("next_client", ref="BK-2", area="face", checklist=CHECKLIST)  # the override dropped
+    held.call("next_client", ref="BK-1", area="face", checklist=CHECKLIST)
+    reply = ask(held, TECHNICIAN, "override", code="client_interval", reason=REASON,
+                manager="boss", manager_password=PASSWORD)
+    assert reply["ok"], reply
