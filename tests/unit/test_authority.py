@@ -145,3 +145,13 @@ def test_wrong_manager_passwords_are_capped_per_name(held, monkeypatch):
     reply = ask(held, TECHNICIAN, "override", code="client_interval", reason=REASON,
                 manager="boss", manager_password=PASSWORD)
     assert reply["ok"], reply
+
+
+def test_the_days_events_name_the_manager_who_overrode(held):
+    from appliance.page import events
+
+    ask(held, TECHNICIAN, "override", code="client_interval", reason=REASON, manager="boss",
+        manager_password=PASSWORD)
+    [entry] = [e for e in held.store.audit_entries(limit=100) if e.action == "override"]
+    event = events.event_of(entry.action, entry.detail, entry.actor, entry.at, held.config.tz)
+    assert event.words.startswith("Manager boss overrode") and event.actor.startswith("tech")
