@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     ov = sub.add_parser("override", parents=[common], help="manager override of an overridable lock")
     ov.add_argument("code")
     ov.add_argument("--reason", required=True)
+    ov.add_argument("--manager", help="the manager giving it (else asked); the password is asked on stdin")
     lg = sub.add_parser("log", parents=[common], help="a day's sessions (today by default)")
     lg.add_argument("--date")
     lg.add_argument("--csv", action="store_true")
@@ -141,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     us.add_argument("action", choices=["add", "remove", "passwd"])
     us.add_argument("name")
     us.add_argument("--role", choices=ROLES, help="for add")
+    us.add_argument("--manager", help="a manager who allows a new manager or a manager's new password "
+                                      "(their password is asked on stdin after the new one)")
     tk = sub.add_parser("token", parents=[common], help="read-only API tokens: create, list, revoke ID|NAME")
     tk.add_argument("action", choices=["create", "list", "revoke"])
     tk.add_argument("ref", nargs="?", help="for revoke: the token's id or name")
@@ -295,7 +298,9 @@ def _clear_client(args, client) -> int:
 
 
 def _override(args, client) -> int:
-    status = client.call("override", code=args.code, reason=args.reason)
+    """A manager's act: the manager's name (--manager, or asked) and password, read from
+    stdin (a line each when it is not a terminal) and checked by the daemon."""
+    status = client.call("override", code=args.code, reason=args.reason, **_manager_words(args))
     _emit(args, status, f"{args.code} overridden for the next session.\n" + format_status(status))
     return EXIT_OK
 
@@ -374,11 +379,13 @@ def _user(args, client) -> int:
     # module too, and the daemon's process keeps what it loads (bar P4, core/digest.py).
     from appliance.record.passwords import password_hash
 
+    allowed = _manager_words(args) if args.manager else {}  # needed for a manager's powers
     if args.action == "passwd":
-        result = client.call("user_passwd", name=name, password_hash=password_hash(password))
+        result = client.call("user_passwd", name=name, password_hash=password_hash(password), **allowed)
         _emit(args, result, f"Password of {name} changed; their logins on the page have ended.")
         return EXIT_OK
-    result = client.call("user_add", name=name, role=args.role, password_hash=password_hash(password))
+    result = client.call("user_add", name=name, role=args.role, password_hash=password_hash(password),
+                         **allowed)
     _emit(args, result, f"User {result['name']} ({result['role']}) added.")
     return EXIT_OK
 
@@ -460,6 +467,21 @@ def run_verb(args) -> int:
     if handler is None:
         raise UsageError(f"unknown verb {args.verb}")
     return handler(args, client_for(args))
+
+
+def _manager_words(args) -> dict[str, str]:
+    """The manager's name and password for the daemon to check: from the terminal, or a
+    line each on stdin (the name only when --manager is not given). Missing ones are
+    left out, and the daemon says what it needs."""
+    words: dict[str, str] = {}
+    tty = sys.stdin.isatty()
+    name = args.manager or (input("Manager's name: ") if tty else sys.stdin.readline().rstrip("\n"))
+    if name:
+        words["manager"] = name
+    password = getpass.getpass(f"Password of manager {name}: ") if tty else sys.stdin.readline().rstrip("\n")
+    if password:
+        words["manager_password"] = password
+    return words
 
 
 def _read_password() -> str:

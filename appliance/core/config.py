@@ -16,6 +16,8 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from appliance.core.broker import parse_broker
+
 DEFAULT_CONFIG_PATH = Path("/etc/pendock/pendock.toml")
 CONFIG_ENV = "PENDOCK_CONFIG"
 
@@ -254,9 +256,14 @@ def _optional_text(value: Any) -> str:
 
 
 def _broker(value: Any) -> str:
+    """The broker's one rule (appliance/core/broker.py), applied here, at load."""
     text = _optional_text(value)
-    if text and not re.fullmatch(r"mqtts?://[A-Za-z0-9.\-\[\]:]+?(:[0-9]{1,5})?/?", text):
-        raise _Bad("must be mqtt://HOST:PORT or mqtts://HOST:PORT")
+    if text:
+        try:
+            parse_broker(text)
+        except ValueError as error:
+            raise _Bad(f"must be mqtt://HOST:PORT or mqtts://HOST:PORT with a port from 1 to "
+                       f"65535 ({error})") from None
     return text
 
 

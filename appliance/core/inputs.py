@@ -16,6 +16,12 @@ NAME = re.compile(r"[A-Za-z0-9._-]{1,32}")
 NAME_RULE = "1 to 32 ASCII letters, digits, '-', '_' or '.'"
 USER_NAME, USER_NAME_RULE = NAME, f"a user name is {NAME_RULE}"
 ROLES = ("therapist", "manager")  # who logs in to the page; technicians use the OS (root, pendock-tech)
+# The one role table: what each role of the record may do. The daemon checks it itself
+# (appliance/daemon/authority.py); the page only shows or hides its buttons by it.
+ROLE_ACTS: dict[str, frozenset[str]] = {
+    "therapist": frozenset({"name_client"}),
+    "manager": frozenset({"name_client", "override", "add_manager"}),
+}
 MIN_REASON, MAX_REASON = 5, 500  # a written reason: long enough to say something, short enough to read
 
 
@@ -61,6 +67,11 @@ def check_user_name(name: object) -> str:
     if not valid_user_name(name):
         raise BadInput(f"{USER_NAME_RULE}, got {str(name)[:40]!r}")
     return name  # type: ignore[return-value]
+
+
+def role_may(role: object, act: str) -> bool:
+    """Whether a user of this role may do `act` (ROLE_ACTS); an unknown role may nothing."""
+    return isinstance(role, str) and act in ROLE_ACTS.get(role, frozenset())
 
 
 def validate_role(role: object) -> str:

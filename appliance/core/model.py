@@ -98,6 +98,9 @@ class History:
     # The lowest use counter this cartridge's chip showed this dock BEFORE the answer being
     # judged (None: never seen). An answer not below it is a reset or cloned chip.
     cartridge_counter_floor: int | None = None
+    # Other references treated in the course window (any area), latest session each, that
+    # the rules compare for client_ref_similar (found once per naming: appliance/record/history.py).
+    similar_treatments: tuple[Treatment, ...] = ()
 
 
 @dataclass(frozen=True)

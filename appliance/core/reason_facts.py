@@ -3,13 +3,15 @@
 A therapist told "treated too recently" needs the date; told "battery too low", how low
 and how many sessions are left. Pure: every fact comes from values the dock already has
 (the reading, the decision's history, the config, now), so this is tested on its own.
+Every date and count of a client is the rules' own (appliance/core/rules.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
+from appliance.core import rules as treatment_rules
 from appliance.core.config import Config
 from appliance.core.model import CHECKLIST_ITEMS, History, NextClient, PenReading
 
@@ -71,24 +73,21 @@ def client_facts(inputs: FactInputs) -> dict[str, Any]:
     client, config = inputs.next_client, inputs.config
     if client is None:
         return {}
-    same = [t.started_at for t in inputs.history.treatments
-            if t.client_ref == client.ref and t.area == client.area]
+    same = treatment_rules.same_client_starts(client, inputs.history)
     facts: dict[str, Any] = {"client_ref": client.ref, "area": client.area}
     if not same:
         return facts
     last = max(same)
-    last_day = _day(last, config)
-    rules = config.rules
-    window = timedelta(days=rules.course_window_days)
+    dates = treatment_rules.eligible_dates(last, config)
     facts.update(
-        last_date=last_day.isoformat(),
-        days_since=(_day(inputs.now, config) - last_day).days,
-        min_interval_days=rules.min_interval_days,
-        next_eligible_date=(last_day + timedelta(days=rules.min_interval_days)).isoformat(),
-        recommended_date=(last_day + timedelta(days=rules.recommended_interval_days)).isoformat(),
-        treatments_in_window=sum(1 for s in same if inputs.now - s <= window),
-        course_max_treatments=rules.course_max_treatments,
-        course_window_days=rules.course_window_days,
+        last_date=_day(last, config).isoformat(),
+        days_since=treatment_rules.calendar_days(last, inputs.now, config.tz),
+        min_interval_days=config.rules.min_interval_days,
+        next_eligible_date=dates.next_eligible.isoformat(),
+        recommended_date=dates.recommended.isoformat(),
+        treatments_in_window=treatment_rules.course_count(same, inputs.now, config),
+        course_max_treatments=config.rules.course_max_treatments,
+        course_window_days=config.rules.course_window_days,
     )
     if inputs.wall_now is not None:
         shown_days = (_day(inputs.wall_now, config) - last_day).days
@@ -105,6 +104,11 @@ def detail(code: str, inputs: FactInputs) -> dict[str, Any]:
     rules = config.rules
     if code in ("client_interval", "interval_short", "course_complete"):
         return client_facts(inputs)
+    if code == "client_ref_similar" and inputs.next_client is not None:
+        other = treatment_rules.similar_treatment(inputs.next_client, history)
+        return {} if other is None else {
+            "client_ref": inputs.next_client.ref, "similar_ref": other.client_ref,
+            "similar_area": other.area, "last_date": _day(other.started_at, config).isoformat()}
     if code == "checklist_missing":
         ticked = inputs.next_client.checklist if inputs.next_client else frozenset()
         return {"missing": [item for item in CHECKLIST_ITEMS if item not in ticked],
@@ -180,6 +184,9 @@ def sentence(code: str, facts: dict[str, Any]) -> str:
     if code == "course_complete" and "treatments_in_window" in facts:
         return (f"{facts['treatments_in_window']} treatments of this area in the last "
                 f"{facts['course_window_days']} days (a course is {facts['course_max_treatments']}).")
+    if code == "client_ref_similar" and "similar_ref" in facts:
+        return (f"{facts['similar_ref']} was treated on {facts['last_date']} ({facts['similar_area']}); "
+                f"is {facts['client_ref']} the same client?")
     if code == "battery_low" and "battery_percent" in facts:
         return (f"Battery {facts['battery_percent']}% ({facts['battery_mv'] / 1000:.2f} V); "
                 f"{facts['sessions_left']} sessions left above the {facts['min_mv'] / 1000:.2f} V minimum.")

@@ -8,8 +8,9 @@ appliance/core/pendock.toml).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Iterable, NamedTuple
 
 from appliance.core import inputs
@@ -25,6 +26,7 @@ from appliance.core.model import (
     OpenSession,
     PenReading,
     SessionResult,
+    Treatment,
 )
 
 
@@ -61,6 +63,11 @@ DESCRIPTIONS: dict[str, CodeText] = {
     "client_missing": CodeText(
         "lock", "No client is named for the next session.",
         "Enter the client's booking reference (never a name) and the treatment area."),
+    "client_ref_similar": CodeText(
+        "warning", "This booking reference differs from one treated recently only by a dash, "
+        "underscore, dot or leading zero: it may be the same client typed another way.",
+        "Check the booking: if it is the same client, name the reference already on record so "
+        "the interval rules count the earlier treatment."),
     "client_interval": CodeText(
         "lock", "This client had this area treated too recently: the skin has not had time to heal "
         "(at least 3 weeks are needed).",
@@ -128,6 +135,14 @@ DESCRIPTIONS: dict[str, CodeText] = {
         "technician to reconnect the dock to the clinic's network."),
 }
 CODES: tuple[str, ...] = tuple(DESCRIPTIONS)
+
+# Locks that mean "stop" (red): something is wrong with the pen, the cartridge or the dock,
+# or this client may not be treated yet. The other locks (amber) wait for the therapist.
+# The one table: the dock's light, the page and live.js (served to it by the page) use it.
+STOP_LOCKS = frozenset({
+    "readout_error", "cartridge_reused", "cartridge_unauthentic", "pen_fault", "counter_rollback",
+    "service_due", "storage_error", "client_interval",
+})
 
 # Locks a manager may lift for one session, with a written reason: code -> role.
 OVERRIDABLE: dict[str, str] = {"client_interval": "manager", "checklist_missing": "manager"}
@@ -233,21 +248,74 @@ def _client_findings(client: NextClient | None, history: History, config: Config
     rules = config.rules
     # Earlier sessions of the same client AND area; a date in the future (the clock went
     # back) counts as "just now", which holds the pen rather than releasing it.
-    same = [t.started_at for t in history.treatments if t.client_ref == client.ref and t.area == client.area]
+    same = same_client_starts(client, history)
     if same:
         # Counted in calendar days of the dock's time zone, so the pen frees on the morning
         # of the "next eligible date" the page shows, not at the hour of the last session.
         last = max(same)
-        days = (now.astimezone(config.tz).date() - last.astimezone(config.tz).date()).days
+        days = calendar_days(last, now, config.tz)
         if last > now or days < rules.min_interval_days:
             yield "client_interval"
         elif days < rules.recommended_interval_days:
             yield "interval_short"
-    window = timedelta(days=rules.course_window_days)
-    if sum(1 for started in same if now - started <= window) >= rules.course_max_treatments:
+    if course_count(same, now, config) >= rules.course_max_treatments:
         yield "course_complete"  # this session would be one more than a full course
+    if similar_treatment(client, history) is not None:
+        yield "client_ref_similar"
     if not set(CHECKLIST_ITEMS) <= client.checklist:
         yield "checklist_missing"
+
+
+def client_codes(client: NextClient, history: History, config: Config, now: datetime) -> tuple[str, ...]:
+    """What the rules find for this client and area alone (the interval, the course, the
+    checklist): the page's client lookup asks this, so it cannot disagree with the dock."""
+    _require_aware(now, "now")
+    return _ordered(_client_findings(client, history, config, now))
+
+
+def course_count(starts: Iterable[datetime], now: datetime, config: Config) -> int:
+    """How many of these treatments fall in the course window before `now`."""
+    window = timedelta(days=config.rules.course_window_days)
+    return sum(1 for started in starts if now - started <= window)
+
+
+_SEPARATORS = re.compile(r"[-_.]")
+_LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
+
+
+def ref_likeness(ref: str) -> str:
+    """A reference without its separators (-_.) and the leading zeros of its digits:
+    `BK-01042`, `bk_1042` and `BK1042` share one, the likeness client_ref_similar compares."""
+    return _SEPARATORS.sub("", _LEADING_ZEROS.sub("", canonical_client_ref(ref)))
+
+
+def similar_treatment(client: NextClient, history: History) -> Treatment | None:
+    """The latest treatment of ANOTHER reference with this one's likeness, if any."""
+    ref = canonical_client_ref(client.ref)
+    likeness = ref_likeness(ref)
+    found = [t for t in history.similar_treatments
+             if canonical_client_ref(t.client_ref) != ref and ref_likeness(t.client_ref) == likeness]
+    return max(found, key=lambda t: t.started_at) if found else None
+
+
+def calendar_days(earlier: datetime, later: datetime, tz: tzinfo) -> int:
+    """Whole calendar days from one moment to another in the clinic's zone: what the
+    interval rule counts (1 Nov 20:00 to 22 Nov 08:00 is 21 days)."""
+    return (later.astimezone(tz).date() - earlier.astimezone(tz).date()).days
+
+
+def within_min_interval(one: datetime, other: datetime, min_days: int, tz: tzinfo) -> bool:
+    """Two sessions of one client and area closer than the minimum interval, in calendar
+    days of the clinic's zone: the interval rule's own count, for the fleet's conflict check."""
+    first, second = sorted((one, other))
+    return calendar_days(first, second, tz) < min_days
+
+
+def same_client_starts(client: NextClient, history: History) -> list[datetime]:
+    """When this client had this area treated, compared in canonical form only."""
+    ref = canonical_client_ref(client.ref)
+    return [t.started_at for t in history.treatments
+            if canonical_client_ref(t.client_ref) == ref and t.area == client.area]
 
 
 def _is_lock(code: str, config: Config, state: DockState | None = None) -> bool:
@@ -390,8 +458,16 @@ def purge_cutoff(today: date, asked: date | None, config: Config) -> date:
 # --- what the therapist types ----------------------------------------------------------
 
 
+def canonical_client_ref(ref: str) -> str:
+    """The one spelling of a booking reference the record keeps and the rules compare:
+    upper case, so `bk-1042`, `Bk-1042` and `BK-1042` are one client (README, "Booking
+    references"). References are ASCII (inputs.NAME), so upper() cannot change a length."""
+    return (ref or "").upper()
+
+
 def validate_client_ref(ref: str) -> str:
-    """A booking reference, never a name: refuse anything that could hold one."""
+    """A booking reference, never a name: refuse anything that could hold one. Returns
+    its canonical form (canonical_client_ref), which every door passes on."""
     if not _CLIENT_REF.fullmatch(ref or ""):
         if not ref:
             why = "it is empty"
@@ -404,7 +480,7 @@ def validate_client_ref(ref: str) -> str:
             why = f"it contains {bad!r}"
         raise ValueError(f"client reference {ref!r} refused: {why}. Use the booking code "
                          f"(never a name): {inputs.NAME_RULE}")
-    return ref
+    return canonical_client_ref(ref)
 
 
 def validate_area(area: str | None, config: Config) -> str:

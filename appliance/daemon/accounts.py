@@ -8,7 +8,8 @@ revoked token ends that access at once, without restarting the page.
 from __future__ import annotations
 
 from appliance.core import inputs
-from appliance.daemon.control import BadRequest, ControlServer, Refused
+from appliance.daemon import authority
+from appliance.daemon.control import BadRequest, ControlServer, Peer, Refused
 from appliance.daemon.dock import Dock
 from appliance.record.store import StorageError
 
@@ -19,6 +20,16 @@ def password_hash_arg(args: dict) -> str:
     if not isinstance(value, str) or not value.startswith("scrypt$") or len(value) > 512:
         raise BadRequest("password_hash must be made by `pendock user add` or `pendock user passwd` (scrypt)")
     return value
+
+
+def check_may_make(role: str, args: dict, peer: Peer, store) -> None:
+    """Giving an account a manager's powers (a new manager, or a manager's new password)
+    takes a manager's name and password, checked here; only the first manager of a new
+    dock is made without one. So a technician's account cannot make itself a manager."""
+    if not inputs.role_may(role, "override"):
+        return
+    if any(inputs.role_may(u["role"], "override") for u in store.users()):
+        authority.manager_for(args, peer, store, "add_manager", page_may=False)
 
 
 def register(server: ControlServer, dock: Dock) -> None:
@@ -58,9 +69,11 @@ def register(server: ControlServer, dock: Dock) -> None:
     def user_passwd(args, peer):
         name = inputs.check_user_name(args.get("name"))
         password_hash = password_hash_arg(args)
+        user = store.user(name)
+        if user is None:
+            raise Refused(f"there is no user {name!r}: add one with `pendock user add {name} --role ROLE`")
+        check_may_make(user["role"], args, peer, store)  # a slow hash: not under the dock's lock
         with dock.lock:
-            if store.user(name) is None:
-                raise Refused(f"there is no user {name!r}: add one with `pendock user add {name} --role ROLE`")
             store.set_password(name, password_hash, clock.now(), actor=peer.actor, clock_synced=dock.observe_clock())
         return {"name": name, "password_changed": True}
 

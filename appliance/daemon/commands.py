@@ -2,8 +2,9 @@
 
 Each is a small function of (args, peer) that checks its input, asks the dock or the
 store, and returns plain JSON-able data. Clinic commands (status, next client, override,
-the day's log) are open to the socket's group (the page, technicians); technician
-commands need root or the technicians' group (see control.Peer).
+the day's log) are open to the socket's group (the page, technicians), but `override` is
+a manager's act the daemon checks itself (authority.py); technician commands need root or
+the technicians' group (see control.Peer).
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 from appliance.hardware import frame
 from appliance.core import inputs, rules
 from appliance.daemon.control import BadRequest, ControlServer, Peer, Refused, flag
-from appliance.daemon import accounts
-from appliance.daemon.dock import Dock
+from appliance.daemon import accounts, authority
+from appliance.daemon.dock import ClientRefused, Dock
 from appliance.daemon.selftest import run_selftest
 from appliance.daemon.files import create_private_file
 from appliance.core.model import NextClient
@@ -42,7 +43,23 @@ def register(server: ControlServer, dock: Dock) -> None:
         try:
             store.audit(peer.actor, action, detail, clock.now(), dock.observe_clock())
         except StorageError as error:
+            dock.storage_failed(error)  # the status says storage_error until a write succeeds
             raise Refused(f"{action} was not recorded, so it was not done: {error}") from None
+
+    def name_client(client: NextClient | None) -> None:
+        """The one way a command names or forgets the next client (Dock.name_client)."""
+        try:
+            dock.name_client(client)
+        except ClientRefused as error:
+            raise Refused(str(error)) from None
+
+    def hold_for_naming() -> None:
+        """Before anything else, the audit entry included: the latch held again, or, while
+        the pen is out, Refused with nothing changed."""
+        try:
+            dock.hold_for_naming()
+        except ClientRefused as error:
+            raise Refused(str(error)) from None
 
     def link():
         """The clinic's link (appliance/fleet), or None for a dock that works alone."""
@@ -62,9 +79,9 @@ def register(server: ControlServer, dock: Dock) -> None:
             checklist = ",".join(map(str, checklist))
         items = rules.parse_checklist(str(checklist))
         with dock.lock:
+            hold_for_naming()
             audit(peer, "next_client", {"ref": ref, "area": area, "checklist": sorted(items)})
-            dock.next_client = NextClient(ref, area, items)
-            dock.overrides = {}  # an override was for the client it was given for
+            name_client(NextClient(ref, area, items))
         dock.settle()
         return dock.status()
 
@@ -72,10 +89,10 @@ def register(server: ControlServer, dock: Dock) -> None:
         """Forget a wrongly named next client (and any override given for it): the pen is
         held again until the right client is named."""
         with dock.lock:
+            hold_for_naming()
             was = dock.next_client
             audit(peer, "next_client_cleared", {"ref": was.ref if was else None})
-            dock.next_client = None
-            dock.overrides = {}
+            name_client(None)
         dock.settle()
         return dock.status()
 
@@ -88,11 +105,14 @@ def register(server: ControlServer, dock: Dock) -> None:
             raise Refused(str(error)) from None
         except ValueError as error:
             raise BadRequest(str(error)) from None
+        manager = authority.manager_for(args, peer, store, "override")
         with dock.lock:
             if code not in dock.decision.locks:
                 raise Refused(f"{code} is not holding the pen now, so there is nothing to override")
-            audit(peer, "override", {"code": code, "reason": reason,
-                                     "client": dock.next_client.ref if dock.next_client else None})
+            client = dock.next_client
+            audit(peer, "override", {"code": code, "reason": reason, "manager": manager,
+                                     "client": client.ref if client else None,
+                                     "area": client.area if client else None})
             dock.overrides[code] = reason
         dock.settle()
         return dock.status()
@@ -180,6 +200,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         role = str(args.get("role") or "")
         inputs.validate_role(role)
         password_hash = accounts.password_hash_arg(args)
+        accounts.check_may_make(role, args, peer, store)  # a slow hash: not under the dock's lock
         with dock.lock:
             if store.user(name) is not None:
                 raise Refused(f"user {name!r} exists already: choose another name")
@@ -270,3 +291,18 @@ def register(server: ControlServer, dock: Dock) -> None:
         server.register(name, handler, technician=True, errors={StorageError: "refused"})
     accounts.register(server, dock)
     clock_commands.register(server, dock)
+    for command in server.commands.values():
+        command.handler = _noting_storage_errors(command.handler, dock)
+
+
+def _noting_storage_errors(handler, dock: Dock):
+    """Any command whose write failed leaves storage_error on the dock (the pen held)
+    until a write succeeds again, whatever that command was."""
+    def noting(args, peer):
+        try:
+            return handler(args, peer)
+        except StorageError as error:
+            if dock.storage_ok:
+                dock.storage_failed(error)
+            raise
+    return noting

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -26,7 +26,7 @@ from appliance.core.reason_facts import CartridgeSeen, FactInputs
 from appliance.daemon.session_registers import SessionRegisters
 from appliance.daemon.cartridge_check import CartridgeCheck
 from appliance.daemon.status import present_status
-from appliance.record import lookups
+from appliance.record import lookups, migrations
 from appliance.record.store import StorageError, Store, StoreError
 
 if TYPE_CHECKING:
@@ -34,13 +34,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pendock.dock")
 
-# Locks that mean "stop": something is wrong with the pen or the dock, or this client may
-# not be treated yet; they light red. The rest (waiting for the therapist) light amber.
-RED_LOCKS = frozenset({
-    "readout_error", "cartridge_reused", "pen_fault", "counter_rollback", "service_due",
-    "storage_error", "client_interval", "cartridge_unauthentic",
-})
+# Locks that light red (a stop); the rest, waiting for the therapist, light amber. One
+# table for the light, the page and live.js: rules.STOP_LOCKS.
+RED_LOCKS = rules.STOP_LOCKS
 DOCK_ACTOR = "dock"
+
+
+PEN_OUT_WORDS = ("the pen is out of the cradle: dock it so its session closes, then name the "
+                 "next client (nothing was changed)")
+
+
+class ClientRefused(Exception):
+    """A client may not be named now (the pen is out of the cradle); nothing was changed."""
+
+
+@dataclass(frozen=True)
+class ReleaseBinding:
+    """What the decision that released the pen checked: the session opens with exactly
+    these (README, "The moment of release")."""
+
+    client: NextClient | None
+    pen_serial: int
+    cartridge_serial: int
 
 
 class Dock:
@@ -58,7 +73,8 @@ class Dock:
         self.reading: PenReading | None = None
         self.readout_error: str | None = None
         self.next_client: NextClient | None = None
-        self.overrides: dict[str, str] = {}  # code -> reason, for the next session only
+        self.overrides: dict[str, str] = {}  # code -> reason, for the next client (and area) only
+        self.release_binding: ReleaseBinding | None = None  # set while, and only while, released
         self.session: OpenSession | None = None
         self.decision = Decision(locks=("no_pen",))
         self.released = False
@@ -72,6 +88,7 @@ class Dock:
         # Whether the wall clock can be trusted (NTP, a person, the monotonic clock, the record).
         self.clockwatch = clockduty.watch_clock(clock, store)
         self._history_seen = History()  # the last decision's, for the facts behind its reasons
+        self._similar: tuple[object, tuple] = (None, ())  # (ref, day) -> look-alike references
         self._cartridge_seen: tuple[int, CartridgeSeen | None] = (0, None)  # serial -> where seen
         self.registers = SessionRegisters()  # the tag the docked pen's session registers are under
         self.fleet: LinkProcess | None = None  # the clinic's link (appliance/fleet), set by start_dock
@@ -96,7 +113,19 @@ class Dock:
                 DOCK_ACTOR, "config_loaded", self.config_summary, now, self.observe_clock()))
             self._write(lambda: self.store.audit(
                 DOCK_ACTOR, "cartridge_makers", self.chips.summary(), now, self.observe_clock()))
+            self._write(lambda: self._audit_client_ref_merges(now))
         self.settle()
+
+    def _audit_client_ref_merges(self, now: datetime) -> None:
+        """The spellings of one booking reference that migration 9 merged into one client,
+        on the audit trail once, with the state key it left cleared in the same commit."""
+        merges = self.store.get_state(migrations.CLIENT_REF_MERGES_KEY)
+        if not merges:
+            return
+        with self.store.transaction("the merged client references"):
+            self.store.audit(DOCK_ACTOR, "client_refs_merged", {"merged": merges}, now,
+                             self.observe_clock())
+            self.store.set_state(migrations.CLIENT_REF_MERGES_KEY, None)
 
     def close(self) -> None:
         with self.lock:
@@ -111,7 +140,7 @@ class Dock:
                 self._tick()
             except Exception:
                 self.hw.latch.hold()
-                self.released = False
+                self.released, self.release_binding = False, None
                 log.exception("dock tick failed; the pen is held")
                 raise
 
@@ -184,12 +213,12 @@ class Dock:
     # -- sessions -----------------------------------------------------------------------
     def _on_lifted(self) -> None:
         """The pen left the cradle: after a release that opens the session."""
-        was_released = self.released
+        was_released, binding = self.released, self.release_binding
         self.hw.latch.hold()
-        self.released = False
+        self.released, self.release_binding = False, None
         self.seated = False
         if self.session is None and self.reading is not None:
-            self._open_session(forced=not was_released)
+            self._open_session(forced=not was_released, binding=binding if was_released else None)
         elif self.session is None:
             # Lifted while held and unread (a readout error): no counters to open a session
             # with, but the removal itself is on the record.
@@ -201,13 +230,47 @@ class Dock:
         self.registers.forget()  # whichever pen docks next gets a fresh tag
         self.chips.forget()  # whatever comes back is asked again
 
+    def name_client(self, client: NextClient | None) -> None:
+        """Name (or, with None, forget) the next client. The latch is held again before
+        anything else, so the pen is released only by a decision for this client; an
+        override stays only for the same client and area. While the pen is out of the
+        cradle (a session open, or the seat already saw it leave) nothing changes:
+        ClientRefused. Call with the dock's lock held, then settle() to decide again."""
+        self.hold_for_naming()
+        before = self.next_client
+        if client is None or before is None or (client.ref, client.area) != (before.ref, before.area):
+            self.overrides = {}  # an override is for the client and area it was given for
+        self.next_client = client
+        self._similar = (None, ())  # look-alike references are read again for this naming
+
+    def hold_for_naming(self) -> None:
+        """The first step of naming a client: the latch held, the release forgotten; or,
+        while the pen is out, ClientRefused with nothing changed."""
+        if self.pen_is_out():
+            raise ClientRefused(PEN_OUT_WORDS)
+        self.hw.latch.hold()
+        self.released, self.release_binding = False, None
+
+    def pen_is_out(self) -> bool:
+        """A session is open, or the seat already saw the pen leave (it settles soon)."""
+        return self.session is not None or (self.seated and not self.hw.seat.raw())
+
+    def storage_failed(self, error: Exception) -> None:
+        """A write elsewhere (a command's audit entry) failed: hold the pen and show
+        storage_error until a write succeeds again."""
+        with self.lock:
+            self._storage_failed(error)
+            self._refresh()
+
     def note_forced_removal(self, actor) -> None:
         """Who used the technician's key, for the audit entry of the forced removal."""
         self.forced_by = getattr(actor, "actor", str(actor))
 
-    def _open_session(self, *, forced: bool) -> None:
+    def _open_session(self, *, forced: bool, binding: ReleaseBinding | None = None) -> None:
+        """A released pen's session is the releasing decision's: its client, area, pen and
+        cartridge, whatever was named since. A forced one's is the client named then."""
         reading = self.reading
-        client = self.next_client
+        client = binding.client if binding is not None else None if not forced else self.next_client
         now = self.clock.now()
         auth = self.chips.auth_for(reading)
         session = OpenSession(
@@ -215,8 +278,8 @@ class Dock:
             started_at=now,
             client_ref=client.ref if client else "",
             area=client.area if client else self.config.areas.default_area,
-            pen_serial=reading.pen_serial if reading else 0,
-            cartridge_serial=reading.cartridge_serial if reading else 0,
+            pen_serial=binding.pen_serial if binding else reading.pen_serial if reading else 0,
+            cartridge_serial=binding.cartridge_serial if binding else reading.cartridge_serial if reading else 0,
             strokes_start=reading.strokes if reading else 0,
             motor_seconds_start=reading.motor_seconds if reading else 0,
             started_monotonic=self.clock.monotonic(),
@@ -317,10 +380,22 @@ class Dock:
         try:
             history = self.store.history(self.reading, ref, now, self.config.rules.course_window_days)
             # The chip's counter is judged against the record as it was BEFORE its answer.
-            return replace(history, cartridge_counter_floor=self.chips.floor_for(self.reading))
+            return replace(history, cartridge_counter_floor=self.chips.floor_for(self.reading),
+                           similar_treatments=self._similar_treatments(ref, now))
         except StorageError as error:
             self._storage_failed(error)
             return History()
+
+    def _similar_treatments(self, ref: str | None, now: datetime) -> tuple:
+        """Other references like the named one (client_ref_similar), read once per client
+        and day: a naming is rare, decisions are many (bar P1)."""
+        if not ref:
+            return ()
+        key = (ref, now.astimezone(self.config.tz).date())
+        if self._similar[0] != key:
+            since = now - timedelta(days=self.config.rules.course_window_days)
+            self._similar = (key, self.store.similar_treatments(ref, since))
+        return self._similar[1]
 
     def rules_now(self) -> datetime:
         """The time the rules count from: the wall clock, unless it jumped where the
@@ -355,7 +430,10 @@ class Dock:
                 release = False
             else:
                 self.chips.committed(counter=chip_write, audited=changed)
-        self._drive(decision, release)
+        reading = self.reading
+        binding = ReleaseBinding(self.next_client, reading.pen_serial, reading.cartridge_serial) \
+            if release and reading is not None else None
+        self._drive(decision, release and binding is not None, binding)
 
     def _note_facts(self, history: History, decision: Decision) -> None:
         """Keep what the status's facts need: the decision's history and, for a reused
@@ -402,6 +480,7 @@ class Dock:
                     "pen": reading.pen_serial if reading else None,
                     "cartridge": reading.cartridge_serial if reading else None,
                     "client": self.next_client.ref if self.next_client else None,
+                        "area": self.next_client.area if self.next_client and release else None,
                     **self.chips.audit_detail(reading),
                 }
                 # An absent key means none: seven entries a session, kept for years (P6).
@@ -409,13 +488,14 @@ class Dock:
                 detail.update(clockduty.decision_clock(self.clockwatch))
                 self.store.audit(DOCK_ACTOR, "release" if release else "lock", detail, now, synced)
 
-    def _drive(self, decision: Decision, release: bool) -> None:
+    def _drive(self, decision: Decision, release: bool, binding: ReleaseBinding | None = None) -> None:
         was_released = self.released
         if release:
             self.hw.latch.release()
         else:
             self.hw.latch.hold()
         self.decision, self.released = decision, release
+        self.release_binding = binding if release else None
         if release:
             self.hw.light.show("green")
             if not was_released:
@@ -453,7 +533,7 @@ class Dock:
         self.storage_ok = False
         self.storage_error = str(error)
         self.hw.latch.hold()
-        self.released = False
+        self.released, self.release_binding = False, None
 
     def _probe_storage(self) -> None:
         try:

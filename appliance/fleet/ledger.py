@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from appliance.core import rules
 from appliance.fleet.events import GENESIS, MAX_SEQ, Event
 from appliance.fleet.own import OwnEvents
 from appliance.fleet.shared import SHARED_ACTIONS, shared_payload
@@ -164,13 +165,13 @@ class Ledger:
                 "client_ref, area, pen_serial, cartridge_serial, outcome, warnings, overrides, "
                 "forced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)",
                 (dock, p["session"], moment.astimezone(tz).date().isoformat(), at,
-                 p.get("client_ref") or "", p.get("area") or "", p["pen_serial"],
+                 rules.canonical_client_ref(p.get("client_ref") or ""), p.get("area") or "", p["pen_serial"],
                  p["cartridge_serial"], json.dumps(_codes(p.get("warnings"))),
                  json.dumps(_codes(p.get("overrides"))), int(bool(p.get("forced")))))
             if p["cartridge_serial"]:
                 self.conn.execute("INSERT OR IGNORE INTO spent_cartridges (serial, first_used) "
                                   "VALUES (?, ?)", (p["cartridge_serial"], at))
-            result.conflicts.extend(self._conflicts(dock, p, moment, min_interval_days, now))
+            result.conflicts.extend(self._conflicts(dock, p, moment, min_interval_days, now, tz))
         elif kind == "session_closed":
             self.conn.execute(
                 "UPDATE fleet_sessions SET ended_at = ?, outcome = ?, needling_seconds = ?, "
@@ -218,11 +219,12 @@ class Ledger:
                               "WHERE serial = ?", (motor, serial))
 
     def _conflicts(self, dock: str, p: dict[str, Any], moment: datetime, min_days: int,
-                   now: datetime) -> list[dict[str, Any]]:
+                   now: datetime, tz: tzinfo) -> list[dict[str, Any]]:
         """Sessions of the same client and area on ANOTHER dock, closer than the minimum
-        interval, where the later one was not a manager's override: both docks were blind
-        to each other (a partition). Found once per pair."""
-        ref, area = p.get("client_ref") or "", p.get("area") or ""
+        interval (in calendar days of the clinic's zone, as the rules count it), where the
+        later one was not a manager's override: both docks were blind to each other (a
+        partition). Found once per pair. A peer's reference in any letter case is one client."""
+        ref, area = rules.canonical_client_ref(p.get("client_ref") or ""), p.get("area") or ""
         if not ref:
             return []
         window = timedelta(days=min_days)
@@ -238,7 +240,7 @@ class Ledger:
         found = []
         for other_dock, other_session, other_at, other_overrides in others:
             other_moment = datetime.fromisoformat(other_at)
-            if abs(moment - other_moment) >= window:
+            if not rules.within_min_interval(moment, other_moment, min_days, tz):
                 continue
             first = (other_dock, other_session, other_moment, json.loads(other_overrides or "[]"))
             second = (dock, p["session"], moment, _codes(p.get("overrides")))

@@ -498,7 +498,8 @@ class Simulator:
             return settled({"done": "pen seated"})
 
         def sim_undock(args, peer):
-            forced = self.undock(latch_held=dock.hw.latch.is_held, force=flag(args, "force"))
+            with dock.lock:  # the latch holds or the pen leaves: one moment, as in the cradle
+                forced = self.undock(latch_held=dock.hw.latch.is_held, force=flag(args, "force"))
             if forced:
                 dock.note_forced_removal(peer)
             return settled({"done": "pen lifted" + (" with the technician's key" if forced else "")})

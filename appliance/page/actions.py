@@ -64,7 +64,9 @@ def override():
             "reason": f"Write the reason for the override ({MIN_REASON} to {MAX_REASON} "
                       f"characters), e.g. \"client's dermatologist approved\".", "_focus": "reason"})
     try:
-        here().status_cache.put(here().daemon().call("override", code=code, reason=reason))
+        # The daemon checks that this logged-in user is a manager (appliance/daemon/authority.py).
+        here().status_cache.put(here().daemon().call("override", code=code, reason=reason,
+                                                     manager=g.login.name))
     except ControlError as error:
         return render_day(None, message=control_words(error), code=control_code(error), form=form)
     flash(f"{web_view.words(code)} Overridden for this session, reason recorded.")

@@ -155,7 +155,8 @@ class Login:
 
     @property
     def is_manager(self) -> bool:
-        return self.role == "manager"
+        """May override: the role table's word (inputs.ROLE_ACTS); the daemon checks it too."""
+        return inputs.role_may(self.role, "override")
 
     @property
     def can_act(self) -> bool:

@@ -80,7 +80,8 @@ def event_of(action: str, detail: dict, actor: str, at: datetime, tz: tzinfo) ->
     elif action == "override":
         codes = (str(detail.get("code", "")),)
         kind = "override"
-        words = (f"{_who(actor)} overrode \"{_short(codes[0])}\"{for_client}, "
+        manager = f"Manager {detail['manager']}" if detail.get("manager") else _who(actor)
+        words = (f"{manager} overrode \"{_short(codes[0])}\"{for_client}, "
                  f"reason: {detail.get('reason', '')}")
     elif action == "forced_removal":
         kind, codes = "forced_removal", ("forced_removal",)

@@ -66,7 +66,9 @@ def common() -> dict:
     return {"csrf_token": session["csrf"], "login": g.get("login"), "areas": here().areas,
             "checklist_items": [(item, CHECKLIST_WORDS.get(item, item)) for item in CHECKLIST_ITEMS],
             "overridable": sorted(rules.OVERRIDABLE), "words": web_view.words,
-            "overridable_words": {code: web_view.words(code) for code in rules.OVERRIDABLE}}
+            "overridable_words": {code: web_view.words(code) for code in rules.OVERRIDABLE},
+            # What live.js needs of the rules, served with the page, never copied into it.
+            "rule_table": {"stop": sorted(rules.STOP_LOCKS), "overridable": sorted(rules.OVERRIDABLE)}}
 
 
 def harden(response: Response) -> Response:

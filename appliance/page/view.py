@@ -236,8 +236,7 @@ LIGHT_TONES = {"green": "free", "amber": "waiting", "red": "stop", "blue": "out"
 TONE_WORDS = {"free": "FREE", "waiting": "WAITING for you", "stop": "STOP", "out": "IN USE",
               "down": "NOT ANSWERING"}
 TONE_TITLES = {"free": "Free", "waiting": "Waiting", "stop": "STOP", "out": "In use", "down": "No answer"}
-RED_CODES = frozenset({"readout_error", "cartridge_reused", "pen_fault", "counter_rollback",
-                       "service_due", "storage_error", "client_interval"})
+RED_CODES = rules.STOP_LOCKS  # the one stop table, also the dock's light and live.js's (data-stop)
 
 
 @dataclass(frozen=True)

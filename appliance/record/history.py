@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from appliance.core.model import History, PenReading, Treatment
+from appliance.core.rules import canonical_client_ref, ref_likeness
 from appliance.record.values import iso
 
 
@@ -29,6 +30,7 @@ class HistoryMixin:
         exact cut is made on parsed times. A session of this dock counts from the vouched
         time it started at (record/clocked.py), not the date shown."""
         iso(since)
+        client_ref = canonical_client_ref(client_ref)  # the record keeps only this spelling
         rough = (since - timedelta(days=2)).isoformat()
         rows = self._read(
             "SELECT client_ref, area, coalesce(vouched_at, started_at) FROM sessions "
@@ -40,6 +42,24 @@ class HistoryMixin:
                  for ref, area, started in rows]
         return tuple(sorted((t for t in found if t.started_at >= since),
                             key=lambda t: t.started_at, reverse=True))
+
+    def similar_treatments(self, client_ref: str, since: datetime) -> tuple[Treatment, ...]:
+        """The latest session (per reference and area) of every OTHER reference that looks
+        like this one (rules.ref_likeness) treated since `since`, here and on the clinic's
+        other docks. It reads the course window's sessions through the day index: asked once
+        when a client is named, not at every decision."""
+        ref = canonical_client_ref(client_ref)
+        likeness = ref_likeness(ref)
+        first_day = (since - timedelta(days=1)).date().isoformat()
+        rows = self._read(
+            "SELECT client_ref, area, max(started_at) FROM sessions WHERE day >= ? "
+            "AND outcome != 'open' AND client_ref != '' AND client_ref != ? GROUP BY client_ref, area "
+            "UNION ALL SELECT client_ref, area, max(started_at) FROM fleet_sessions WHERE day >= ? "
+            "AND client_ref != '' AND client_ref != ? GROUP BY client_ref, area",
+            (first_day, ref, first_day, ref))
+        return tuple(Treatment(other, area, datetime.fromisoformat(started))
+                     for other, area, started in rows
+                     if ref_likeness(other) == likeness and datetime.fromisoformat(started) >= since)
 
     def history(self, reading: PenReading | None, client_ref: str | None, now: datetime,
                 window_days: int) -> History:

@@ -9,6 +9,7 @@ import json
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from appliance.core.model import AuditEntry
+from appliance.core.rules import canonical_client_ref
 from appliance.core.reason_facts import CartridgeSeen
 
 # The audit trail is in id order, which is time order unless the clock was stepped. A
@@ -33,13 +34,18 @@ def cartridge_seen(store, serial: int) -> CartridgeSeen | None:
 
 
 def client_sessions(store, ref: str) -> list[dict]:
-    """Every finished or open session of one client, newest first (index idx_sessions_client)."""
+    """Every finished or open session of one client, newest first, on this dock and on
+    the clinic's other docks (`dock_id` set; what the rules count too), in canonical
+    spelling (indexes idx_sessions_client, idx_fleet_sessions_client)."""
+    ref = canonical_client_ref(ref)
     rows = store._read(
         "SELECT id, area, started_at, outcome, needling_seconds, warnings, overrides, "
-        "next_eligible_date, recommended_date FROM sessions WHERE client_ref = ? "
-        "ORDER BY started_at DESC, id DESC LIMIT 500", (ref,))
+        "next_eligible_date, recommended_date, NULL FROM sessions WHERE client_ref = ? "
+        "UNION ALL SELECT session, area, started_at, outcome, needling_seconds, warnings, "
+        "overrides, NULL, NULL, dock_id FROM fleet_sessions WHERE client_ref = ? "
+        "ORDER BY 3 DESC, 1 DESC LIMIT 1000", (ref, ref))
     keys = ("id", "area", "started_at", "outcome", "needling_seconds", "warnings", "overrides",
-            "next_eligible_date", "recommended_date")
+            "next_eligible_date", "recommended_date", "dock_id")
     found = []
     for row in rows:
         item = dict(zip(keys, row, strict=True))

@@ -254,8 +254,40 @@ def short_audit_hashes(db: sqlite_utils.Database) -> None:
     record is newer than it, rather than letting it misread the chain's tail."""
 
 
+# The state key under which migration 9 leaves what it merged, for the dock to audit.
+CLIENT_REF_MERGES_KEY = "client_ref_merges"
+
+
+def one_spelling_per_client(db: sqlite_utils.Database) -> None:
+    """9: a booking reference is one client whatever its letter case (README, "Booking
+    references"): every spelling on record becomes the canonical upper case, on this
+    dock's sessions, the peers' sessions and the conflicts found. What was merged (each
+    reference, the spellings it had, how many sessions changed) is left under the state
+    key client_ref_merges; the dock audits it at its next start (`client_refs_merged`)."""
+    conn = db.conn
+    merged: dict[str, dict] = {}
+    for table in ("sessions", "fleet_sessions"):
+        rows = conn.execute(f"SELECT client_ref, count(*) FROM {table} "  # noqa: S608 - fixed names
+                            "WHERE client_ref != upper(client_ref) GROUP BY client_ref").fetchall()
+        for spelling, count in rows:
+            entry = merged.setdefault(spelling.upper(), {"ref": spelling.upper(), "spellings": [],
+                                                         "sessions": 0})
+            if spelling not in entry["spellings"]:
+                entry["spellings"].append(spelling)
+            entry["sessions"] += count
+        conn.execute(f"UPDATE {table} SET client_ref = upper(client_ref) "
+                     "WHERE client_ref != upper(client_ref)")
+    conn.execute("UPDATE fleet_conflicts SET client_ref = upper(client_ref) "
+                 "WHERE client_ref != upper(client_ref)")
+    if merged:
+        summary = [{**entry, "spellings": sorted(entry["spellings"])}
+                   for _, entry in sorted(merged.items())]
+        conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+                     (CLIENT_REF_MERGES_KEY, json.dumps(summary, sort_keys=True)))
+
+
 def vouched_time(db: sqlite_utils.Database) -> None:
-    """9: with each session, the vouched time it started at (appliance/core/vouched.py),
+    """10: with each session, the vouched time it started at (appliance/core/vouched.py),
     which the interval rules count from, and whether it was exact ("exact") or carried
     over a reboot ("lower"). Sessions recorded before it count from their start."""
     db["sessions"].add_column("vouched_at", str)
@@ -271,6 +303,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     compact_fleet_events,
     cartridge_chips,
     short_audit_hashes,
+    one_spelling_per_client,
     vouched_time,
 )
 

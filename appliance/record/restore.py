@@ -187,13 +187,14 @@ def _merge_rows(conn: sqlite3.Connection) -> dict[str, int]:
         "lowest_counter = min(lowest_counter, excluded.lowest_counter)").rowcount
     sessions = [name for name in _columns(conn, "sessions") if name != "id"]
     picks = ", ".join("CASE WHEN b.outcome = 'open' THEN 'interrupted' ELSE b.outcome END"
-                      if name == "outcome" else f"b.{name}" for name in sessions)
+                      if name == "outcome" else "upper(b.client_ref)" if name == "client_ref"
+                      else f"b.{name}" for name in sessions)  # one spelling per client
     added["sessions"] = conn.execute(
         f"INSERT INTO main.sessions ({', '.join(sessions)}) SELECT {picks} FROM backup.sessions b "
         "WHERE b.day >= ? AND NOT EXISTS (SELECT 1 FROM main.sessions m "
         "WHERE m.started_at = b.started_at AND m.pen_serial = b.pen_serial "
         "AND m.cartridge_serial = b.cartridge_serial "
-        "AND coalesce(m.client_ref, '') = coalesce(b.client_ref, '')) ORDER BY b.id",
+        "AND coalesce(m.client_ref, '') = upper(coalesce(b.client_ref, ''))) ORDER BY b.id",
         (_purged_before(conn),)).rowcount
     conn.execute(  # a session's cartridge is spent, whatever the backup's own table says
         "INSERT OR IGNORE INTO main.spent_cartridges (serial, first_used) "

@@ -12,6 +12,7 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 
 from appliance.core.model import SessionResult
+from appliance.core.rules import canonical_client_ref
 from appliance.record.errors import StoreError
 from appliance.record.values import iso, json_list, merged, to_second
 
@@ -69,6 +70,7 @@ class SessionsMixin:
         """
         started_at = to_second(started_at)
         started = iso(started_at)
+        client_ref = canonical_client_ref(client_ref) if client_ref else client_ref  # one spelling
         day = (started_at.astimezone(tz) if tz else started_at).date().isoformat()
         warnings, overrides = list(warnings), list(overrides)
         with self.transaction("the new session"):

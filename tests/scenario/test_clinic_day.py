@@ -96,7 +96,11 @@ def test_same_client_and_area_inside_21_days_is_held_a_different_area_is_not(dem
     # Back to the face: a manager may override with a written reason, recorded on the session.
     demo.run("next-client", "BK-300", "--area", "face", "--checklist", "screened,test-area")
     assert demo.run("override", "client_interval", "--reason", "x").returncode == 2  # reason too short
-    demo.ok("override", "client_interval", "--reason", "dermatologist approved an early touch-up")
+    reason = ("--reason", "dermatologist approved an early touch-up")
+    wrong = demo.run("override", "client_interval", *reason, stdin="manager\nnot-the-password\n")
+    assert wrong.returncode == 2 and "name and password" in wrong.stderr and demo.status()["held"]
+    manager = demo.run("override", "client_interval", *reason, stdin="manager\npendock-demo\n")
+    assert manager.returncode == 0, manager.stderr
     status = demo.status()
     assert not status["held"] and status["overridden"] == ["client_interval"]
     demo.ok("sim", "undock")

@@ -106,8 +106,9 @@ class DemoProcess:
                 if READY_MARK in line:
                     ready.set()
 
-    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        """`pendock ARGS` against this demo."""
+    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        """`pendock ARGS` against this demo; stdin is empty unless given (never the test's
+        terminal, where `pendock override` would ask for a manager)."""
         return subprocess.run([*self.program, *args], env=self.env, input=stdin,
                               capture_output=True, text=True, timeout=30, cwd=self.cwd)
 

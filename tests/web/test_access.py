@@ -195,4 +195,4 @@ def test_only_a_manager_may_override(therapist, manager, daemon):
                                                "reason": "dermatologist approved"})
     assert response.status_code == 302
     [(via, args)] = daemon.commands("override")
-    assert args == {"code": "client_interval", "reason": "dermatologist approved"} and "boss" in via
+    assert args == {"code": "client_interval", "reason": "dermatologist approved", "manager": "boss"} and "boss" in via

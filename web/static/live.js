@@ -9,9 +9,10 @@
   var LIGHT_TONES = { green: "free", amber: "waiting", red: "stop", blue: "out", off: "waiting" };
   var TONE_WORDS = { free: "FREE", waiting: "WAITING for you", stop: "STOP", out: "IN USE", down: "NOT ANSWERING" };
   var TONE_TITLES = { free: "Free", waiting: "Waiting", stop: "STOP", out: "In use", down: "No answer" };
-  var RED_CODES = ["readout_error", "cartridge_reused", "pen_fault", "counter_rollback", "service_due",
-    "storage_error", "client_interval"];
-  var OVERRIDABLE = ["client_interval", "checklist_missing"];
+  // Which locks are a stop, and which a manager may override: the rules' own tables
+  // (appliance/core/rules.py), served by the page in #live's data-rules, never copied here.
+  var RED_CODES = [];
+  var OVERRIDABLE = [];
   var KIND_WORDS = { lock: "Holds the pen", overridden: "Overridden", warning: "Note" };
   var WORDS = {};
 
@@ -308,6 +309,11 @@
     var panel = $("live");
     if (panel) {
       try { WORDS = JSON.parse(panel.getAttribute("data-words") || "{}"); } catch (e) { WORDS = {}; }
+      try {
+        var table = JSON.parse(panel.getAttribute("data-rules") || "{}");
+        RED_CODES = table.stop || [];
+        OVERRIDABLE = table.overridable || [];
+      } catch (e) { RED_CODES = []; OVERRIDABLE = []; }
       var seconds = $("timer-out");
       if (seconds && !$("band-timer").hidden) {
         running = { out: Number(seconds.getAttribute("data-seconds")), limit: Number($("timer-left").getAttribute("data-limit")) };
