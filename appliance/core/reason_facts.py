@@ -90,8 +90,8 @@ def client_facts(inputs: FactInputs) -> dict[str, Any]:
         course_window_days=config.rules.course_window_days,
     )
     if inputs.wall_now is not None:
-        shown_days = (_day(inputs.wall_now, config) - last_day).days
-        if facts["days_since"] < rules.min_interval_days <= shown_days:
+        shown_days = treatment_rules.calendar_days(last, inputs.wall_now, config.tz)
+        if facts["days_since"] < config.rules.min_interval_days <= shown_days:
             # The date shown says the interval is over; the time the dock can vouch for does not.
             facts.update(vouched_until=inputs.now.isoformat(timespec="minutes"),
                          shown_days_since=shown_days)
