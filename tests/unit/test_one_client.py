@@ -103,6 +103,8 @@ def schema_8_record(path, rows) -> None:
         pass
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version = 8")
+    for column in ("vouched_at", "vouch"):  # migration 10's, after this one
+        conn.execute(f"ALTER TABLE sessions DROP COLUMN {column}")
     conn.execute("INSERT OR IGNORE INTO pens VALUES (42, '1', '2026-11-01T00:00:00+00:00', 0, 0, 0)")
     for n, (ref, started) in enumerate(rows, 1):
         conn.execute("INSERT INTO sessions (id, day, started_at, client_ref, area, pen_serial, "
