@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import appliance
+from appliance.fleet.shared import KICKED_AGAIN
 
 log = logging.getLogger("pendock.fleet")
 
@@ -45,7 +46,7 @@ CLOSE_WAIT_S = 8.0  # the child's own close: its worker (5 s at most) and its la
 # decisions share.
 WAKE_GAP_S = 0.1
 CLOCK_STEP_S = 0.01  # a smaller change of the dock's clock offset is not worth a line
-SUMMARY_KEYS = ("dock_id", "peers", "outbox", "stale", "connected", "conflicts")
+SUMMARY_KEYS = ("dock_id", "peers", "outbox", "stale", "connected", "conflicts", "kicked", "equivocations")
 
 
 class LinkProcess:
@@ -121,6 +122,8 @@ class LinkProcess:
         """Nothing heard from the broker for longer than the clinic allows (as the link
         judged it in-process: never while connected)."""
         now = time.monotonic()
+        if int(self._status.get("kicked") or 0) >= KICKED_AGAIN:
+            return True  # knocked off the broker again and again (link.py)
         if self._connected and now - self._reported_at < STATUS_FRESH_S:
             return False
         return now - self._contact > self.stale_after_s
@@ -131,7 +134,7 @@ class LinkProcess:
     def summary(self) -> dict[str, Any]:
         """The contract's `status --json` `fleet` key: dock_id, peers, outbox, stale."""
         full = self.status()
-        return {key: full[key] for key in SUMMARY_KEYS}
+        return {key: full.get(key, 0) for key in SUMMARY_KEYS}
 
     # -- the child -----------------------------------------------------------------------------
     def _spawn(self) -> None:
