@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from appliance.children import python_command, python_env
 from appliance.core import paths
 from appliance.core.config import ConfigError, parse_config, resolve_config_path
 from appliance.daemon.loop import install_signal_handlers, prepare_process, run_loop
@@ -147,10 +148,10 @@ def run_demo(args) -> int:
 
     stop = threading.Event()
     install_signal_handlers(stop)
-    env = dict(os.environ, PENDOCK_SOCKET=str(socket))
+    env = python_env(dict(os.environ, PENDOCK_SOCKET=str(socket)))
     page = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "web", "--data", str(data), "--host", "127.0.0.1",
-         "--port", str(args.port)] + (["--config", args.config] if args.config else []),
+        python_command("appliance", "web", "--data", str(data), "--host", "127.0.0.1",
+                       "--port", str(args.port), *(["--config", args.config] if args.config else [])),
         env=env,
         preexec_fn=_die_with_parent,
     )

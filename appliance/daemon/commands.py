@@ -8,7 +8,6 @@ commands need root or the technicians' group (see control.Peer).
 from __future__ import annotations
 
 import os
-import secrets
 import sqlite3
 from pathlib import Path
 
@@ -211,7 +210,7 @@ def register(server: ControlServer, dock: Dock) -> None:
             raise Refused(f"{target} exists already: choose a new file name (nothing is overwritten)") from None
         except OSError as error:
             raise Refused(f"cannot create {target}: {error.strerror}; choose a folder the dock may write") from None
-        scratch = store.path.parent / f".backup-{secrets.token_hex(6)}.db"
+        scratch = store.path.parent / f".backup-{os.urandom(6).hex()}.db"
         try:
             create_private_file(scratch)  # in the data folder, which nobody else may write
             with dock.lock:

@@ -27,10 +27,9 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-import appliance
+from appliance.children import python_env
 from appliance.fleet.shared import KICKED_AGAIN
 
 log = logging.getLogger("pendock.fleet")
@@ -141,11 +140,8 @@ class LinkProcess:
         with self._lock:
             if self._closing.is_set():
                 return
-            env = dict(os.environ)
-            # This very code, wherever it runs from (a checkout, a wheel, the demo).
-            root = str(Path(appliance.__file__).resolve().parent.parent)
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-            proc = subprocess.Popen([sys.executable, *self.COMMAND], env=env,
+            # This very code, wherever it runs from (appliance/children.py).
+            proc = subprocess.Popen([sys.executable, *self.COMMAND], env=python_env(),
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
             assert proc.stdin is not None and proc.stdout is not None  # both are PIPE
             fd = proc.stdin.fileno()

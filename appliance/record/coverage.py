@@ -20,7 +20,6 @@ genuine backup, to cover invented rows, are not in the live chain and are refuse
 Pure over the attached `backup` schema; raises Uncovered naming the first rows."""
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from datetime import datetime
@@ -33,6 +32,8 @@ class Uncovered(Exception):
 
 def hash_stamp(password_hash: str) -> str:
     """What the audit keeps of a password hash: enough to tell it, nothing to attack."""
+    import hashlib  # not at import: the daemon's footprint (P4) leaves hashlib out
+
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
