@@ -1,6 +1,7 @@
 """S8 against the page's real server (waitress, with the options `pendock web` gives it),
 on loopback: 100 slow connections held leave /healthz answering within 2 s, and a 64 MiB
-body costs at most 1 MiB of disk. Bounded: PENDOCK_SLOWLORIS_S seconds (60 by default)."""
+body costs at most 1 MiB of disk, and a login flood writes the record once. Bounded:
+PENDOCK_SLOWLORIS_S seconds (60 by default), PENDOCK_FLOOD_S (15)."""
 from __future__ import annotations
 
 import itertools
@@ -20,14 +21,20 @@ from appliance.record.store import Store
 from tests.web.conftest import FakeDaemon
 
 HOLD_S = float(os.environ.get("PENDOCK_SLOWLORIS_S", "60"))
+FLOOD_S = float(os.environ.get("PENDOCK_FLOOD_S", "15"))  # at most 60: one minute's one write
 SLOW = 100
 MiB = 1024 * 1024
 
 
 @pytest.fixture
-def server(record_dir):
+def daemon():
+    return FakeDaemon()
+
+
+@pytest.fixture
+def server(record_dir, daemon):
     store = Store.open(record_dir, readonly=True)
-    app = create_app(Config(), record_dir, record_dir / "control.sock", control=FakeDaemon().client,
+    app = create_app(Config(), record_dir, record_dir / "control.sock", control=daemon.client,
                      store=store, secret_key="server")
     served = create_server(app, host="127.0.0.1", port=0, **WAITRESS_OPTIONS)
     thread = threading.Thread(target=served.run, daemon=True)
@@ -110,3 +117,22 @@ def test_a_64_mib_body_costs_no_disk(server, counted_temp_files, chunked):
     assert answer.startswith(b"HTTP/1.1 413") or answer == b"", answer
     assert spooled(counted_temp_files) <= MiB, f"{spooled(counted_temp_files)} bytes spooled to disk"
     assert healthz_seconds(server) < 2.0
+    print(f"S8 body cap: {sent // MiB} MiB sent {'chunked' if chunked else 'with Content-Length'}, "
+          f"{spooled(counted_temp_files)} bytes spooled, answer {answer[:12]!r}")
+
+
+def test_a_login_flood_over_http_writes_once_a_minute_per_address(server, daemon):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=5)
+    sent = 0
+    deadline = time.monotonic() + min(FLOOD_S, 60)
+    while time.monotonic() < deadline:
+        conn.request("GET", f"/wall/login?token=guess-{sent}")
+        assert conn.getresponse().read() and True
+        sent += 1
+    conn.close()
+    written = daemon.commands("login")
+    assert len(written) == 1, f"{len(written)} audit writes for {sent} wrong wall logins from one address"
+    print(f"S8 login flood: {sent} wrong /wall/login in {min(FLOOD_S, 60):.0f} s from one address, "
+          f"{len(written)} durable write")
