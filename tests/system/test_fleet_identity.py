@@ -137,3 +137,46 @@ def test_a_dock_knocked_off_again_and_again_says_so_within_stale_after(tmp_path)
         demo.stop()
         broker.terminate()
         broker.wait(10)
+
+
+def test_an_equivocation_is_an_alarm_on_every_dock_the_liars_own_included(tmp_path):
+    """A thief holding room-1's key and login signs a second event for a place in room-1's
+    chain: room-2 raises the alarm, and tells room-1 (which never reads its own topic)."""
+    from appliance.fleet import events as ev
+    from appliance.fleet import keys
+
+    port = free_port()
+    clinic = tmp_path / "clinic"
+    provision(clinic, ["room-1", "room-2"], f"mqtt://127.0.0.1:{port}", port=port, persistence=False)
+    broker = start_broker(clinic, port)
+    demos = {}
+    thief = None
+    try:
+        for dock in ("room-1", "room-2"):
+            demo = DemoProcess(tmp_path / dock)
+            demo.env["PENDOCK_CONFIG"] = str(clinic / "docks" / dock / "fleet.toml")
+            demos[dock] = demo.start(40)
+        for demo in demos.values():
+            assert wait_for(lambda d=demo: d.json("fleet")["connected"], timeout=15, every=0.5)
+        demos["room-1"].sim("dock")  # room-1 has an event of its own: its pen, seen
+        held = lambda: {p["dock_id"]: p["seq"] for p in demos["room-2"].json("fleet")["peers"]}  # noqa: E731
+        assert wait_for(lambda: held().get("room-1", 0) >= 1, timeout=20, every=0.5)
+        key = keys.load_private_key(clinic / "docks" / "room-1" / "fleet.key")
+        lie = ev.sign(ev.Event("room-1", 1, "pen_counters", "2026-12-08T03:00:00+00:00",
+                               {"serial": 4242, "strokes": 1, "motor_seconds": 1}, ev.GENESIS), key)
+        thief = Watched("anything", "room-1", password(clinic, "room-1"), port)
+        assert thief.connected.wait(10)
+        thief.client.publish("pendock/events/room-1", ev.canonical(lie.wire()), qos=1).wait_for_publish(5)
+        for dock in ("room-2", "room-1"):
+            assert wait_for(lambda d=dock: demos[d].json("status")["fleet"]["equivocations"] >= 1,
+                            timeout=30, every=0.5), f"{dock} raised no alarm"
+        told = demos["room-1"].json("fleet")["recent_equivocations"]
+        assert told and told[0]["dock_id"] == "room-1" and "seen by room-2" in told[0]["why"]
+        assert "ALARM" in demos["room-2"].ok("fleet")
+    finally:
+        if thief is not None:
+            thief.close()
+        for demo in demos.values():
+            demo.stop()
+        broker.terminate()
+        broker.wait(10)
