@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a new demo's simulated clock starts at this time of today (a saved clock wins)")
     demo.add_argument("--broker", help="share one history with the clinic's docks: mqtt://HOST:PORT")
     demo.add_argument("--dock-id", help="this dock's id in the clinic (with --broker), e.g. room-1")
+    demo.add_argument("--tls", action="store_true",
+                      help="the page over HTTPS on --port (nginx in front; HTTP on --port + 1 redirects)")
     sub.add_parser("daemon", parents=[common], help="the dock daemon (systemd runs it)")
     web = sub.add_parser("web", parents=[common], help="the page, behind waitress (systemd runs it)")
     web.add_argument("--port", type=int)

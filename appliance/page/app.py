@@ -16,7 +16,7 @@ from flask import Flask
 
 from appliance.core.resources import web_folder
 from appliance.daemon.control import ControlClient
-from appliance.page import actions, api, auth, guard, history, log, login, wall
+from appliance.page import actions, api, auth, enrol, guard, history, log, login, wall
 from appliance.page.context import HEALTH_FRESH_S, KEY, ControlFactory, PageContext
 from appliance.page.replies import install_error_handlers
 from appliance.record.store import Store
@@ -56,7 +56,7 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
                                       health_fresh_s)
     guard.install(app)
     install_error_handlers(app)
-    for blueprint in (log.bp, actions.bp, login.bp, api.bp, history.bp, wall.bp):
+    for blueprint in (log.bp, actions.bp, login.bp, api.bp, history.bp, wall.bp, enrol.bp):
         app.register_blueprint(blueprint)
     return app
 
@@ -75,9 +75,19 @@ WAITRESS_OPTIONS = dict(threads=PAGE_THREADS, ident=None, clear_untrusted_proxy_
                         asyncore_use_poll=True)
 
 
+def behind_front() -> dict:
+    """Behind the HTTPS front (appliance/front.py, PENDOCK_TRUSTED_PROXY=127.0.0.1): trust
+    its X-Forwarded-For and -Proto only, so each client's own address is the one throttled."""
+    proxy = os.environ.get("PENDOCK_TRUSTED_PROXY")
+    if not proxy:
+        return {}
+    return dict(trusted_proxy=proxy, trusted_proxy_count=1,
+                trusted_proxy_headers={"x-forwarded-for", "x-forwarded-proto"})
+
+
 def serve(config, data_dir: Path, socket: Path, host: str, port: int) -> int:
     from waitress import serve as waitress_serve
 
     app = create_app(config, data_dir, socket)
-    waitress_serve(app, host=host, port=port, **WAITRESS_OPTIONS)
+    waitress_serve(app, host=host, port=port, **WAITRESS_OPTIONS, **behind_front())
     return 0

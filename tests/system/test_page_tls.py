@@ -1,0 +1,81 @@
+"""S8 over TLS: `pendock demo --tls` serves the page over HTTPS with the dock's own CA
+(nginx in front of waitress, appliance/front.py) on loopback; HTTP redirects to it except
+/healthz and /ca; the CA and its fingerprint are at /ca; cookies are Secure; the front
+keeps the body cap. Needs Debian's nginx (make test installs nginx-light)."""
+from __future__ import annotations
+
+import http.client
+import shutil
+import ssl
+import time
+
+import pytest
+
+from tests.support.demo import DemoProcess
+
+pytestmark = pytest.mark.skipif(shutil.which("nginx") is None and not shutil.os.path.exists("/usr/sbin/nginx"),
+                                reason="needs Debian's nginx (make test installs nginx-light)")
+
+
+@pytest.fixture(scope="module")
+def tls_demo(tmp_path_factory):
+    demo = DemoProcess(tmp_path_factory.mktemp("tls") / "data")
+    demo.demo_args = ["--tls"]
+    demo.start(60)
+    yield demo
+    demo.stop()
+
+
+def trusting(demo) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(demo.data / "tls" / "ca.crt"))
+
+
+def get(demo, path, *, tls=True, context=None, method="GET", body=None, headers=None):
+    if tls:
+        conn = http.client.HTTPSConnection("127.0.0.1", demo.port, timeout=10, context=context or trusting(demo))
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", demo.port + 1, timeout=10)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response, data
+
+
+def test_the_page_is_https_with_the_docks_ca_and_its_cookie_is_secure(tls_demo):
+    response, body = get(tls_demo, "/healthz")
+    assert response.status == 200 and b'"ok":true' in body.replace(b" ", b"")
+    response, _ = get(tls_demo, "/login")
+    assert response.status == 200 and "Secure" in response.getheader("Set-Cookie", "")
+    assert response.getheader("Strict-Transport-Security") is None  # not before the tablets trust the CA
+    assert any("https://127.0.0.1:" in line for line in tls_demo.printed)
+
+
+def test_a_client_that_does_not_trust_the_docks_ca_is_refused(tls_demo):
+    with pytest.raises(ssl.SSLCertVerificationError):
+        get(tls_demo, "/healthz", context=ssl.create_default_context())
+
+
+def test_http_redirects_except_healthz_and_the_ca(tls_demo):
+    response, _ = get(tls_demo, "/?date=2026-12-01", tls=False)
+    assert response.status == 301
+    assert response.getheader("Location") == f"https://127.0.0.1:{tls_demo.port}/?date=2026-12-01"
+    response, _ = get(tls_demo, "/login", tls=False, method="POST", body=b"name=x")
+    assert response.status == 301  # a password never goes over HTTP to the page
+    assert get(tls_demo, "/healthz", tls=False)[0].status == 200
+    response, page = get(tls_demo, "/ca", tls=False)
+    assert response.status == 200
+    served, pem = get(tls_demo, "/ca.crt", tls=False)
+    assert pem == (tls_demo.data / "tls" / "ca.crt").read_bytes()
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    fingerprint = x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256()).hex(":").upper()
+    assert fingerprint[:23].encode() in page and b"In words:" in page
+
+
+def test_the_front_keeps_the_body_cap(tls_demo):
+    started = time.monotonic()
+    response, _ = get(tls_demo, "/login", method="POST", body=b"a" * (64 * 1024 * 1024),
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 413 and time.monotonic() - started < 30
