@@ -15,6 +15,7 @@ from typing import Callable
 
 from appliance import cli_clock
 from appliance import cli_fleet
+from appliance import cli_tls
 from appliance.core import inputs, paths
 from appliance.core.inputs import ROLES
 from appliance.daemon.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Refused
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--csv", action="store_true")
     lg.add_argument("--all-docks", action="store_true", help="the clinic's sessions, every dock's")
     cli_fleet.add_parser(sub, common)
+    cli_tls.add_parser(sub, common)
     for verb, text in (("selftest", "cycle light, buzzer, latch; read seat and pen"),
                        ("readout", "raw pen frame, decoded, CRC verdict"),
                        ("pins", "every pin of the map with its level")):
@@ -508,6 +510,8 @@ def _dispatch(argv: list[str] | None) -> int:
             return processes.run(args)
         if args.verb == "sim":
             return run_sim(args)
+        if args.verb == "tls":
+            return cli_tls.run(args)
         return run_verb(args)
     except (UsageError, cli_fleet.FleetUsage) as error:
         print(f"pendock: {error}", file=sys.stderr)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +33,11 @@ def dock_names(extra: list[str] | None = None) -> list[str]:
         names += [str(info[4][0]) for info in socket.getaddrinfo(host, None) if info[4][0] not in names]
     except OSError:
         pass
+    try:  # the addresses on the clinic's network (getaddrinfo often knows only 127.0.1.1)
+        shown = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=5).stdout
+        names += shown.split()
+    except (OSError, subprocess.SubprocessError):
+        pass
     return list(dict.fromkeys([*(extra or []), *names]))
 
 
@@ -46,27 +52,31 @@ def init(folder: Path, names: list[str]) -> dict:
 
 
 def nginx_conf(folder: Path, *, upstream: int, https_port: int = 443, http_port: int = 80,
-               listen: str = "", run_dir: Path | None = None) -> str:
-    """nginx's whole configuration for the front (`nginx -c FILE`); `run_dir` for its pid,
-    log and temporary files when it runs unprivileged (the demo)."""
+               listen: str = "", run_dir: Path | None = None, include: bool = False) -> str:
+    """nginx's whole configuration for the front (`nginx -c FILE`), with `run_dir` for its
+    pid, log and temporary files (the demo); or, `include`, only what goes in Debian's
+    nginx's http block (/etc/nginx/conf.d/pendock.conf, hw/tls-setup.sh)."""
     run = run_dir or Path("/run/pendock-front")
     at = f"{listen}:" if listen else ""
     https_url = "https://$host$request_uri" if https_port == 443 else f"https://$host:{https_port}$request_uri"
     proxy = ("proxy_pass http://page; proxy_http_version 1.1; proxy_set_header Connection \"\"; "
              "proxy_set_header Host $http_host; proxy_set_header X-Forwarded-For $remote_addr;")
-    return f"""# pen-dock's HTTPS front (written by `pendock tls nginx`): see appliance/front.py
+    head = f"""# pen-dock's HTTPS front (written by `pendock tls nginx`): see appliance/front.py
 worker_processes 1;
 pid {run / 'nginx.pid'};
 error_log {run / 'error.log'} warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
-    server_tokens off;
     client_body_temp_path {run / 'body'};
     proxy_temp_path {run / 'proxy'};
     fastcgi_temp_path {run / 'fastcgi'};
     uwsgi_temp_path {run / 'uwsgi'};
     scgi_temp_path {run / 'scgi'};
+"""
+    if include:
+        head = "# pen-dock's HTTPS front (written by `pendock tls nginx --include`): see appliance/front.py\n"
+    body = f"""    server_tokens off;
     # S8: a slow header or body is closed after 10 s; a body over 64 KiB is refused (413)
     # and one under it is kept in memory, never spooled.
     client_header_timeout 10s;
@@ -94,8 +104,8 @@ http {{
         location = /ca.crt {{ {proxy} proxy_set_header X-Forwarded-Proto http; }}
         location / {{ return 301 {https_url}; }}
     }}
-}}
 """
+    return head + body + ("" if include else "}\n")
 
 
 def write_nginx_conf(folder: Path, target: Path, **options) -> Path:

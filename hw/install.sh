@@ -365,6 +365,7 @@ do_install() {
     install_units
     install_boot_lines
     install_sshd
+    bash "$REPO/hw/tls-setup.sh" "$ROOT" # the page over HTTPS: the dock's CA, its certificate, the front
     start_services
     say "Done."
 }

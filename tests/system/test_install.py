@@ -42,6 +42,7 @@ def source(tmp_path: Path) -> Path:
     (src / "appliance" / "core").mkdir(parents=True)
     shutil.copy2(REPO / "hw" / "install.sh", src / "hw" / "install.sh")
     shutil.copy2(REPO / "hw" / "sshd_pendock.conf", src / "hw" / "sshd_pendock.conf")
+    shutil.copy2(REPO / "hw" / "tls-setup.sh", src / "hw" / "tls-setup.sh")
     for unit in UNITS:
         shutil.copy2(REPO / "systemd" / unit, src / "systemd" / unit)
     (src / "appliance" / "core" / "pendock.toml").write_text("# default config from the source tree\n[web]\nport = 8080\n")

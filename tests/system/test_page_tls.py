@@ -79,3 +79,52 @@ def test_the_front_keeps_the_body_cap(tls_demo):
     response, _ = get(tls_demo, "/login", method="POST", body=b"a" * (64 * 1024 * 1024),
                       headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status == 413 and time.monotonic() - started < 30
+
+
+def test_the_installed_form_is_a_valid_include_for_debians_nginx(tls_demo, tmp_path):
+    """What hw/tls-setup.sh puts in /etc/nginx/conf.d/, inside a copy of Debian's http block."""
+    import subprocess
+
+    from appliance.front import nginx_conf
+
+    include = tmp_path / "pendock.conf"
+    include.write_text(nginx_conf(tls_demo.data / "tls", upstream=8080, https_port=18443, http_port=18080,
+                                  listen="127.0.0.1", include=True))
+    main = tmp_path / "nginx.conf"
+    main.write_text(f"pid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\nevents {{}}\n"
+                    f"http {{\n sendfile on;\n ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;\n"
+                    f" ssl_prefer_server_ciphers on;\n gzip on;\n include {include};\n}}\n")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    checked = subprocess.run([nginx, "-t", "-c", str(main), "-p", str(tmp_path)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_the_installer_makes_the_docks_ca_and_certificate(tmp_path):
+    """hw/tls-setup.sh (called by hw/install.sh) into a scratch root: the CA and the page's
+    certificate for the dock's names, the keys readable by root alone; run again, the CA stays."""
+    import stat
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from cryptography import x509
+
+    repo = Path(__file__).resolve().parents[2]
+    bin_dir = tmp_path / "root" / "opt" / "pendock" / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "pendock").symlink_to(Path(sys.executable).with_name("pendock"))
+    for run in range(2):
+        done = subprocess.run(["bash", str(repo / "hw" / "tls-setup.sh"), str(tmp_path / "root")],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        tls = tmp_path / "root" / "etc" / "pendock" / "tls"
+        if run == 0:
+            first_ca = (tls / "ca.crt").read_bytes()
+    assert (tls / "ca.crt").read_bytes() == first_ca
+    assert all(stat.S_IMODE((tls / key).stat().st_mode) == 0o600 for key in ("ca.key", "dock.key"))
+    served = x509.load_pem_x509_certificate((tls / "dock.crt").read_bytes())
+    names = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    import socket
+
+    assert socket.gethostname() in names.get_values_for_type(x509.DNSName)
+    assert "CA SHA-256 fingerprint" in done.stdout
