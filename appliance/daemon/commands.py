@@ -114,11 +114,14 @@ def register(server: ControlServer, dock: Dock) -> None:
     def login(args, peer):
         action = "login_throttled" if flag(args, "refused") else "login" if flag(args, "ok") else "login_failed"
         detail = {"user": str(args.get("user", ""))[:64], "remote": str(args.get("remote", ""))[:64]}
-        throttled = args.get("throttled", 0)
-        if isinstance(throttled, bool) or not isinstance(throttled, int) or not 0 <= throttled < 2**31:
-            raise BadRequest("throttled must be a whole number of refused attempts")
-        if throttled:
-            detail["throttled"] = throttled  # attempts refused while slowed, summarised here (S5)
+        for key, what in (("throttled", "refused attempts"), ("unwritten", "attempts not written down")):
+            count = args.get(key, 0)
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count < 2**31:
+                raise BadRequest(f"{key} must be a whole number of {what}")
+            if count:
+                # throttled: refused while slowed (S5); unwritten: from that address since its
+                # last entry, which the page writes once a minute per address (S8).
+                detail[key] = count
         audit(peer, action, detail)
         return {"recorded": True}
 
