@@ -452,6 +452,7 @@ VERBS: dict[str, Callable[..., int]] = {
     "purge": _purge,
     "clock": lambda args, client: cli_clock.run(args, client, UsageError),
     "fleet": _fleet,
+    "tls": lambda args, client: cli_tls.run(args),  # talks to no daemon
 }
 
 
@@ -510,8 +511,6 @@ def _dispatch(argv: list[str] | None) -> int:
             return processes.run(args)
         if args.verb == "sim":
             return run_sim(args)
-        if args.verb == "tls":
-            return cli_tls.run(args)
         return run_verb(args)
     except (UsageError, cli_fleet.FleetUsage) as error:
         print(f"pendock: {error}", file=sys.stderr)

@@ -4,6 +4,7 @@ the dock gets a new name or address. Neither talks to the daemon."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 
@@ -23,6 +24,15 @@ def add_parser(sub, common) -> None:
 
 
 def run(args) -> int:
+    try:
+        return _run(args)
+    except OSError as error:
+        print(f"pendock: tls {args.action}: {error.filename or args.dir}: {error.strerror or error}; "
+              f"run it as root for /etc/pendock/tls, or give --dir a folder you may write", file=sys.stderr)
+        return 1
+
+
+def _run(args) -> int:
     from appliance import front
 
     folder = Path(args.dir)

@@ -128,3 +128,13 @@ def test_the_installer_makes_the_docks_ca_and_certificate(tmp_path):
 
     assert socket.gethostname() in names.get_values_for_type(x509.DNSName)
     assert "CA SHA-256 fingerprint" in done.stdout
+
+
+def test_tls_init_into_a_folder_it_cannot_write_says_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "appliance", "tls", "init", "--dir", "/proc/no-such"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "give --dir a folder you may write" in done.stderr
