@@ -8,12 +8,13 @@ import http.client
 import shutil
 import ssl
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.support.demo import DemoProcess
 
-pytestmark = pytest.mark.skipif(shutil.which("nginx") is None and not shutil.os.path.exists("/usr/sbin/nginx"),
+pytestmark = pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
                                 reason="needs Debian's nginx (make test installs nginx-light)")
 
 
@@ -105,7 +106,6 @@ def test_the_installer_makes_the_docks_ca_and_certificate(tmp_path):
     import stat
     import subprocess
     import sys
-    from pathlib import Path
 
     from cryptography import x509
 
