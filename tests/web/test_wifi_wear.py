@@ -196,3 +196,14 @@ def test_an_override_after_a_flood_of_events_is_on_the_page_and_in_the_api(make_
     html = client.get("/?date=2026-11-28").get_data(as_text=True)
     assert "after the flood" in html and "Earlier events" in html
     assert "page 1 of" in html
+
+
+def test_an_equivocation_is_an_alarm_on_the_page_and_a_kicked_dock_says_so(make_app, daemon):
+    client = make_app().test_client()
+    assert attempt(client, "thera", records.PASSWORD, "192.168.1.11") == 302
+    assert "Clinic alarm" not in client.get("/").get_data(as_text=True)
+    daemon.status["fleet"] = {"dock_id": "room-2", "peers": [{"dock_id": "room-1", "online": True}],
+                              "connected": True, "stale": True, "kicked": 4, "equivocations": 1}
+    html = client.get("/").get_data(as_text=True)
+    assert "Clinic alarm" in html and "its key may be stolen" in html
+    assert "knocked off the broker 4 times" in html
