@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8080
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || echo "sudo")
-TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk mosquitto
+TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk mosquitto nginx-light libnss3-tools
 # npm fetches axe-core for the browser tests; a nodejs from elsewhere (NodeSource) ships its
 # own npm and conflicts with Debian's package, so npm is asked for only when the command is missing.
 

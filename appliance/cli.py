@@ -15,6 +15,7 @@ from typing import Callable
 
 from appliance import cli_clock
 from appliance import cli_fleet
+from appliance import cli_tls
 from appliance.core import inputs, paths
 from appliance.core.inputs import ROLES
 from appliance.daemon.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Refused
@@ -80,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a new demo's simulated clock starts at this time of today (a saved clock wins)")
     demo.add_argument("--broker", help="share one history with the clinic's docks: mqtt://HOST:PORT")
     demo.add_argument("--dock-id", help="this dock's id in the clinic (with --broker), e.g. room-1")
+    demo.add_argument("--tls", action="store_true",
+                      help="the page over HTTPS on --port (nginx in front; HTTP on --port + 1 redirects)")
     sub.add_parser("daemon", parents=[common], help="the dock daemon (systemd runs it)")
     web = sub.add_parser("web", parents=[common], help="the page, behind waitress (systemd runs it)")
     web.add_argument("--port", type=int)
@@ -129,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--csv", action="store_true")
     lg.add_argument("--all-docks", action="store_true", help="the clinic's sessions, every dock's")
     cli_fleet.add_parser(sub, common)
+    cli_tls.add_parser(sub, common)
     for verb, text in (("selftest", "cycle light, buzzer, latch; read seat and pen"),
                        ("readout", "raw pen frame, decoded, CRC verdict"),
                        ("pins", "every pin of the map with its level")):
@@ -459,6 +463,7 @@ VERBS: dict[str, Callable[..., int]] = {
     "purge": _purge,
     "clock": lambda args, client: cli_clock.run(args, client, UsageError),
     "fleet": _fleet,
+    "tls": lambda args, client: cli_tls.run(args),  # talks to no daemon
 }
 
 

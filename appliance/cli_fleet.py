@@ -16,8 +16,12 @@ def add_parser(sub, common) -> None:
                     help="provision: write the broker's logins/ACL and each dock's key")
     fl.add_argument("--out", help="provision: folder for the clinic's files")
     fl.add_argument("--dock", action="append", default=[], help="provision: a dock id (repeat)")
-    fl.add_argument("--broker", help="provision: the broker's address, mqtt://HOST:PORT")
-    fl.add_argument("--port", type=int, default=1883, help="provision: the broker's port")
+    fl.add_argument("--broker", help="provision: the broker's address, mqtts://HOST:PORT (TLS, "
+                                     "the default for a bare HOST) or, with --plain, mqtt://HOST:PORT")
+    fl.add_argument("--port", type=int, default=None,
+                    help="provision: the broker's listening port (default: the --broker URL's)")
+    fl.add_argument("--plain", action="store_true",
+                    help="provision: allow mqtt:// (no TLS: passwords cross the network in clear)")
 
 
 def run(args, client, emit) -> int:
@@ -35,16 +39,23 @@ def provision(args, emit) -> int:
     if not args.out or not args.dock or not args.broker:
         raise FleetUsage("fleet provision needs --out DIR, --broker mqtt://HOST:PORT and "
                          "--dock ID for each dock (e.g. --dock room-1 --dock room-2)")
+    url = args.broker if "://" in args.broker else f"mqtts://{args.broker}"
     try:
-        parse_broker(args.broker)
-        added = write(Path(args.out), list(args.dock), args.broker, port=args.port)
+        broker = parse_broker(url)
+        if not broker.tls and not args.plain:
+            raise ValueError(f"--broker {args.broker}: mqtt:// sends the docks' broker passwords in "
+                             f"clear over the clinic's network; use mqtts://{broker.host} (TLS with the "
+                             f"clinic's own CA, the default), or add --plain for a demo on one machine")
+        added = write(Path(args.out), list(args.dock), url, port=args.port or broker.port)
     except ValueError as error:
         raise FleetUsage(str(error)) from None
     out = Path(args.out).resolve()
     result = {"out": str(out), "added": added, "kept": [d for d in args.dock if d not in added]}
     emit(args, result, "\n".join([
         f"Clinic files in {out}:",
-        f"  broker/: mosquitto.conf, passwd, acl (docks added: {', '.join(added) or 'none'})",
+        f"  broker/: mosquitto.conf, passwd, acl (docks added: {', '.join(added) or 'none'})"
+        + ("; ca.crt/ca.key, the clinic's CA, and broker.crt/broker.key for "
+           f"{broker.host}" if broker.tls else "; NO TLS (--plain)"),
         "  keys/: every dock's public key: copy to each dock (keys_dir)",
         "  docks/<id>/: that dock's key, broker password and [fleet] table: copy to that dock only",
     ]))
@@ -58,6 +69,11 @@ def format_fleet(shown: dict | None) -> str:
              f"{'connected' if shown['connected'] else 'NOT connected'})"]
     if shown.get("last_error"):
         lines.append(f"  {shown['last_error']}")
+    if shown.get("equivocations"):
+        told = ", ".join(f"{a.get('dock_id')} #{a.get('seq')} ({a.get('why')})"
+                         for a in shown.get("recent_equivocations") or [])
+        lines.append(f"  ALARM: {shown['equivocations']} equivocation(s): a dock's key signed two events "
+                     f"for one place in its chain (stolen key?): {told or 'see the audit trail'}")
     lines.append("History: STALE - nothing heard from the broker for too long; sessions on other "
                  "docks may be missing" if shown["stale"] else "History: shared with the clinic")
     lines.append(f"Outbox: {shown['outbox']} event(s) of this dock not yet delivered")

@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from appliance.children import python_command, python_env
 from appliance.core import paths
 from appliance.core.config import ConfigError, parse_config, resolve_config_path
 from appliance.daemon.loop import install_signal_handlers, prepare_process, run_loop
@@ -147,18 +148,30 @@ def run_demo(args) -> int:
 
     stop = threading.Event()
     install_signal_handlers(stop)
-    env = dict(os.environ, PENDOCK_SOCKET=str(socket))
+    env = python_env(dict(os.environ, PENDOCK_SOCKET=str(socket)))
+    page_port, front, url = args.port, None, f"http://127.0.0.1:{args.port}/"
+    if getattr(args, "tls", False):
+        from appliance import demo_tls
+
+        try:
+            extra, page_port, conf = demo_tls.prepare(data, args.port)
+        except (demo_tls.TlsUnavailable, subprocess.SubprocessError, OSError) as error:
+            simulated.close()
+            print(f"pendock: {error}", file=sys.stderr)
+            return 2
+        env.update(extra)
+        front = demo_tls.start_front(conf, _die_with_parent)
+        url = f"https://127.0.0.1:{args.port}/ (http://127.0.0.1:{args.port + 1}/ redirects; the CA: /ca)"
     page = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "web", "--data", str(data), "--host", "127.0.0.1",
-         "--port", str(args.port)] + (["--config", args.config] if args.config else []),
+        python_command("appliance", "web", "--data", str(data), "--host", "127.0.0.1",
+                       "--port", str(page_port), *(["--config", args.config] if args.config else [])),
         env=env,
         preexec_fn=_die_with_parent,
     )
     loop = threading.Thread(target=run_loop, args=(running, stop), name="dock", daemon=True)
     loop.start()
-    url = f"http://127.0.0.1:{args.port}/"
     try:
-        if not _wait_healthy(args.port, page):
+        if not _wait_healthy(page_port, page) or (front is not None and not _wait_healthy(args.port + 1, front)):
             print("pendock: the page did not come up; see the messages above", file=sys.stderr)
             return 2
         if running.fleet is not None:
@@ -176,6 +189,8 @@ def run_demo(args) -> int:
         return 0
     finally:
         stop.set()
+        if front is not None:
+            front.terminate()
         page.terminate()
         try:
             page.wait(5)

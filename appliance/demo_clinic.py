@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from appliance.children import python_command, python_env
 from appliance.core import paths
 from appliance.fleet.provision import provision
 
@@ -79,12 +80,11 @@ def main(argv: list[str] | None = None) -> int:
             toml = re.sub(r"(?m)^broker = .*$", f'broker = "{url}"', toml)
             config = folder / f"{dock}.toml"
             config.write_text(toml)
-            env = dict(os.environ, PENDOCK_DATA=str(data), PENDOCK_CONFIG=str(config),
-                       XDG_RUNTIME_DIR=str(folder / f"{dock}-run"))
+            env = python_env(dict(os.environ, PENDOCK_DATA=str(data), PENDOCK_CONFIG=str(config),
+                                  XDG_RUNTIME_DIR=str(folder / f"{dock}-run")))
             Path(env["XDG_RUNTIME_DIR"]).mkdir(exist_ok=True)
             port = args.port + i
-            child = subprocess.Popen([sys.executable, "-m", "appliance", "demo", "--port", str(port)],
-                                     env=env)
+            child = subprocess.Popen(python_command("appliance", "demo", "--port", str(port)), env=env)
             children.append(child)
             print(f"{dock}: http://127.0.0.1:{port}/   CLI: PENDOCK_DATA={data} pendock fleet",
                   flush=True)

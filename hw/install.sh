@@ -366,6 +366,7 @@ do_install() {
     install_boot_lines
     install_sshd
     install_time_sources
+    bash "$REPO/hw/tls-setup.sh" "$ROOT" # the page over HTTPS: the dock's CA, its certificate, the front
     start_services
     say "Done."
 }

@@ -8,6 +8,7 @@ the technicians' group (see control.Peer).
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from appliance.daemon.control import BadRequest, ControlServer, Peer, Refused, f
 from appliance.daemon import accounts, authority
 from appliance.daemon.dock import ClientRefused, Dock
 from appliance.daemon.selftest import run_selftest
-from appliance.daemon.files import create_private_file
+from appliance.daemon.files import copy_into, create_private_file, open_private_file, remove_if_same
 from appliance.core.model import NextClient
 from appliance.daemon import clock_commands, clockwatch
 from appliance.record.restore import RestoreRefused
@@ -133,11 +134,14 @@ def register(server: ControlServer, dock: Dock) -> None:
     def login(args, peer):
         action = "login_throttled" if flag(args, "refused") else "login" if flag(args, "ok") else "login_failed"
         detail = {"user": str(args.get("user", ""))[:64], "remote": str(args.get("remote", ""))[:64]}
-        throttled = args.get("throttled", 0)
-        if isinstance(throttled, bool) or not isinstance(throttled, int) or not 0 <= throttled < 2**31:
-            raise BadRequest("throttled must be a whole number of refused attempts")
-        if throttled:
-            detail["throttled"] = throttled  # attempts refused while slowed, summarised here (S5)
+        for key, what in (("throttled", "refused attempts"), ("unwritten", "attempts not written down")):
+            count = args.get(key, 0)
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count < 2**31:
+                raise BadRequest(f"{key} must be a whole number of {what}")
+            if count:
+                # throttled: refused while slowed (S5); unwritten: from that address since its
+                # last entry, which the page writes once a minute per address (S8).
+                detail[key] = count
         audit(peer, action, detail)
         return {"recorded": True}
 
@@ -223,26 +227,37 @@ def register(server: ControlServer, dock: Dock) -> None:
         if not target.is_absolute():
             raise BadRequest("backup needs an absolute path for the copy")
         try:
-            create_private_file(target)  # 0600 from the start: it holds password and token hashes
+            # 0600 from the start (it holds password and token hashes), and written through
+            # this descriptor only: a symlink swapped in at the path later changes nothing.
+            fd = open_private_file(target)
         except FileExistsError:
             raise Refused(f"{target} exists already: choose a new file name (nothing is overwritten)") from None
         except OSError as error:
             raise Refused(f"cannot create {target}: {error.strerror}; choose a folder the dock may write") from None
+        scratch = store.path.parent / f".backup-{os.urandom(6).hex()}.db"
         try:
+            create_private_file(scratch)  # in the data folder, which nobody else may write
             with dock.lock:
-                store.backup_to(target)
+                store.backup_to(scratch)
+            check = sqlite3.connect(scratch, isolation_level=None)
+            try:
+                check.execute("PRAGMA journal_mode = DELETE")  # one self-contained file to copy
+                verdict = check.execute("PRAGMA integrity_check").fetchone()[0]
+            finally:
+                check.close()
+            copy_into(scratch, fd)
+            size = os.fstat(fd).st_size
         except BaseException:
-            target.unlink(missing_ok=True)
+            remove_if_same(target, fd)
             raise
-        check = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
-        try:
-            verdict = check.execute("PRAGMA integrity_check").fetchone()[0]
         finally:
-            check.close()
+            os.close(fd)
+            for leftover in (scratch, scratch.with_name(scratch.name + "-wal"), scratch.with_name(scratch.name + "-shm")):
+                leftover.unlink(missing_ok=True)
         audit(peer, "backup", {"path": str(target), "integrity": verdict})
         if verdict != "ok":
             raise Refused(f"the backup at {target} failed its integrity check: {verdict}")
-        return {"path": str(target), "integrity": verdict, "bytes": target.stat().st_size}
+        return {"path": str(target), "integrity": verdict, "bytes": size}
 
     def restore(args, peer):
         source = Path(str(args.get("path") or ""))

@@ -45,5 +45,29 @@ def _tighten_files(folder: Path, mode: int) -> None:
 
 def create_private_file(path: Path) -> None:
     """Create `path` empty, 0600, refusing to follow a link or to replace anything there."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    os.close(fd)
+    os.close(open_private_file(path))
+
+
+def open_private_file(path: Path) -> int:
+    """A descriptor of `path`, made here and now, 0600: never a link, never a file that was
+    there. Write through it (not the path again, which a symlink could replace meanwhile)."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def copy_into(source: Path, fd: int) -> None:
+    """`source`'s bytes into the descriptor, on disk when this returns."""
+    with open(source, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            view = memoryview(block)
+            while view:
+                view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
+def remove_if_same(path: Path, fd: int) -> None:
+    """Remove `path` only if it is still the file behind `fd` (not one swapped in since)."""
+    try:
+        if os.path.samestat(os.stat(path, follow_symlinks=False), os.fstat(fd)):
+            path.unlink()
+    except OSError:
+        pass

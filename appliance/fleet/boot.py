@@ -88,7 +88,8 @@ def _initial_status(store: Store, dock_id: str, broker, keyring) -> dict[str, An
                   for d in sorted(keyring) if d != dock_id],
         "conflicts": ledger.conflict_count(), "recent_conflicts": ledger.conflicts(5),
         "dropped": {c: 0 for c in DROP_CATEGORIES}, "duplicates": 0, "received": 0,
-        "last_error": None,
+        "last_error": None, "kicked": 0, "equivocations": ledger.equivocation_count(),
+        "recent_equivocations": ledger.equivocations(5),
     }
 
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from appliance.core import rules
 from appliance.fleet.events import GENESIS, MAX_SEQ, Event
 from appliance.fleet.own import OwnEvents
-from appliance.fleet.shared import SHARED_ACTIONS, shared_payload
+from appliance.fleet.shared import SHARED_ACTIONS, TECHNICIAN_PEN_ACTS, shared_payload
 from appliance.record import fleet_codec
 
 __all__ = ["SHARED_ACTIONS", "Ledger", "Ingested", "shared_payload"]
@@ -31,9 +31,13 @@ __all__ = ["SHARED_ACTIONS", "Ledger", "Ingested", "shared_payload"]
 class Ingested:
     new: int = 0
     duplicates: int = 0
-    equivocations: int = 0  # same (dock, seq), another hash: never merged
+    equivocations: int = 0  # same (dock, seq), another hash, or a chain that does not join
     own: int = 0  # this dock's own events coming back
     conflicts: list[dict[str, Any]] = field(default_factory=list)  # found by this merge
+    # The alarms: {"dock_id", "seq", "why"}; what both tellings said was merged anyway.
+    equivocated: list[dict[str, Any]] = field(default_factory=list)
+    # A peer's technician act on a pen, not applied here: {"dock_id", "seq", "kind", "serial"}.
+    not_applied: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Ledger:
@@ -120,7 +124,14 @@ class Ledger:
                 if fleet_codec.body_hash(found[0]) == event.hash:
                     result.duplicates += 1
                 else:
+                    # Two events signed by one dock's key for one place in its chain: its key
+                    # lied (or was stolen). An alarm; what the second telling says is merged
+                    # too, so a forged event cannot hide a genuine session (S9).
                     result.equivocations += 1
+                    result.equivocated.append({"dock_id": event.dock, "seq": event.seq,
+                                               "why": "two events for one sequence number"})
+                    self._apply(event.dock, event.seq, event.kind, event.at, dict(event.payload), result,
+                                min_interval_days, tz, now)
                 continue
             self._store(event)
             result.new += 1
@@ -147,17 +158,27 @@ class Ledger:
                 break  # a gap: wait for catch-up
             signed = fleet_codec.signed_fields(body)
             if signed["prev"] != prev_hash:
-                result.equivocations += 1  # the chain does not join: never applied
-                break
-            self._apply(dock, signed["kind"], signed["at"], signed["payload"], result,
+                # The chain does not join: this dock's key told two stories. An alarm, and
+                # its events keep being merged (each is still signed by its key).
+                result.equivocations += 1
+                result.equivocated.append({"dock_id": dock, "seq": seq, "why": "its chain does not join"})
+            self._apply(dock, seq, signed["kind"], signed["at"], signed["payload"], result,
                         min_interval_days, tz, now)
             applied, prev_hash = seq, fleet_codec.body_hash(body)
         self.conn.execute(
             "INSERT INTO fleet_docks (dock_id, applied_seq) VALUES (?, ?) "
             "ON CONFLICT(dock_id) DO UPDATE SET applied_seq = excluded.applied_seq", (dock, applied))
 
-    def _apply(self, dock: str, kind: str, at: str, p: dict[str, Any], result: Ingested,
+    def _apply(self, dock: str, seq: int, kind: str, at: str, p: dict[str, Any], result: Ingested,
                min_interval_days: int, tz: tzinfo, now: datetime) -> None:
+        """A peer's key speaks for its own dock's sessions and for counters seen (which
+        only ever rise): never for a technician's act on a pen. A service reset or a
+        re-baseline is applied on the dock where the technician did it, and on each other
+        dock only by a technician there (a stolen dock key frees no pen elsewhere, S9)."""
+        if kind in TECHNICIAN_PEN_ACTS:
+            result.not_applied.append({"dock_id": dock, "seq": seq, "kind": kind,
+                                       "serial": _int(p.get("serial"))})
+            kind = "pen_counters"  # the counters it read still count (they only rise)
         moment = datetime.fromisoformat(at)
         if kind == "session_opened":
             self.conn.execute(
@@ -182,17 +203,16 @@ class Ledger:
         elif kind == "session_interrupted":
             self.conn.execute("UPDATE fleet_sessions SET ended_at = ?, outcome = 'interrupted' "
                               "WHERE dock_id = ? AND session = ?", (at, dock, p["session"]))
-        elif kind in ("pen_registered", "pen_counters", "rebaseline", "service_reset"):
+        elif kind in ("pen_registered", "pen_counters"):
             self._apply_pen(kind, at, p)
 
     def _apply_pen(self, kind: str, at: str, p: dict[str, Any]) -> None:
-        """Counters only ever rise across docks, except where a technician re-baselined the
-        pen: counters older than the newest re-baseline are ignored."""
+        """Counters only ever rise across docks (a peer's re-baseline is not applied here,
+        `_apply`); counters older than a re-baseline recorded before that rule are ignored."""
         serial = p["serial"]
         baseline = self.conn.execute("SELECT at FROM fleet_pen_baselines WHERE serial = ?",
                                      (serial,)).fetchone()
-        moment = datetime.fromisoformat(at)
-        if baseline and moment < datetime.fromisoformat(baseline[0]) and kind != "service_reset":
+        if baseline and datetime.fromisoformat(at) < datetime.fromisoformat(baseline[0]):
             return
         motor = p["motor_seconds"]
         strokes = p.get("strokes", 0)
@@ -200,23 +220,10 @@ class Ledger:
             "INSERT OR IGNORE INTO pens (serial, firmware, first_seen, last_strokes, "
             "last_motor_seconds, service_motor_seconds) VALUES (?, ?, ?, ?, ?, ?)",
             (serial, str(p.get("firmware") or ""), at, strokes, motor, motor))
-        if kind in ("pen_registered", "pen_counters"):
-            self.conn.execute(
-                "UPDATE pens SET last_strokes = max(last_strokes, ?), "
-                "last_motor_seconds = max(last_motor_seconds, ?) WHERE serial = ?",
-                (strokes, motor, serial))
-        elif kind == "rebaseline":
-            service = p.get("service_motor_seconds", motor)
-            self.conn.execute(
-                "UPDATE pens SET last_strokes = ?, last_motor_seconds = ?, "
-                "service_motor_seconds = min(service_motor_seconds, ?) WHERE serial = ?",
-                (strokes, motor, service, serial))
-            self.conn.execute(
-                "INSERT INTO fleet_pen_baselines (serial, at) VALUES (?, ?) "
-                "ON CONFLICT(serial) DO UPDATE SET at = excluded.at", (serial, at))
-        else:  # service_reset
-            self.conn.execute("UPDATE pens SET service_motor_seconds = max(service_motor_seconds, ?) "
-                              "WHERE serial = ?", (motor, serial))
+        self.conn.execute(
+            "UPDATE pens SET last_strokes = max(last_strokes, ?), "
+            "last_motor_seconds = max(last_motor_seconds, ?) WHERE serial = ?",
+            (strokes, motor, serial))
 
     def _conflicts(self, dock: str, p: dict[str, Any], moment: datetime, min_days: int,
                    now: datetime, tz: tzinfo) -> list[dict[str, Any]]:
@@ -274,6 +281,21 @@ class Ledger:
 
     def conflict_count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM fleet_conflicts").fetchone()[0]
+
+    def equivocations(self, limit: int = 5) -> list[dict[str, Any]]:
+        """The newest equivocation alarms (the link writes each once to the audit trail)."""
+        rows = self.conn.execute("SELECT detail FROM audit WHERE action = 'fleet_equivocation' "
+                                 "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        found = []
+        for (detail,) in reversed(rows):
+            try:
+                found.append(json.loads(detail))
+            except (TypeError, ValueError):
+                continue
+        return found
+
+    def equivocation_count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM audit WHERE action = 'fleet_equivocation'").fetchone()[0]
 
     def peer_session_keys(self) -> list[tuple[str, int, str]]:
         """(dock, session, outcome) of every peer session: what convergence tests compare."""

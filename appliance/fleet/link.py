@@ -33,6 +33,7 @@ from appliance.fleet import events as ev
 from appliance.fleet import keys
 from appliance.fleet.ledger import Ledger
 from appliance.fleet.settings import BrokerAddress
+from appliance.fleet.shared import KICKED_AGAIN
 from appliance.record.store import StoreError, Store
 
 log = logging.getLogger("pendock.fleet")
@@ -93,6 +94,8 @@ class FleetLink:
         self.connected = False
         self.last_error = ""
         self._last_contact = time.monotonic()
+        self._drops: collections.deque[float] = collections.deque()  # monotonic, within stale_after
+        self._equivocations: list[dict[str, Any]] = []  # the alarms: (dock, seq) told twice
         self._acked: collections.deque[int] = collections.deque()  # mids PUBACKed
         self._delivered: set[int] = set()  # outbox seqs acknowledged, not yet deleted
         self._inflight: dict[int, int] = {}  # mid -> outbox seq
@@ -107,6 +110,9 @@ class FleetLink:
         self._outbox_size = self.ledger.outbox_count() - len(self._delivered)
         self._conflicts = self.ledger.conflict_count()
         self._recent_conflicts = self.ledger.conflicts(5)
+        self._equivocations = self.ledger.equivocations(5)
+        self._equivocation_count = self.ledger.equivocation_count()
+        self._alarmed = {(a.get("dock_id"), a.get("seq")) for a in self.ledger.equivocations(1000)}
         self._own_events = self._topic("events")
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._run, name="fleet", daemon=True)
@@ -158,10 +164,20 @@ class FleetLink:
 
     # -- what the dock and the CLI see -------------------------------------------------------
     def stale(self) -> bool:
-        """Nothing heard from the broker for longer than the clinic allows."""
+        """Nothing heard from the broker for longer than the clinic allows, or knocked off
+        it again and again (`kicked`)."""
+        if self.kicked() >= KICKED_AGAIN:
+            return True
         if self.connected:
             return False
         return time.monotonic() - self._last_contact > self.stale_after_s
+
+    def kicked(self) -> int:
+        """Connections lost within the last stale_after_s (a cut cable, or another client
+        taking this dock's login: the broker ends the older connection)."""
+        while self._drops and time.monotonic() - self._drops[0] > self.stale_after_s:
+            self._drops.popleft()
+        return len(self._drops)
 
     def last_contact(self) -> float:
         """time.monotonic() of the last sign of the broker (CLOCK_MONOTONIC: the daemon,
@@ -172,7 +188,7 @@ class FleetLink:
         """The contract's `status --json` `fleet` key: dock_id, peers, outbox, stale."""
         full = self.status()
         return {key: full[key] for key in ("dock_id", "peers", "outbox", "stale", "connected",
-                                           "conflicts")}
+                                           "conflicts", "kicked", "equivocations")}
 
     def status(self) -> dict[str, Any]:
         return {
@@ -185,6 +201,9 @@ class FleetLink:
                        "seq": p.seq} for p in sorted(self.peers.values(), key=lambda p: p.dock_id)],
             "conflicts": self._conflicts,
             "recent_conflicts": self._recent_conflicts,
+            "kicked": self.kicked(),
+            "equivocations": self._equivocation_count,
+            "recent_equivocations": self._equivocations,
             "dropped": {c: self.dropped.get(c, 0) for c in ev.DROP_CATEGORIES},
             "duplicates": self.duplicates,
             "received": self.received,
@@ -208,6 +227,15 @@ class FleetLink:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self.connected:
             self._last_contact = time.monotonic()
+            if not self._stop.is_set():
+                self._drops.append(time.monotonic())
+                if self.kicked() >= KICKED_AGAIN:
+                    self.last_error = (
+                        f"disconnected from the broker {self.kicked()} times in the last "
+                        f"{self.stale_after_s / 60:g} minutes: another client may be using this dock's "
+                        f"login ({self.dock_id}); give it a new broker password "
+                        f"(pendock fleet provision) and look for the device")
+                    log.warning("fleet: %s", self.last_error)
         self.connected = False
         self.wake.set()
 
@@ -311,7 +339,10 @@ class FleetLink:
 
     def _publish_presence(self) -> None:
         note = {"online": True, "seq": self.ledger.own_seq(), "hw": self.ledger.high_water(),
-                "at": self.clock.now().isoformat()}
+                "at": self.clock.now().isoformat(),
+                # The equivocations this dock saw: every dock raises the alarm, the lying
+                # dock's own included (it never reads its own topic).
+                "alarms": [[a.get("dock_id"), a.get("seq")] for a in self._equivocations]}
         self.client.publish(self._topic("presence"), self._note(note), qos=1, retain=True)
         self._presence_due = time.monotonic() + PRESENCE_EVERY_S
 
@@ -405,6 +436,7 @@ class FleetLink:
     def _presence(self, dock: str, note: dict[str, Any]) -> None:
         peer = self.peers[dock]
         peer.online = bool(note.get("online"))
+        self._told_alarms(dock, note.get("alarms"))
         seq = note.get("seq")
         if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < ev.MAX_SEQ:
             peer.seq = max(peer.seq, seq)
@@ -429,6 +461,26 @@ class FleetLink:
                     f"its new events will be refused by the clinic; give this dock a new "
                     f"dock_id (pendock fleet provision --dock NEW-ID) and restart it")
                 log.error("fleet: %s", self.last_error)
+
+    def _told_alarms(self, teller: str, alarms: Any) -> None:
+        """Equivocations a peer saw, raised here too (each once)."""
+        if not isinstance(alarms, list):
+            return
+        now = self.clock.now()
+        for item in alarms[:5]:
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+                    and ev.DOCK_ID.fullmatch(item[0]) and isinstance(item[1], int)
+                    and not isinstance(item[1], bool) and 0 < item[1] < ev.MAX_SEQ):
+                continue
+            key = (item[0], item[1])
+            if key in self._alarmed:
+                continue
+            self._alarmed.add(key)
+            alarm = {"dock_id": item[0], "seq": item[1], "why": f"seen by {teller}"}
+            self.store.audit("fleet", "fleet_equivocation", alarm, now, self.clock.synced())
+            self._equivocations = (self._equivocations + [alarm])[-5:]
+            self._equivocation_count += 1
+            log.error("fleet: ALARM: %s saw %s's key tell two stories at %d", teller, item[0], item[1])
 
     def _serve(self, asker: str, after: dict[str, int]) -> None:
         """Answer a peer's catch-up: this dock's own events always; another dock's only
@@ -459,11 +511,23 @@ class FleetLink:
                                         tz=self.tz, now=now)
             for conflict in result.conflicts:
                 self.store.audit("fleet", "fleet_conflict", conflict, now, self.clock.synced())
+            for alarm in result.equivocated:
+                key = (alarm["dock_id"], alarm["seq"])
+                if key not in self._alarmed:  # once per place in a dock's chain
+                    self._alarmed.add(key)
+                    self.store.audit("fleet", "fleet_equivocation", alarm, now, self.clock.synced())
+                    self._equivocations = (self._equivocations + [alarm])[-5:]
+                    self._equivocation_count += 1
+            for act in result.not_applied:
+                self.store.audit("fleet", "fleet_act_not_applied", act, now, self.clock.synced())
         self.received += result.new
         if result.new:
             self._progress_at = time.monotonic()  # a catch-up under way: do not ask again yet
         self.duplicates += result.duplicates
         self.dropped["equivocation"] += result.equivocations
+        if result.equivocated:
+            log.error("fleet: ALARM: a dock's key told two stories (its key may be stolen): %s",
+                      result.equivocated)
         if result.conflicts:
             self._conflicts = self.ledger.conflict_count()
             self._recent_conflicts = self.ledger.conflicts(5)

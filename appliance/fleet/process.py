@@ -27,10 +27,10 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-import appliance
+from appliance.children import python_env
+from appliance.fleet.shared import KICKED_AGAIN
 
 log = logging.getLogger("pendock.fleet")
 
@@ -45,7 +45,7 @@ CLOSE_WAIT_S = 8.0  # the child's own close: its worker (5 s at most) and its la
 # decisions share.
 WAKE_GAP_S = 0.1
 CLOCK_STEP_S = 0.01  # a smaller change of the dock's clock offset is not worth a line
-SUMMARY_KEYS = ("dock_id", "peers", "outbox", "stale", "connected", "conflicts")
+SUMMARY_KEYS = ("dock_id", "peers", "outbox", "stale", "connected", "conflicts", "kicked", "equivocations")
 
 
 class LinkProcess:
@@ -121,6 +121,8 @@ class LinkProcess:
         """Nothing heard from the broker for longer than the clinic allows (as the link
         judged it in-process: never while connected)."""
         now = time.monotonic()
+        if int(self._status.get("kicked") or 0) >= KICKED_AGAIN:
+            return True  # knocked off the broker again and again (link.py)
         if self._connected and now - self._reported_at < STATUS_FRESH_S:
             return False
         return now - self._contact > self.stale_after_s
@@ -131,18 +133,15 @@ class LinkProcess:
     def summary(self) -> dict[str, Any]:
         """The contract's `status --json` `fleet` key: dock_id, peers, outbox, stale."""
         full = self.status()
-        return {key: full[key] for key in SUMMARY_KEYS}
+        return {key: full.get(key, 0) for key in SUMMARY_KEYS}
 
     # -- the child -----------------------------------------------------------------------------
     def _spawn(self) -> None:
         with self._lock:
             if self._closing.is_set():
                 return
-            env = dict(os.environ)
-            # This very code, wherever it runs from (a checkout, a wheel, the demo).
-            root = str(Path(appliance.__file__).resolve().parent.parent)
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-            proc = subprocess.Popen([sys.executable, *self.COMMAND], env=env,
+            # This very code, wherever it runs from (appliance/children.py).
+            proc = subprocess.Popen([sys.executable, *self.COMMAND], env=python_env(),
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
             assert proc.stdin is not None and proc.stdout is not None  # both are PIPE
             fd = proc.stdin.fileno()

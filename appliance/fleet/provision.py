@@ -2,7 +2,12 @@
 other, written once by the technician.
 
 OUT/broker/mosquitto.conf, passwd, acl   the broker: no anonymous clients, one login per
-                                         dock, each dock writes only its own topics
+                                         dock, each dock writes only its own topics, the
+                                         client id is the login (a dock's login cannot
+                                         knock another dock off), TLS for mqtts://
+OUT/broker/ca.key, ca.crt                the clinic's CA (mqtts://; its key stays here)
+OUT/broker/broker.key, broker.crt        the broker's certificate, for the broker's host
+OUT/docks/<dock>/clinic-ca.crt           the CA a dock trusts the broker by (tls_ca_file)
 OUT/keys/<dock>.pub                      the clinic's key ring, copied to every dock
 OUT/docks/<dock>/fleet.key               that dock's signing key (stays on that dock)
 OUT/docks/<dock>/broker-password         that dock's broker password (stays on that dock)
@@ -39,12 +44,17 @@ def acl_lines(dock_id: str) -> list[str]:
             f"topic write {PREFIX}/catchup/{dock_id}", f"topic write {PREFIX}/replay/{dock_id}/#", ""]
 
 
-def broker_conf(folder: Path, port: int, *, persistence: bool = True) -> str:
+def broker_conf(folder: Path, port: int, *, persistence: bool = True, tls: bool = False) -> str:
     return "\n".join([
         "# pen-dock clinic broker (written by `pendock fleet provision`)",
         "per_listener_settings false",
         f"listener {port}",
+        *([f"cafile {folder / 'ca.crt'}", f"certfile {folder / 'broker.crt'}",
+           f"keyfile {folder / 'broker.key'}", "tls_version tlsv1.2"] if tls else []),
         "allow_anonymous false",
+        # The client id is the dock's login: a dock (or a thief of its password) connecting
+        # with another dock's client id cannot disconnect that dock (S9).
+        "use_username_as_clientid true",
         f"password_file {folder / 'passwd'}",
         f"acl_file {folder / 'acl'}",
         # The docks never send more than a catch-up batch; larger is refused at the broker.
@@ -57,7 +67,12 @@ def broker_conf(folder: Path, port: int, *, persistence: bool = True) -> str:
 
 def provision(out: Path, docks: list[str], broker_url: str, *, port: int = 1883,
               persistence: bool = True) -> list[str]:
-    """Write or extend a clinic's files; return the docks newly added."""
+    """Write or extend a clinic's files; return the docks newly added. An `mqtts://`
+    broker gets the clinic's CA (made once) and a certificate for its host."""
+    from appliance import certs
+    from appliance.fleet.settings import parse_broker
+
+    tls = parse_broker(broker_url).tls
     bad = [d for d in docks if not DOCK_ID.fullmatch(d)]
     if bad:
         raise ValueError(f"{', '.join(bad)}: a dock id is lower-case letters, digits and '-', "
@@ -65,6 +80,9 @@ def provision(out: Path, docks: list[str], broker_url: str, *, port: int = 1883,
     out = Path(out).resolve()
     broker, ring = out / "broker", out / "keys"
     broker.mkdir(parents=True, exist_ok=True)
+    if tls:
+        certs.make_ca(broker, "pen-dock clinic CA")
+        certs.issue(broker, broker / "broker.key", broker / "broker.crt", [parse_broker(broker_url).host])
     added = []
     for dock in docks:
         home = out / "docks" / dock
@@ -89,13 +107,17 @@ def provision(out: Path, docks: list[str], broker_url: str, *, port: int = 1883,
             f'password_file = "{password_file}"\n'
             f'key_file = "{key_file}"\n'
             f'keys_dir = "{ring}"\n'
-            "stale_after_minutes = 10\n", encoding="utf-8")
+            + (f'tls_ca_file = "{home / "clinic-ca.crt"}"\n' if tls else "")
+            + "stale_after_minutes = 10\n", encoding="utf-8")
         added.append(dock)
+    if tls:
+        for home in (out / "docks").iterdir():
+            (home / "clinic-ca.crt").write_bytes((broker / "ca.crt").read_bytes())
     every = sorted(p.stem for p in ring.glob("*.pub"))
     (broker / "acl").write_text(
         "# pen-dock: each dock reads the clinic's topics and writes only its own\n"
         + "\n".join(line for dock in every for line in acl_lines(dock)), encoding="ascii")
     os.chmod(broker / "passwd", 0o600)
-    (broker / "mosquitto.conf").write_text(broker_conf(broker, port, persistence=persistence),
+    (broker / "mosquitto.conf").write_text(broker_conf(broker, port, persistence=persistence, tls=tls),
                                            encoding="ascii")
     return added

@@ -3,6 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
+# Knocked off the broker this many times within stale_after_minutes: another client uses
+# this dock's login (the broker pins the client id to the login), so the dock says
+# fleet_stale with the facts (fleet/link.py counts, fleet/process.py judges).
+KICKED_AGAIN = 3
+# A technician's acts on a pen, which a peer's key does not speak for (ledger.py).
+TECHNICIAN_PEN_ACTS = frozenset({"rebaseline", "service_reset"})
+
 # Audit actions of the record that are shared with the clinic's other docks.
 SHARED_ACTIONS = frozenset({
     "session_opened", "session_closed", "session_interrupted", "pen_registered",

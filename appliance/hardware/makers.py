@@ -8,6 +8,8 @@ the other way round.
 """
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -25,6 +27,11 @@ def load_makers(folder: Path | None) -> tuple[dict[bytes, TrustedMaker], list[st
     if folder is None:
         return trusted, problems
     folder = Path(folder)
+    unsafe = _unsafe(folder)
+    if unsafe:
+        return trusted, [f"{folder}: every maker's key is refused: {unsafe}; no cartridge maker is trusted, "
+                         f"so every chip-carrying cartridge is held as unauthentic. Fix it with "
+                         f"`chown root:root {folder} && chmod 755 {folder}` (and 644 for its files)"]
     try:
         files = sorted(p for p in folder.iterdir() if p.suffix == PEM_SUFFIX and p.is_file())
     except FileNotFoundError:
@@ -33,6 +40,10 @@ def load_makers(folder: Path | None) -> tuple[dict[bytes, TrustedMaker], list[st
     except OSError as error:
         return trusted, [f"{folder}: cannot list the trusted makers: {error.strerror or error}"]
     for path in files:
+        unsafe = _unsafe(path)
+        if unsafe:
+            problems.append(f"{path}: left out: {unsafe} (chown root:root and chmod 644 it)")
+            continue
         try:
             key = _maker_key(path)
         except ValueError as error:
@@ -40,6 +51,24 @@ def load_makers(folder: Path | None) -> tuple[dict[bytes, TrustedMaker], list[st
             continue
         trusted[key_id(key)] = TrustedMaker(path.stem, key)
     return trusted, problems
+
+
+def _unsafe(path: Path) -> str:
+    """Why the folder or a key in it cannot be trusted ("" if it can): anyone who may
+    write it could add a maker of their own, so it must belong to root (or to the dock's
+    own user, which could change it anyway) and be writable by its owner alone (S9/R5)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return ""  # said below, as before
+    except OSError as error:
+        return f"cannot look at it ({error.strerror or error})"
+    if info.st_uid not in (0, os.geteuid()):
+        return f"it belongs to user id {info.st_uid}, not root"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        who = "others" if info.st_mode & stat.S_IWOTH else "its group"
+        return f"it may be written by {who} (mode {stat.S_IMODE(info.st_mode):o})"
+    return ""
 
 
 def _maker_key(path: Path) -> ec.EllipticCurvePublicKey:

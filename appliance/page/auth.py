@@ -65,26 +65,35 @@ class _Backoff:
 class LoginThrottle:
     """Wrong passwords slow down the one who types them, not the clinic's staff.
 
-    Misses are counted per (name, client address): after `free_attempts` wrong passwords
-    in a row that name waits `base_delay` seconds from that address, doubling up to
-    `max_delay`, while the same name from another device is not slowed (a stranger cannot
-    lock the manager out). An address that tries many names is slowed too, after
-    `free_per_address` misses. Names are lower-cased and counted known or not, so guessing
-    names gains nothing. A success clears that name at that address.
+    Misses are counted, in memory, four ways:
+    - per (name, client address): after `free_attempts` wrong passwords in a row that name
+      waits `base_delay` seconds from that address, doubling up to `max_delay`;
+    - per address, whatever the names: after `free_per_address` misses;
+    - per name across every address: after `free_per_name` misses that name waits
+      `base_delay`, doubling up to `max_name_delay`, from every address except the
+      devices where it logged in since the page started (`known`), so guesses spread over
+      many addresses are capped while the staff's own tablets are not locked out;
+    - overall: at most `overall_per_minute` misses a minute (a bucket that refills),
+      except, again, from a name's known devices.
+    Names are lower-cased and counted known or not, so guessing names gains nothing. A
+    success clears that name at that address.
 
-    Attempts refused while waiting are only counted here, in memory (`refused`), so a
-    flood of them costs no write to the record; the login route writes one audit entry
-    when a burst begins and the count with the next attempt that is checked (`summary`).
+    Attempts refused while waiting are only counted here (`refused`); the login route
+    writes them down with its once-a-minute entry per address (`AuditGate`).
     """
 
     def __init__(self, free_attempts: int = 5, base_delay: float = 30.0, max_delay: float = 900.0,
-                 max_names: int = 10_000, clock=time.monotonic, free_per_address: int = 20):
+                 max_names: int = 10_000, clock=time.monotonic, free_per_address: int = 20,
+                 free_per_name: int = 10, max_name_delay: float = 300.0, overall_per_minute: int = 30):
         self.free_attempts = free_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.clock = clock
         self._pairs = _Backoff(free_attempts, base_delay, max_delay, max_names)
         self._addresses = _Backoff(free_per_address, base_delay, max_delay, max_names)
+        self._names = _Backoff(free_per_name, base_delay, max_name_delay, max_names)
+        self._known: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._overall = _Bucket(overall_per_minute, overall_per_minute / 60.0, clock())
         self._refused: OrderedDict[tuple[str, str], int] = OrderedDict()
         self.max_names = max_names
         self._lock = threading.Lock()
@@ -96,20 +105,32 @@ class LoginThrottle:
     def wait_seconds(self, name: str, address: str = "") -> float:
         """How long this name must still wait at this address before a password is even checked (0: go)."""
         now = self.clock()
+        key = self._key(name, address)
         with self._lock:
-            return max(self._pairs.wait(self._key(name, address), now),
-                       self._addresses.wait(address or "", now))
+            waits = [self._pairs.wait(key, now), self._addresses.wait(address or "", now)]
+            if key not in self._known:
+                waits += [self._names.wait(key[0], now), self._overall.wait(now)]
+            return max(waits)
 
     def failed(self, name: str, address: str = "") -> None:
         now = self.clock()
+        key = self._key(name, address)
         with self._lock:
-            self._pairs.miss(self._key(name, address), now)
+            self._pairs.miss(key, now)
             self._addresses.miss(address or "", now)
+            if key not in self._known:
+                self._names.miss(key[0], now)
+                self._overall.take(now)
 
     def succeeded(self, name: str, address: str = "") -> None:
+        key = self._key(name, address)
         with self._lock:
-            self._pairs.clear(self._key(name, address))
+            self._pairs.clear(key)
             self._addresses.clear(address or "")
+            self._known.pop(key, None)
+            self._known[key] = None
+            while len(self._known) > self.max_names:
+                self._known.popitem(last=False)
 
     def refused(self, name: str, address: str = "") -> int:
         """Count one attempt refused while waiting; returns how many in this burst (1: the first)."""
@@ -125,6 +146,61 @@ class LoginThrottle:
         """Attempts refused (and not yet written down) since the last checked one; resets."""
         with self._lock:
             return self._refused.pop(self._key(name, address), 0)
+
+
+class _Bucket:
+    """`size` tokens, refilled at `rate` a second: the overall cap on wrong passwords."""
+
+    def __init__(self, size: int, rate: float, now: float):
+        self.size, self.rate = float(size), rate
+        self.tokens, self.at = float(size), now
+
+    def _fill(self, now: float) -> None:
+        self.tokens = min(self.size, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = now
+
+    def wait(self, now: float) -> float:
+        self._fill(now)
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self, now: float) -> None:
+        self._fill(now)
+        self.tokens = max(0.0, self.tokens - 1)
+
+
+class AuditGate:
+    """What an unauthenticated request may write to the record: one entry a minute per
+    client address (S8). The attempts in between are counted here, in memory, and their
+    number goes with that address's next entry (`unwritten`), so nothing is lost from the
+    count and a flood costs one durable write a minute per source."""
+
+    def __init__(self, every_s: float = 60.0, max_sources: int = 10_000, clock=time.monotonic):
+        self.every_s, self.max_sources, self.clock = every_s, max_sources, clock
+        self._sources: OrderedDict[str, tuple[float, int]] = OrderedDict()  # address -> (last write, unwritten)
+        self._lock = threading.Lock()
+
+    def may_write(self, address: str) -> int | None:
+        """None: count this attempt only; else write now, with this many unwritten before it."""
+        now = self.clock()
+        with self._lock:
+            last, unwritten = self._sources.pop(address, (float("-inf"), 0))
+            if now - last < self.every_s:
+                self._sources[address] = (last, unwritten + 1)
+                answer = None
+            else:
+                self._sources[address] = (now, 0)
+                answer = unwritten
+            while len(self._sources) > self.max_sources:
+                self._sources.popitem(last=False)
+            return answer
+
+    def written(self, address: str) -> int:
+        """An entry from this address is written anyway (a login): the unwritten count, reset."""
+        with self._lock:
+            last, unwritten = self._sources.pop(address, (float("-inf"), 0))
+            if last != float("-inf"):
+                self._sources[address] = (last, 0)
+            return unwritten
 
 
 def safe_next(text: str | None) -> str:
@@ -246,8 +322,18 @@ def still_valid(store, login: Login) -> bool:
             and password_stamp(user["password_hash"]) == login.stamp)
 
 
-def token_login(store, header: str | None) -> Login | None:
-    """`Authorization: Bearer TOKEN` -> a read-only login, if the token's hash is stored."""
+def is_wall_token(name: str) -> bool:
+    """A token named `wall`, or `wall-...` (`wall-room-1`), is a wall display's: it opens
+    /wall through /wall/login and nothing else (never the API as a Bearer token)."""
+    return _WALL_NAME.fullmatch(name or "") is not None
+
+
+_WALL_NAME = re.compile(r"wall([-_.][A-Za-z0-9._-]*)?", re.IGNORECASE)
+
+
+def token_login(store, header: str | None, *, wall: bool = False) -> Login | None:
+    """`Authorization: Bearer TOKEN` -> a read-only login, if the token's hash is stored;
+    a wall token only when `wall` (the wall's own login), any other only when not."""
     if not header:
         return None
     scheme, _, token = header.partition(" ")
@@ -255,7 +341,7 @@ def token_login(store, header: str | None) -> Login | None:
     if scheme.lower() != "bearer" or not token or len(token) > 256:
         return None
     found = store.token_by_hash(hashlib.sha256(token.encode()).hexdigest())
-    if found is None:
+    if found is None or is_wall_token(found["name"]) != wall:
         return None
     return Login(f"token {found['id']} ({found['name']})", "token")
 

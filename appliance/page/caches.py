@@ -35,6 +35,28 @@ class StatusCache:
             self._value, self._at = value, time.monotonic()
 
 
+class HealthCache:
+    """Whether the daemon answers, asked at most once per `fresh_s`, a failure included
+    (an open /healthz must not let a flood reach the daemon, S8)."""
+
+    def __init__(self, ask: Callable[[], object], fresh_s: float):
+        self.ask, self.fresh_s = ask, fresh_s
+        self._lock = threading.Lock()
+        self._ok = False
+        self._at = float("-inf")
+
+    def ok(self) -> bool:
+        with self._lock:
+            if time.monotonic() - self._at > self.fresh_s:
+                try:
+                    self.ask()
+                    self._ok = True
+                except Exception:  # noqa: BLE001 - any failure to answer is "not healthy"
+                    self._ok = False
+                self._at = time.monotonic()
+            return self._ok
+
+
 class DayRecord:
     """One day's sessions as read at one version of the record, and what the page makes
     of them (rows, timeline, JSON, CSV), each made once. Shared by threads: read only."""

@@ -14,7 +14,7 @@ from flask import current_app, g, request
 from appliance.daemon.control import ControlError
 from appliance.page import auth
 from appliance.page import view as web_view
-from appliance.page.caches import DayCache, DayRecord, StatusCache
+from appliance.page.caches import DayCache, DayRecord, HealthCache, StatusCache
 from appliance.page.live import StatusWaiters
 from appliance.record.store import Store
 
@@ -23,6 +23,7 @@ log = logging.getLogger("pendock.page")
 ControlFactory = Callable[[str], object]  # via -> an object with .call(cmd, **args)
 KEY = "pendock"
 LONG_POLL_SLOTS = 3  # requests that may wait for a change at once (of the page's 6 threads)
+HEALTH_FRESH_S = 1.0  # /healthz answers from what the daemon said this recently
 
 
 class PageContext:
@@ -30,7 +31,8 @@ class PageContext:
     `data_dir`, opened on first use, one per process."""
 
     def __init__(self, config, data_dir: Path, make_client: ControlFactory, store: Store | None,
-                 throttle: auth.LoginThrottle, status_fresh_s: float, days_kept: int):
+                 throttle: auth.LoginThrottle, status_fresh_s: float, days_kept: int,
+                 health_fresh_s: float = HEALTH_FRESH_S):
         self.config = config
         self.tz = config.tz
         self.areas = tuple(config.areas.max_depth_mm)
@@ -38,11 +40,13 @@ class PageContext:
         self.make_client = make_client
         self.logins = auth.SessionTable(max_seconds=config.web.session_hours * 3600)
         self.throttle = throttle
+        self.audit_gate = auth.AuditGate()  # what unauthenticated requests may write (S8)
         self._store = store
         self._open_lock = threading.Lock()
         self.status_cache = StatusCache(lambda: make_client("page").call("status"), status_fresh_s)
         self.day_cache = DayCache(self.record, days_kept)
         self.waiters = StatusWaiters(LONG_POLL_SLOTS)
+        self.health = HealthCache(lambda: make_client("page healthz").call("status"), health_fresh_s)
 
     # -- the record and the daemon -----------------------------------------------------
 

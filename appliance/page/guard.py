@@ -2,6 +2,8 @@
 check on every form, the values every template shows, and the hardening headers."""
 from __future__ import annotations
 
+import os
+
 from flask import Flask, Response, g, redirect, request, session, url_for
 
 from appliance.core import rules
@@ -23,7 +25,10 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 MACHINE_PATHS = ("/api/", "/export.csv")  # answer 401, not a redirect to the form
-OPEN_ENDPOINTS = ("api.healthz", "static", "login.login", "wall.wall_login")
+OPEN_ENDPOINTS = ("api.healthz", "static", "login.login", "wall.wall_login", "enrol.ca", "enrol.ca_certificate")
+# HSTS only once the clinic's tablets trust the dock's CA (PENDOCK_HSTS=1, README "HTTPS"):
+# before that, a tablet told to insist on HTTPS could not reach /ca to enrol.
+HSTS = "max-age=31536000"
 CHECKLIST_WORDS = {"screened": "Contraindications screened", "test-area": "Test area done"}
 
 
@@ -77,4 +82,6 @@ def harden(response: Response) -> Response:
     if request.endpoint != "static":
         response.headers["Cache-Control"] = "no-store"
     response.headers.pop("Server", None)
+    if request.is_secure and os.environ.get("PENDOCK_HSTS") == "1":
+        response.headers["Strict-Transport-Security"] = HSTS
     return response

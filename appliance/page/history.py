@@ -2,7 +2,7 @@
 and `GET /api/clients/REF` (one client's history per area). Read-only, like the page."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
 from appliance.core import rules
 from appliance.page import clients, events
@@ -27,13 +27,35 @@ def client_lookup(ref: str) -> dict:
     return clients.client_history(ref, lookups.client_sessions(page.record(), ref), page.config, now, page.tz)
 
 
+EVENTS_PER_PAGE = 1000  # /api/events?page=N, and the page's list (log.py) in pages of EVENTS_ON_PAGE
+EVENTS_ON_PAGE = 200
+
+
+def page_number(text: str | None) -> int:
+    """A 1-based page number from the query (raises BadParameter)."""
+    if text is None or text == "":
+        return 1
+    if not text.isdigit() or not 1 <= int(text) <= 10**6:
+        raise web_view.BadParameter(f"page={text[:20]!r}: a page is a whole number from 1 (e.g. page=2)")
+    return int(text)
+
+
 @bp.get("/api/events")
 def api_events():
+    """The whole day's events, oldest first; with `?page=N` the Nth thousand of them, and
+    X-Events-Total / X-Events-Pages to page on with."""
     try:
         day = here().day_param()
+        wanted = request.args.get("page")
+        number = page_number(wanted)
     except web_view.BadParameter as error:
         return api_error(str(error), 400)
-    return jsonify([e.contract() for e in day_events(day)])
+    found = day_events(day)
+    shown = found if wanted is None else found[(number - 1) * EVENTS_PER_PAGE:number * EVENTS_PER_PAGE]
+    response = jsonify([e.contract() for e in shown])
+    response.headers["X-Events-Total"] = str(len(found))
+    response.headers["X-Events-Pages"] = str(max(1, -(-len(found) // EVENTS_PER_PAGE)))
+    return response
 
 
 @bp.get("/api/clients/<ref>")

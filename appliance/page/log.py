@@ -37,12 +37,21 @@ def rows_with_faults(found, day) -> tuple:
     return found.piece("rows", make)
 
 
-def day_html(found, template: str, day, is_today: bool, dated) -> Markup:
+def day_html(found, template: str, day, is_today: bool, dated, events_page: int = 1) -> Markup:
     """The day's sessions or events as HTML, rendered once per change of the record (many
-    open pages, each reloading the log, would otherwise render hundreds of rows each time)."""
-    return found.piece(f"{template}:{is_today}", lambda _sessions: Markup(render_template(
-        template, rows=rows_with_faults(found, day), events=day_events(found, day), day=day,
-        is_today=is_today, long_date=dated, event_kind_words=EVENT_KIND_WORDS)))
+    open pages, each reloading the log, would otherwise render hundreds of rows each time).
+    The events newest first, history.EVENTS_ON_PAGE at a time (`?events=N`): none is cut."""
+    def make(_sessions):
+        every = day_events(found, day)
+        pages = max(1, -(-len(every) // history.EVENTS_ON_PAGE))
+        number = min(events_page, pages)
+        newest_first = every[::-1]
+        shown = newest_first[(number - 1) * history.EVENTS_ON_PAGE:number * history.EVENTS_ON_PAGE]
+        return Markup(render_template(
+            template, rows=rows_with_faults(found, day), events=every, events_shown=shown,
+            events_page=number, events_pages=pages, day=day, is_today=is_today, long_date=dated,
+            event_kind_words=EVENT_KIND_WORDS))
+    return found.piece(f"{template}:{is_today}:{events_page}", make)
 
 
 def render_day(day_text: str | None, *, message: str = "", code: int = 200, form: dict | None = None,
@@ -67,6 +76,10 @@ def render_day(day_text: str | None, *, message: str = "", code: int = 200, form
             errors.setdefault("client", str(error))
             errors.setdefault("_focus", "client")
             code = 400
+    try:
+        events_page = history.page_number(request.args.get("events"))
+    except web_view.BadParameter as error:
+        events_page, message, code = 1, str(error), 400
     found = page.day_record(day)
     locale = page.config.clinic.locale
     is_today = day == today
@@ -80,7 +93,7 @@ def render_day(day_text: str | None, *, message: str = "", code: int = 200, form
         is_today=is_today,
         rows=rows_with_faults(found, day),
         rows_html=day_html(found, "_rows.html", day, is_today, dated),
-        events_html=day_html(found, "_events.html", day, is_today, dated),
+        events_html=day_html(found, "_events.html", day, is_today, dated, events_page),
         lookup=lookup,
         errors=errors,
         long_date=dated,

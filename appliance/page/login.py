@@ -1,5 +1,6 @@
-"""Logging in and out of the page. Every attempt goes to the daemon's audit trail;
-wrong passwords are throttled per user name and client address (auth.LoginThrottle)."""
+"""Logging in and out of the page. Every login goes to the daemon's audit trail, wrong
+ones at most once a minute per address with the count of the others (auth.AuditGate);
+wrong passwords are throttled per name, address, both, and overall (auth.LoginThrottle)."""
 from __future__ import annotations
 
 import logging
@@ -32,19 +33,25 @@ def login():
     address = request.remote_addr or ""
     wait = page.throttle.wait_seconds(name, address)
     if wait > 0:
-        # Counted in memory only: one audit entry when a burst begins, its total with the
-        # next attempt that is checked. A flood of refused attempts writes nothing (S5).
-        if page.throttle.refused(name, address) == 1:
-            report_login(name, False, refused=True, throttled=1)
+        # Counted in memory; written down at most once a minute from this address (S8).
+        page.throttle.refused(name, address)
+        unwritten = page.audit_gate.may_write(address)
+        if unwritten is not None:
+            report_login(name, False, refused=True, throttled=page.throttle.summary(name, address),
+                         unwritten=unwritten)
         return render_template("login.html", next=next_path, name=name,
-                               message=f"Too many wrong passwords for {name} from this device. Wait "
+                               message=f"Too many wrong passwords for {name}. Wait "
                                        f"{int(wait) + 1} seconds and try again, or ask a manager."), 429
     who = auth.verify_password(page.record(), name, password)
-    report_login(name, who is not None, throttled=page.throttle.summary(name, address))
     if who is None:
         page.throttle.failed(name, address)
+        unwritten = page.audit_gate.may_write(address)
+        if unwritten is not None:
+            report_login(name, False, throttled=page.throttle.summary(name, address), unwritten=unwritten)
         return render_template("login.html", next=next_path, name=name,
                                message="That user name and password do not match."), 401
+    report_login(name, True, throttled=page.throttle.summary(name, address),
+                 unwritten=page.audit_gate.written(address))
     page.throttle.succeeded(name, address)
     page.logins.end(session.get("sid"))
     session.clear()
@@ -60,13 +67,16 @@ def logout():
     return redirect(url_for("login.login"))
 
 
-def report_login(name: str, ok: bool, *, refused: bool = False, throttled: int = 0) -> None:
-    """Every checked attempt goes to the daemon's audit trail, and the first refused one of
-    a burst (with `throttled`, how many were refused since the last entry); a login is not
+def report_login(name: str, ok: bool, *, refused: bool = False, throttled: int = 0, unwritten: int = 0) -> None:
+    """A login goes to the daemon's audit trail; a wrong or refused one at most once a
+    minute per address, with `throttled` (refused while waiting, since the last entry of
+    that name there) and `unwritten` (attempts from that address not written down); a login is not
     refused when the daemon is down (the log must stay readable), but that is logged here."""
     extra = {"refused": True} if refused else {}
     if throttled:
         extra["throttled"] = throttled
+    if unwritten:
+        extra["unwritten"] = unwritten
     try:
         here().make_client("page login").call("login", user=name, ok=ok, remote=request.remote_addr or "", **extra)
     except ControlError as error:

@@ -304,7 +304,19 @@ def fleet_words(fleet: dict) -> str:
         text += "; not connected"
     if fleet.get("stale"):
         text += "; history may be out of date"
+    if int(fleet.get("kicked") or 0) >= 3:
+        text += f"; knocked off the broker {fleet['kicked']} times lately (is another device using its login?)"
     return text
+
+
+def fleet_alarm(fleet: dict) -> str:
+    """An equivocation (a dock's key told two stories: stolen?), never silent (S9)."""
+    count = int(fleet.get("equivocations") or 0)
+    if count <= 0:
+        return ""
+    return (f"ALARM: a clinic dock's key signed two different events for one place in its record "
+            f"({count} seen): its key may be stolen. Both were merged; see `pendock fleet` and "
+            f"ask the technician to provision that dock again.")
 
 
 def tone_of(status: dict) -> str:
@@ -398,6 +410,8 @@ def live_state(status: dict | None, problem: str = "") -> LiveState:
     fleet = status.get("fleet")
     if isinstance(fleet, dict):
         facts.append(("Clinic docks", fleet_words(fleet)))
+        if fleet_alarm(fleet):
+            facts.append(("Clinic alarm", fleet_alarm(fleet)))
     locks = set(status.get("locks") or ())
     overridable = tuple(code for code in rules.OVERRIDABLE if code in locks)
     return LiveState(tone, headline, detail, tuple(reasons), tuple(facts), TONE_WORDS[tone], TONE_TITLES[tone],

@@ -1,7 +1,8 @@
 """`/wall`: the state band alone, large, for a tablet on the treatment room's wall, with a
 dark background on request (`?dark=1`).
 
-Its login is an API token (`pendock token create --name wall`): open `/wall/login?token=TOKEN`
+Its login is a wall token (`pendock token create --name wall`, or `wall-room-1`: a token
+named so opens /wall and nothing else, never the API, auth.is_wall_token): open `/wall/login?token=TOKEN`
 once on the tablet; the page swaps the token for a "wall" login (cookie) that lasts
 WALL_IDLE_S (30 days, or until the page restarts; then the same link logs it in again).
 A wall login sees /wall and the live status only: it cannot act, read the log or export;
@@ -59,16 +60,23 @@ def wall_login():
     page = here()
     token = request.args.get("token") or ""
     token_hash = hashlib.sha256(token.encode()).hexdigest()
-    found = auth.token_login(page.record(), f"Bearer {token}") if token else None
-    try:
-        page.make_client("page wall").call("login", user=(found.name if found else "wall")[:64], ok=found is not None,
-                                           remote=request.remote_addr or "")
-    except ControlError:
-        pass  # the wall still works when the daemon is down; the page logs nothing secret
+    found = auth.token_login(page.record(), f"Bearer {token}", wall=True) if token else None
+    # A right token is a login (written); a wrong one is unauthenticated: written at most
+    # once a minute from its address, with the count of the others (auth.AuditGate, S8).
+    address = request.remote_addr or ""
+    unwritten = page.audit_gate.written(address) if found else page.audit_gate.may_write(address)
+    if unwritten is not None:
+        extra = {"unwritten": unwritten} if unwritten else {}
+        try:
+            page.make_client("page wall").call("login", user=(found.name if found else "wall")[:64],
+                                               ok=found is not None, remote=address, **extra)
+        except ControlError:
+            pass  # the wall still works when the daemon is down; the page logs nothing secret
     if found is None:
         return render_template("error.html", code=401,
-                               message="This wall link's token is not known to the dock. Make one with "
-                                       "`pendock token create --name wall` and open /wall/login?token=TOKEN."), 401
+                               message="This wall link's token is not a wall token of this dock. Make one "
+                                       "with `pendock token create --name wall` (or `wall-ROOM`) and open "
+                                       "/wall/login?token=TOKEN."), 401
     page.logins.end(session.get("sid"))
     session.clear()
     session["sid"] = page.logins.start(auth.Login("wall display", WALL_ROLE, token_hash),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from appliance.record.coverage import hash_stamp
 from appliance.record.errors import StoreError
 from appliance.record.values import iso
 
@@ -21,7 +22,9 @@ class AccessMixin:
             self._conn.execute(
                 "INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
                 (name, role, password_hash, iso(at)))
-            self._audit(actor, "user_added", {"name": name, "role": role}, at, clock_synced)
+            # The stamp lets a restore tell a user's row from an edited one (coverage.py).
+            self._audit(actor, "user_added", {"name": name, "role": role,
+                                              "hash_stamp": hash_stamp(password_hash)}, at, clock_synced)
 
     def user(self, name: str) -> dict[str, Any] | None:
         rows = self._read("SELECT name, role, password_hash, created_at FROM users "
@@ -60,7 +63,8 @@ class AccessMixin:
             if self._conn.execute("UPDATE users SET password_hash = ? WHERE name = ?",
                                   (password_hash, name)).rowcount != 1:
                 raise StoreError(f"there is no user {name!r}")
-            self._audit(actor, "user_password_changed", {"name": name}, at, clock_synced)
+            self._audit(actor, "user_password_changed", {"name": name, "hash_stamp": hash_stamp(password_hash)},
+                        at, clock_synced)
 
     def tokens(self) -> list[dict[str, Any]]:
         """Every API token's id, name and creation time (never the hash)."""

@@ -16,7 +16,6 @@ from appliance.core.reason_facts import CartridgeSeen
 # day's entries are found by bisecting the ids on time, then this many ids either side are
 # read too and cut exactly by time, so a clock step back of a few entries loses none.
 AUDIT_MARGIN = 200
-MAX_DAY_EVENTS = 5000  # a day's events shown at most (a normal day has a few hundred)
 
 
 def cartridge_seen(store, serial: int) -> CartridgeSeen | None:
@@ -78,7 +77,8 @@ def _first_id_at_or_after(store, moment: datetime, low: int, high: int) -> int:
 
 
 def audit_on(store, day: date, tz: tzinfo) -> list[AuditEntry]:
-    """The audit entries of one dock-local day, oldest first (by time, then by id)."""
+    """Every audit entry of one dock-local day, oldest first (by time, then by id): none
+    is cut (the page and /api/events page through them, appliance/page/history.py)."""
     start = datetime.combine(day, time.min, tz)
     end = start + timedelta(days=1)
     bounds = store._read("SELECT min(id), max(id) FROM audit")
@@ -104,6 +104,4 @@ def audit_on(store, day: date, tz: tzinfo) -> list[AuditEntry]:
             detail = {}
         found.append(AuditEntry(id=entry_id, at=at, actor=actor, action=action,
                                 detail=detail if isinstance(detail, dict) else {}, clock_synced=bool(synced)))
-        if len(found) >= MAX_DAY_EVENTS:
-            break
     return sorted(found, key=lambda e: (e.at, e.id))

@@ -25,9 +25,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from appliance.core import rules
 from appliance.core.digest import Sha256
 from appliance.record import audit as audit_chain
-from appliance.record import anchor, migrations
+from appliance.record import anchor, coverage, migrations
 
 # Audit actions after which a user must not come back with an old backup.
 USER_REMOVED_ACTIONS = ("user_removed",)  # access.py
@@ -161,14 +162,52 @@ def _removed_users(conn: sqlite3.Connection) -> set[str]:
     return names
 
 
-def _merge_rows(conn: sqlite3.Connection) -> dict[str, int]:
-    """Everything of the attached backup the live record lacks; counts of what was added."""
-    added: dict[str, int] = {}
-    pens = _columns(conn, "pens")
-    cols = ", ".join(pens)
-    added["pens"] = conn.execute(
-        f"INSERT INTO main.pens ({cols}) SELECT {cols} FROM backup.pens "
-        f"WHERE serial NOT IN (SELECT serial FROM main.pens)").rowcount
+def _rows(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _insert(conn: sqlite3.Connection, table: str, columns: list[str], rows: list[dict[str, Any]]) -> int:
+    if not rows:
+        return 0
+    conn.executemany(f"INSERT INTO main.{table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+                     [tuple(row[c] for c in columns) for row in rows])
+    return len(rows)
+
+
+def _plan(conn: sqlite3.Connection, same_dock_head: int | None = None) -> dict[str, Any]:
+    """The rows of the attached backup the live record lacks, each covered by the
+    backup's audit chain (coverage.py, raises Uncovered); read only, before the merge."""
+    if same_dock_head is not None:
+        coverage.check_prefix(conn, same_dock_head)
+    pen_columns = _columns(conn, "pens")
+    new_pens = coverage.pens(conn, _rows(conn, f"SELECT {', '.join(pen_columns)} FROM backup.pens "
+                                               "WHERE serial NOT IN (SELECT serial FROM main.pens) ORDER BY serial"))
+    sessions = [name for name in _columns(conn, "sessions") if name != "id"]
+    candidates = _rows(conn, f"SELECT b.id, {', '.join(f'b.{n}' for n in sessions)} FROM backup.sessions b "
+                             "WHERE b.day >= ? AND NOT EXISTS (SELECT 1 FROM main.sessions m "
+                             "WHERE m.started_at = b.started_at AND m.pen_serial = b.pen_serial "
+                             "AND m.cartridge_serial = b.cartridge_serial "
+                             "AND upper(coalesce(m.client_ref, '')) = upper(coalesce(b.client_ref, ''))) ORDER BY b.id",
+                       (_purged_before(conn),))
+    coverage.sessions(conn, candidates)
+    coverage.spent_cartridges(conn, [row[0] for row in conn.execute(
+        "SELECT serial FROM backup.spent_cartridges WHERE serial NOT IN (SELECT serial FROM main.spent_cartridges)")])
+    removed = _removed_users(conn)
+    user_columns = _columns(conn, "users")
+    new_users, left_out = coverage.users(conn, [
+        row for row in _rows(conn, f"SELECT {', '.join(user_columns)} FROM backup.users "
+                                   "WHERE name NOT IN (SELECT name FROM main.users) ORDER BY name")
+        if row["name"] not in removed])
+    return {"pen_columns": pen_columns, "pens": new_pens, "session_columns": sessions, "sessions": candidates,
+            "user_columns": user_columns, "users": new_users, "users_left_out": left_out}
+
+
+def _merge_rows(conn: sqlite3.Connection, plan: dict[str, Any]) -> dict[str, Any]:
+    """The planned rows into the live record (the caller's transaction); counts added."""
+    added: dict[str, Any] = {}
+    added["pens"] = _insert(conn, "pens", plan["pen_columns"], plan["pens"])
     added["pen_counters_raised"] = conn.execute(
         "UPDATE main.pens SET "
         "last_strokes = max(last_strokes, (SELECT b.last_strokes FROM backup.pens b WHERE b.serial = pens.serial)), "
@@ -185,28 +224,19 @@ def _merge_rows(conn: sqlite3.Connection) -> dict[str, int]:
         "SELECT cartridge_id, lowest_counter FROM backup.cartridge_chips WHERE true "
         "ON CONFLICT(cartridge_id) DO UPDATE SET "
         "lowest_counter = min(lowest_counter, excluded.lowest_counter)").rowcount
-    sessions = [name for name in _columns(conn, "sessions") if name != "id"]
-    picks = ", ".join("CASE WHEN b.outcome = 'open' THEN 'interrupted' ELSE b.outcome END"
-                      if name == "outcome" else "upper(b.client_ref)" if name == "client_ref"
-                      else f"b.{name}" for name in sessions)  # one spelling per client
-    added["sessions"] = conn.execute(
-        f"INSERT INTO main.sessions ({', '.join(sessions)}) SELECT {picks} FROM backup.sessions b "
-        "WHERE b.day >= ? AND NOT EXISTS (SELECT 1 FROM main.sessions m "
-        "WHERE m.started_at = b.started_at AND m.pen_serial = b.pen_serial "
-        "AND m.cartridge_serial = b.cartridge_serial "
-        "AND coalesce(m.client_ref, '') = upper(coalesce(b.client_ref, ''))) ORDER BY b.id",
-        (_purged_before(conn),)).rowcount
+    for row in plan["sessions"]:
+        if row["outcome"] == "open":
+            row["outcome"] = "interrupted"
+        if row.get("client_ref"):
+            row["client_ref"] = rules.canonical_client_ref(row["client_ref"])  # one spelling per client
+    added["sessions"] = _insert(conn, "sessions", plan["session_columns"], plan["sessions"])
     conn.execute(  # a session's cartridge is spent, whatever the backup's own table says
         "INSERT OR IGNORE INTO main.spent_cartridges (serial, first_used) "
         "SELECT cartridge_serial, min(started_at) FROM backup.sessions "
         "WHERE cartridge_serial != 0 GROUP BY cartridge_serial")
-    removed = sorted(_removed_users(conn))
-    marks = ",".join("?" for _ in removed) or "NULL"
-    users = ", ".join(_columns(conn, "users"))
-    added["users"] = conn.execute(
-        f"INSERT INTO main.users ({users}) SELECT {users} FROM backup.users "
-        f"WHERE name NOT IN (SELECT name FROM main.users) AND name NOT IN ({marks})",
-        removed).rowcount
+    added["users"] = _insert(conn, "users", plan["user_columns"], plan["users"])
+    if plan["users_left_out"]:
+        added["users_left_out"] = plan["users_left_out"]
     return added
 
 
@@ -223,13 +253,18 @@ def restore(store, source: Path, actor: str, at, clock_synced: bool) -> dict[str
             conn = store._conn
             conn.execute("ATTACH DATABASE ? AS backup", (str(checked["path"]),))
             try:
+                live_first = anchor.first_entry(conn)
+                same_dock = bool(live_first and live_first[0] == checked["first_hash"])
+                try:
+                    plan = _plan(conn, checked["head"]["id"] if same_dock else None)
+                except coverage.Uncovered as error:
+                    raise _refuse(source, str(error)) from None
                 with store.transaction("the restore"):
-                    added = _merge_rows(conn)
-                    live_first = anchor.first_entry(conn)
+                    added = _merge_rows(conn, plan)
                     detail = {
                         "from": str(source), "sha256": checked["sha256"],
                         "backup_head": checked["head"], "backup_schema": checked["version"],
-                        "same_dock": bool(live_first and live_first[0] == checked["first_hash"]),
+                        "same_dock": same_dock,
                         "added": added,
                     }
                     store.audit(actor, "restored", detail, at, clock_synced)

@@ -157,8 +157,14 @@ def measure_p2(years: float = 5.0, runs: int = 400) -> list[Figure]:
 class _Browser:
     """One page client on one keep-alive connection, with its own login cookie."""
 
-    def __init__(self, port: int, name: str = "demo", password: str = "pendock-demo"):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    def __init__(self, port: int, name: str = "demo", password: str = "pendock-demo", ca: Path | None = None):
+        if ca is None:
+            self.conn: http.client.HTTPConnection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        else:  # `pendock demo --tls`: HTTPS, trusting the demo's own CA
+            import ssl
+
+            self.conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
+                                                    context=ssl.create_default_context(cafile=str(ca)))
         self.cookie = ""
         body = self.get("/login")[1]
         csrf = re.search(r'name="csrf" value="([^"]+)"', body).group(1)
@@ -323,7 +329,7 @@ def _renice(pid: int, value: int) -> bool:
 
 
 def measure_p3(seconds: float = 30.0, clients: int = 20, p1_cycles: int = P1_CYCLES, *,
-               page_nice: int | None = None, threads: int = 2) -> list[Figure]:
+               page_nice: int | None = None, threads: int = 2, tls: bool = False) -> list[Figure]:
     """P3 with wrk: `clients` connections back to back, rotating /, /api/status and
     /api/sessions with a logged-in cookie, beside dock cycles. The dock's P1 (`p1_cycles`,
     in its own process) is measured idle before the load, during it and idle again after
@@ -341,16 +347,19 @@ def measure_p3(seconds: float = 30.0, clients: int = 20, p1_cycles: int = P1_CYC
     settle_s = min(2.0, seconds / 10)  # the load is up before P1 starts
     load_s = max(seconds, settle_s + idle_before.took_s * LOAD_STRETCH)
     with tempfile.TemporaryDirectory(prefix="pendock-p3-") as tmp:
-        demo = DemoProcess(Path(tmp) / "data", data_flag=True).start(timeout=30)
+        demo = DemoProcess(Path(tmp) / "data", data_flag=True)
+        demo.demo_args = ["--tls"] if tls else []  # `tls`: through nginx, over HTTPS (appliance/front.py)
+        demo.start(timeout=60)
         data, port = demo.data, demo.port
         try:
             pid = demo.proc.pid
-            page = int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+            children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            page = next(c for c in children if b"web" in Path(f"/proc/{c}/cmdline").read_bytes().split(b"\0"))
             if page_nice is not None and not _renice(page, page_nice):
                 raise RuntimeError(f"cannot set the page's nice value to {page_nice} (needs root)")
             nice_of_page = os.getpriority(os.PRIO_PROCESS, page)
             idle_page = os.sched_getscheduler(page) == os.SCHED_IDLE
-            cookie = _Browser(port).cookie
+            cookie = _Browser(port, ca=data / "tls" / "ca.crt" if tls else None).cookie
             script = Path(tmp) / "rotate.lua"
             script.write_text(WRK_SCRIPT)
             stop = threading.Event()
@@ -360,7 +369,7 @@ def measure_p3(seconds: float = 30.0, clients: int = 20, p1_cycles: int = P1_CYC
             load_began = time.monotonic()
             load = subprocess.Popen(
                 ["nice", "-n", "19", wrk, f"-t{threads}", f"-c{clients}", f"-d{load_s:.0f}s", "--latency",
-                 "--timeout", "5s", "-s", str(script), "-H", f"Cookie: {cookie}", f"http://127.0.0.1:{port}/"],
+                 "--timeout", "5s", "-s", str(script), "-H", f"Cookie: {cookie}", f"{'https' if tls else 'http'}://127.0.0.1:{port}/"],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             time.sleep(settle_s)
             loaded = _p1_timed(p1_cycles)
@@ -485,6 +494,7 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--only", choices=["P2", "P3"])
+    parser.add_argument("--tls", action="store_true", help="P3 over HTTPS through the nginx front (demo --tls)")
     parser.add_argument("--p1-cycles", type=int, default=P1_CYCLES, help="P3: dock cycles per P1 figure")
     parser.add_argument("--page-nice", type=int, help="P3: renice the page (0: not yielding to the dock)")
     parser.add_argument("--paced", action="store_true",
@@ -496,7 +506,8 @@ def main(argv=None) -> int:
         figures += measure_p2(years=1.0 if args.quick else 5.0, runs=150 if args.quick else args.runs)
     if args.only in (None, "P3"):
         seconds, p1_cycles = (8, 200) if args.quick else (args.seconds, args.p1_cycles)
-        figures += measure_p3(seconds=seconds, clients=args.clients, p1_cycles=p1_cycles, page_nice=args.page_nice)
+        figures += measure_p3(seconds=seconds, clients=args.clients, p1_cycles=p1_cycles, page_nice=args.page_nice,
+                              tls=args.tls)
         if args.paced or args.stress:
             figures += measure_p3_paced(seconds=seconds, clients=args.clients, p1_cycles=p1_cycles,
                                         stress=args.stress)

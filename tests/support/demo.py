@@ -59,6 +59,7 @@ class DemoProcess:
         self.env = dict(os.environ, PENDOCK_DATA=str(self.data), XDG_RUNTIME_DIR=str(runtime),
                         PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
         self.env.pop("PENDOCK_SOCKET", None)
+        self.demo_args: list[str] = []  # more of `pendock demo`'s options (--tls)
         self.proc: subprocess.Popen | None = None
         self.printed: deque[str] = deque(maxlen=2000)  # what the demo and its page printed, latest last
         self._ready = threading.Event()
@@ -78,6 +79,7 @@ class DemoProcess:
         # midnight into an empty "today", whenever the suite runs.
         command = [*self.program, "demo", "--port", str(self.port), "--start-at", "08:00"]
         command += ["--data", str(self.data)] if self.data_flag else []
+        command += self.demo_args
         self.proc = subprocess.Popen(command, env=self.env, cwd=self.cwd, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self._ready = threading.Event()  # a new one each start: the demo may be restarted (kill9, start)

@@ -41,7 +41,7 @@ def source(tmp_path: Path) -> Path:
     (src / "systemd").mkdir()
     (src / "appliance" / "core").mkdir(parents=True)
     shutil.copy2(REPO / "hw" / "install.sh", src / "hw" / "install.sh")
-    for name in ("sshd_pendock.conf", "chrony-pendock.conf", "pendock-chronyc.conf"):
+    for name in ("sshd_pendock.conf", "chrony-pendock.conf", "pendock-chronyc.conf", "tls-setup.sh"):
         shutil.copy2(REPO / "hw" / name, src / "hw" / name)
     for unit in UNITS:
         shutil.copy2(REPO / "systemd" / unit, src / "systemd" / unit)

@@ -208,3 +208,29 @@ def test_hw_readme_certificate_table_matches_the_layout():
     readme = hw_file("README.md").read_text(encoding="utf-8")
     rows = {m[1]: (int(m[2]), int(m[3])) for m in re.finditer(r"^\| `(\w+)` \| (\d+) \| (\d+) \|", readme, re.M)}
     assert rows == {name: (offset, size) for name, offset, size, _ in chipauth.SPEC.certificate.fields}
+
+
+def test_a_maker_folder_others_may_write_is_refused_with_what_to_do(tmp_path):
+    """Whoever may write the folder could add a maker of their own: refused, and said how to fix."""
+    folder = tmp_path / "makers"
+    folder.mkdir()
+    (folder / "good.pem").write_bytes(CHIPS.maker_public_pem())
+    assert [m.name for m in load_makers(folder)[0].values()] == ["good"]
+    folder.chmod(0o777)
+    trusted, problems = load_makers(folder)
+    assert trusted == {} and "may be written by others" in problems[0] and "chown root:root" in problems[0]
+    folder.chmod(0o755)
+    os.chown(folder, 4321, 4321)
+    trusted, problems = load_makers(folder)
+    assert trusted == {} and "belongs to user id 4321" in problems[0]
+
+
+def test_a_maker_key_its_group_may_write_or_another_user_owns_is_left_out(tmp_path):
+    (tmp_path / "good.pem").write_bytes(CHIPS.maker_public_pem())
+    (tmp_path / "writable.pem").write_bytes(CHIPS.maker_public_pem())
+    (tmp_path / "writable.pem").chmod(0o664)
+    (tmp_path / "theirs.pem").write_bytes(CHIPS.maker_public_pem())
+    os.chown(tmp_path / "theirs.pem", 4321, 4321)
+    trusted, problems = load_makers(tmp_path)
+    assert [m.name for m in trusted.values()] == ["good"]
+    assert sorted(p.split(":")[0].rsplit("/", 1)[1] for p in problems) == ["theirs.pem", "writable.pem"]

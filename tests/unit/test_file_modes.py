@@ -80,3 +80,25 @@ def test_a_backup_never_follows_a_planted_link(tmp_path, dock_in):
     with pytest.raises(Exception, match="exists already"):
         dock.call("backup", path=str(tmp_path / "planted.db"))
     assert victim.read_text() == "keep me"
+
+
+def test_a_backup_is_written_through_its_descriptor_not_a_link_swapped_in(tmp_path, dock_in, monkeypatch):
+    """R5: the file is made with O_EXCL and written through that descriptor; a symlink
+    swapped in at the path while the copy is made changes nothing it points at."""
+    dock = dock_in(tmp_path / "d")
+    victim = tmp_path / "victim"  # an empty file anyone may read: SQLite would fill it
+    victim.write_bytes(b"")
+    victim.chmod(0o666)
+    target = tmp_path / "b.db"
+    copy = dock.store.backup_to
+
+    def swap_then_copy(path):
+        target.unlink()
+        target.symlink_to(victim)  # the race: after the file was made, before it is written
+        copy(path)
+
+    monkeypatch.setattr(dock.store, "backup_to", swap_then_copy)
+    answer = dock.call("backup", path=str(target))
+    assert victim.read_bytes() == b"" and mode(victim) == 0o666
+    assert answer["integrity"] == "ok" and answer["bytes"] > 4096
+    assert not list((tmp_path / "d").glob(".backup-*"))  # the scratch copy is gone

@@ -97,8 +97,10 @@ def test_pen_counters_seen_elsewhere_raise_the_local_record(stores):
     assert (pen.last_strokes, pen.last_motor_seconds, pen.service_motor_seconds) == (5000, 900, 50)
     record(one, "room-1", "rebaseline", {"serial": 42, "strokes": 10, "motor_seconds": 5,
                                          "service_motor_seconds": 5}, T0 + timedelta(hours=1))
-    ship(one, two, "room-2", after=2)
-    assert two.pen(42).last_strokes == 10
+    result = ship(one, two, "room-2", after=2)
+    # A technician's act on a pen takes effect where it was done, not from a peer's key (S9).
+    assert two.pen(42).last_strokes == 5000
+    assert result.not_applied == [{"dock_id": "room-1", "seq": 3, "kind": "rebaseline", "serial": 42}]
 
 
 def test_a_partition_conflict_is_found_once_and_an_override_is_not_one(stores):
@@ -124,13 +126,54 @@ def test_a_partition_conflict_is_found_once_and_an_override_is_not_one(stores):
     assert ship(one, two, "room-2").conflicts == []
 
 
-def test_an_equivocating_event_is_never_merged(stores):
+def forged(seq: int, kind: str, payload: dict, prev: str = ev.GENESIS) -> ev.Event:
+    """An event signed with room-1's (stolen) key."""
+    return ev.sign(ev.Event("room-1", seq, kind, T0.isoformat(), payload, prev), KEYS["room-1"])
+
+
+def ingest(store: Store, events: list[ev.Event]):
+    with store.transaction("ingest"):
+        return Ledger(store.db.conn, "room-2").ingest(events, min_interval_days=21, tz=UTC, now=T0)
+
+
+def test_an_equivocating_event_is_an_alarm_and_what_both_say_is_merged(stores):
     one, two = stores
     record(one, "room-1", "session_opened", opened(1), T0)
     ship(one, two, "room-2")
-    liar = ev.sign(ev.Event("room-1", 1, "session_opened", T0.isoformat(), opened(1, ref="BK-9"),
-                            ev.GENESIS), KEYS["room-1"])
-    with two.transaction("ingest"):
-        result = Ledger(two.db.conn, "room-2").ingest([liar], min_interval_days=21, tz=UTC, now=T0)
+    result = ingest(two, [forged(1, "session_opened", opened(1, ref="BK-9"))])
     assert result.equivocations == 1
-    assert [tuple(r) for r in two.db.conn.execute("SELECT client_ref FROM fleet_sessions")] == [("BK-1",)]
+    assert result.equivocated == [{"dock_id": "room-1", "seq": 1, "why": "two events for one sequence number"}]
+    refs = {r[0] for r in two.db.conn.execute("SELECT client_ref FROM fleet_sessions")}
+    assert refs == {"BK-1"}  # one session per (dock, session): the first telling holds
+
+
+def pen_due_on(store: Store) -> None:
+    """Pen 42 on room-2, due for service (900 motor seconds since its last service at 0)."""
+    with store.transaction("local pen"):
+        store.db.conn.execute(
+            "INSERT INTO pens (serial, firmware, first_seen, last_strokes, last_motor_seconds, "
+            "service_motor_seconds) VALUES (42, '1', ?, 5000, 900000, 0)", (T0.isoformat(),))
+
+
+def test_a_forged_service_reset_from_another_docks_key_frees_no_pen_here(stores):
+    _, two = stores
+    pen_due_on(two)
+    result = ingest(two, [forged(1, "service_reset", {"serial": 42, "motor_seconds": 900000})])
+    assert two.pen(42).service_motor_seconds == 0
+    assert result.not_applied == [{"dock_id": "room-1", "seq": 1, "kind": "service_reset", "serial": 42}]
+
+
+def test_a_forged_event_first_does_not_hide_the_genuine_sessions_after_it(stores):
+    one, two = stores
+    pen_due_on(two)
+    # The thief's event takes room-1's next place first...
+    assert ingest(two, [forged(1, "service_reset", {"serial": 42, "motor_seconds": 900000})]).new == 1
+    # ...then room-1's genuine events arrive: a session at that place, and more after it.
+    record(one, "room-1", "session_opened", opened(1, ref="BK-5"), T0)
+    record(one, "room-1", "session_closed", {"session": 1, "outcome": "completed"}, T0)
+    record(one, "room-1", "session_opened", opened(2, ref="BK-6"), T0)
+    result = ship(one, two, "room-2")
+    assert result.equivocations >= 1 and {a["seq"] for a in result.equivocated} >= {1}
+    sessions = {r[0]: r[1] for r in two.db.conn.execute("SELECT client_ref, outcome FROM fleet_sessions")}
+    assert sessions == {"BK-5": "completed", "BK-6": "open"}  # the client treated on room-1 counts here
+    assert two.pen(42).service_motor_seconds == 0

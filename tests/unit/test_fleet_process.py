@@ -142,7 +142,7 @@ def test_before_the_child_reports_the_status_is_the_daemons_own(stand_in):
     try:
         shown = link.summary()
         assert shown == {"dock_id": "room-1", "peers": [], "outbox": 3, "stale": False,
-                         "connected": False, "conflicts": 0}
+                         "connected": False, "conflicts": 0, "kicked": 0, "equivocations": 0}
     finally:
         link.close()
 

@@ -77,8 +77,12 @@ def test_provisioning_writes_logins_acl_and_keys_and_keeps_them_on_a_second_run(
 
 def test_fleet_verbs_refuse_bad_input_with_one_line(tmp_path, capsys):
     assert main(["fleet", "provision", "--out", str(tmp_path), "--dock", "Room 1",
-                 "--broker", "mqtt://b:1883"]) == 2
+                 "--broker", "mqtt://b:1883", "--plain"]) == 2
     assert "dock id" in capsys.readouterr().err
+    assert main(["fleet", "provision", "--out", str(tmp_path), "--dock", "room-1",
+                 "--broker", "mqtt://b:1883"]) == 2  # in clear: only when asked for (--plain)
+    refused = capsys.readouterr().err
+    assert "in clear" in refused and "--plain" in refused
     assert main(["fleet", "provision", "--out", str(tmp_path)]) == 2
     assert main(["demo", "--broker", "mqtt://b:1883"]) == 2
     assert "--dock-id" in capsys.readouterr().err
@@ -102,3 +106,29 @@ def test_the_page_shows_the_fleet_key_of_the_status():
                                  {"dock_id": "room-3", "online": False, "last_heard": None, "seq": 0}]}
     said = dict(live_state(status).facts)["Clinic docks"]
     assert said.startswith("1 of 2 others online") and "not connected" in said and "out of date" in said
+
+
+def test_provisioning_pins_the_client_id_to_the_login_and_serves_tls_by_default(tmp_path):
+    from cryptography import x509
+
+    from appliance import certs
+
+    assert main(["fleet", "provision", "--out", str(tmp_path), "--dock", "room-1",
+                 "--broker", "broker.clinic"]) == 0
+    broker = tmp_path / "broker"
+    conf = (broker / "mosquitto.conf").read_text()
+    assert "use_username_as_clientid true" in conf and "listener 8883" in conf
+    assert f"certfile {broker / 'broker.crt'}" in conf and f"cafile {broker / 'ca.crt'}" in conf
+    assert oct((broker / "ca.key").stat().st_mode & 0o777) == "0o600"
+    assert oct((broker / "broker.key").stat().st_mode & 0o777) == "0o600"
+    served = x509.load_pem_x509_certificate((broker / "broker.crt").read_bytes())
+    names = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["broker.clinic"]
+    dock = tmp_path / "docks" / "room-1"
+    table = (dock / "fleet.toml").read_text()
+    assert 'broker = "mqtts://broker.clinic"' in table and f'tls_ca_file = "{dock / "clinic-ca.crt"}"' in table
+    assert (dock / "clinic-ca.crt").read_bytes() == (broker / "ca.crt").read_bytes()
+    assert len(certs.fingerprint(broker / "ca.crt").split(":")) == 32
+    plain = provision(tmp_path / "plain", ["room-1"], "mqtt://127.0.0.1:1883")
+    assert plain == ["room-1"] and "use_username_as_clientid true" in (
+        tmp_path / "plain" / "broker" / "mosquitto.conf").read_text()

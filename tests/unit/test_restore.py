@@ -101,7 +101,7 @@ def test_the_anchor_finds_a_replaced_chain(live, tmp_path):
 
 
 def test_a_schema_2_backup_is_migrated_on_the_copy_and_merged(live, tmp_path):
-    from tests.unit.test_migrations import old_audit_entries, open_db
+    from tests.unit.test_migrations import open_db
     from appliance.record import migrations
 
     path = tmp_path / "schema2.db"
@@ -114,7 +114,10 @@ def test_a_schema_2_backup_is_migrated_on_the_copy_and_merged(live, tmp_path):
         "VALUES (?, ?, 'C-old', 'face', 7, 906, 100, 60, 'completed', '[]', '[]')",
         (T0.date().isoformat(), (T0 - timedelta(days=2)).isoformat()))
     db.conn.execute("INSERT INTO spent_cartridges VALUES (906, ?)", ((T0 - timedelta(days=2)).isoformat(),))
-    old_audit_entries(db.conn, 3)
+    old_entries(db.conn, [  # the session's own entries, as schema 2 wrote them (hex hashes)
+        ("session_opened", {"session": 1, "client_ref": "C-old", "area": "face", "pen_serial": 7,
+                            "cartridge_serial": 906}, T0 - timedelta(days=2)),
+        ("session_closed", {"session": 1, "outcome": "completed"}, T0 - timedelta(days=2, minutes=-30))])
     db.conn.close()
     before = path.read_bytes()
     detail = restoring.restore(live, path, "tech", T0, True)
@@ -122,6 +125,20 @@ def test_a_schema_2_backup_is_migrated_on_the_copy_and_merged(live, tmp_path):
     assert live.cartridge_used(906)
     assert path.read_bytes() == before  # the backup itself is only read
     assert live.verify_audit().ok
+
+
+def old_entries(conn, entries) -> None:
+    """Audit entries as schema 1 and 2 wrote them (hex hash and prev_hash), with the head."""
+    from appliance.record import audit
+
+    prev = audit.GENESIS_HASH
+    for n, (action, detail, at) in enumerate(entries, start=1):
+        digest = audit.entry_hash(n, at.isoformat(), "dock", action, detail, True, prev)
+        conn.execute("INSERT INTO audit VALUES (?, ?, 'dock', ?, ?, 1, ?, ?)",
+                     (n, at.isoformat(), action, audit.canonical_json(detail), prev, digest))
+        prev = digest
+    conn.execute("INSERT OR REPLACE INTO state VALUES (?, ?)",
+                 (audit.HEAD_KEY, audit.canonical_json({"id": len(entries), "hash": prev})))
 
 
 def test_a_user_removed_since_the_backup_does_not_come_back(live, tmp_path):

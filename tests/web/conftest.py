@@ -91,7 +91,7 @@ def daemon():
 def app(record_dir, daemon):
     store = Store.open(record_dir, readonly=True)
     app = create_app(Config(), record_dir, record_dir / "control.sock", control=daemon.client,
-                     store=store, secret_key="test-key", status_fresh_s=0)
+                     store=store, secret_key="test-key", status_fresh_s=0, health_fresh_s=0)
     yield app
     store.close()
 

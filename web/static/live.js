@@ -105,7 +105,15 @@
       }
       if (fleet.connected === false) text += "; not connected";
       if (fleet.stale) text += "; history may be out of date";
+      if ((fleet.kicked || 0) >= 3) {
+        text += "; knocked off the broker " + fleet.kicked + " times lately (is another device using its login?)";
+      }
       s.facts.push(["Clinic docks", text]);
+      if ((fleet.equivocations || 0) > 0) {  // as appliance/page/view.py's fleet_alarm
+        s.facts.push(["Clinic alarm", "ALARM: a clinic dock's key signed two different events for one place " +
+          "in its record (" + fleet.equivocations + " seen): its key may be stolen. Both were merged; see " +
+          "`pendock fleet` and ask the technician to provision that dock again."]);
+      }
     }
     s.updated = String(status.now || "").slice(11, 19);
     return s;
