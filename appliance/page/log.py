@@ -7,7 +7,7 @@ from datetime import timedelta
 from flask import Blueprint, Response, render_template, request
 from markupsafe import Markup
 
-from appliance.core.dates import html_lang, long_date
+from appliance.core.dates import date_names, html_lang, long_date
 from appliance.page import clients, events, history
 from appliance.page import view as web_view
 from appliance.page.context import here
@@ -74,7 +74,8 @@ def render_day(day_text: str | None, *, message: str = "", code: int = 200, form
     return render_template(
         "log.html",
         status=status,
-        live=web_view.live_state(status),
+        live=web_view.live_state(status, locale=locale),
+        date_names=date_names(locale),
         day=day,
         today=today,
         is_today=is_today,

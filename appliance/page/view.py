@@ -259,7 +259,9 @@ class Reason:
 
 @dataclass(frozen=True)
 class Running:
-    """The session in progress: time out, and the time left before over-needling."""
+    """The session in progress. The dock sees only the time out of the cradle while the pen
+    is out; the needling itself is read from the pen when it is back, so the timer says
+    the one and never claims the other."""
 
     out_seconds: int
     needling_limit_seconds: int
@@ -267,11 +269,50 @@ class Running:
 
     @property
     def out(self) -> str:
-        return _duration(self.out_seconds)
+        return out_words(self.out_seconds)
 
     @property
-    def needling_left(self) -> str:
-        return _duration(max(0, self.needling_limit_seconds - self.out_seconds))
+    def note(self) -> str:
+        return timer_note(self.out_seconds, self.needling_limit_seconds)
+
+
+def out_words(seconds: float) -> str:
+    """'12 min 08 s': a duration that cannot be read as a time of day (live.js: outWords)."""
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def timer_note(out_seconds: float, limit_seconds: int) -> str:
+    """What the running timer means, and when time out passes the needling limit (live.js: timerNote)."""
+    limit = f"{limit_seconds // 60}-minute needling limit"
+    if out_seconds > limit_seconds:
+        return f"out longer than the {limit}: the needling is checked when the pen is back"
+    return f"the needling is measured when the pen is back (the {limit})"
+
+
+def who_words(status: dict) -> str:
+    """Whom the pen is for, on the band: 'for BK-1042, face' (and ', out 12 min' in use)."""
+    session = status.get("session")
+    if not status.get("docked") and session:
+        minutes = int(session.get("out_seconds") or 0) // 60
+        return f"for {session.get('client_ref') or 'no client named'}, {session.get('area') or '-'}, out {minutes} min"
+    nc = status.get("next_client")
+    if nc and nc.get("ref"):
+        return f"for {nc['ref']}, {nc.get('area') or '-'}"
+    return ""
+
+
+def next_date_words(status: dict, locale: str) -> str:
+    """For a client held by the interval, the date to rebook on, with its weekday."""
+    from appliance.core.dates import long_date
+
+    if "client_interval" not in (status.get("locks") or ()) or not status.get("docked"):
+        return ""
+    for r in status.get("reasons") or ():
+        found = (r.get("detail") or {}).get("next_eligible_date") if r.get("code") == "client_interval" else None
+        if found:
+            return f"Next eligible date: {long_date(found, locale)}"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -286,11 +327,8 @@ class LiveState:
     updated: str = ""  # the dock's clock, 24-hour
     running: Running | None = None
     overridable: tuple[str, ...] = ()  # locks holding the pen that a manager may override
-
-
-def _duration(seconds: int) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
+    who: str = ""  # whom the pen is for: "for BK-1042, face"
+    next_date: str = ""  # an interval hold's date to rebook on, with its weekday
 
 
 def fleet_words(fleet: dict) -> str:
@@ -329,7 +367,7 @@ def _reason_of(r: dict) -> Reason:
                   r.get("shown_undocked", True) is not False, facts, code)
 
 
-def live_state(status: dict | None, problem: str = "") -> LiveState:
+def live_state(status: dict | None, problem: str = "", locale: str = "en-GB") -> LiveState:
     """The panel on top, from `status --json` (None: the daemon did not answer).
 
     live.js draws the same panel from /api/status; keep the two in step.
@@ -402,7 +440,8 @@ def live_state(status: dict | None, problem: str = "") -> LiveState:
     locks = set(status.get("locks") or ())
     overridable = tuple(code for code in rules.OVERRIDABLE if code in locks)
     return LiveState(tone, headline, detail, tuple(reasons), tuple(facts), TONE_WORDS[tone], TONE_TITLES[tone],
-                     (status.get("now") or "")[11:19], running, overridable)
+                     (status.get("now") or "")[11:19], running, overridable,
+                     who_words(status), next_date_words(status, locale))
 
 
 

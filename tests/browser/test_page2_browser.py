@@ -269,7 +269,9 @@ def test_running_session_timer_and_aftercare_and_past_day(open_page, demo):
     first = page.inner_text("#timer-out")
     page.wait_for_timeout(2100)
     assert page.inner_text("#timer-out") != first  # it ticks between polls
-    assert re.match(r"\d+:\d\d", page.inner_text("#timer-left"))
+    assert re.match(r"\d+ min \d\d s$", page.inner_text("#timer-out"))  # never "12:08", a time of day
+    assert "when the pen is back" in page.inner_text("#timer-note")
+    expect(page.locator("#band-who")).to_have_text(re.compile(r"^for C-9001, face, out \d+ min$"))
     shot(page, "session-running-768")
     demo.sim("needle", "--minutes", "5")
     demo.sim("dock")
@@ -316,3 +318,29 @@ def test_without_javascript_the_page_says_when_and_refreshes(browser, demo):
         assert 'http-equiv="refresh"' in page.content()
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width", (360, 1024))
+def test_the_band_names_the_client_and_the_date_to_rebook(open_page, demo, width):
+    page = open_page(width, 768)
+    log_in(page, demo.url, "demo")
+    to_free(demo, f"BK-{width}", "face")
+    expect(page.locator("#band-who")).to_have_text(f"for BK-{width}, face", timeout=LIVE_MS)
+    run_session(demo, f"BK-{width + 1}", "face", minutes="3")
+    demo.sim("cartridge")
+    name(demo, f"BK-{width + 1}", "face")  # the same area again: held by the interval
+    expect(page.locator("#band-date")).to_contain_text("Next eligible date: ", timeout=LIVE_MS)
+    assert re.search(r"(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday) \d+ \w+ \d{4}$",
+                     page.inner_text("#band-date"))
+    box = page.locator("#band-date").bounding_box()
+    assert box and box["y"] + box["height"] <= 768, "the date to rebook on is below the first screen"
+    accessible(page, f"the log, interval hold, {width}px")
+    shot(page, f"band-interval-{width}")
+    wall = open_page(1024, 768)
+    log_in(wall, demo.url, "demo")
+    wall.goto(demo.url + "/wall")
+    expect(wall.locator("#band-date")).to_contain_text("Next eligible date: ", timeout=LIVE_MS)
+    shot(wall, f"wall-interval-{width}")
+    box = wall.locator("#band-date").bounding_box()
+    assert box and box["y"] + box["height"] <= 768, "the wall's date is off the screen"
+    name(demo, "C-0000")

@@ -14,6 +14,7 @@
   var OVERRIDABLE = ["client_interval", "checklist_missing"];
   var KIND_WORDS = { lock: "Holds the pen", overridden: "Overridden", warning: "Note" };
   var WORDS = {};
+  var DATES = null; // the clinic's weekday and month names (appliance/core/dates.py date_names)
 
   function $(id) { return document.getElementById(id); }
 
@@ -24,10 +25,44 @@
     return node;
   }
 
-  function duration(seconds) {
+  // "12 min 08 s": time out of the cradle, never read as a time of day (view.py out_words).
+  function outWords(seconds) {
     seconds = Math.max(0, Math.floor(seconds));
     var s = seconds % 60;
-    return Math.floor(seconds / 60) + ":" + (s < 10 ? "0" : "") + s;
+    return Math.floor(seconds / 60) + " min " + (s < 10 ? "0" : "") + s + " s";
+  }
+
+  // What the timer means (view.py timer_note): needling is read when the pen is back.
+  function timerNote(out, limit) {
+    var words = Math.floor(limit / 60) + "-minute needling limit";
+    return out > limit ? "out longer than the " + words + ": the needling is checked when the pen is back"
+                       : "the needling is measured when the pen is back (the " + words + ")";
+  }
+
+  // "Friday 11 December 2026", as appliance/core/dates.py long_date writes it.
+  function longDate(iso) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(iso || ""));
+    if (!m || !DATES) return String(iso || "");
+    var day = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+    return DATES.pattern.replace("{wd}", DATES.weekdays[(day.getUTCDay() + 6) % 7])
+      .replace("{d}", String(Number(m[3]))).replace("{m}", DATES.months[Number(m[2]) - 1]).replace("{y}", m[1]);
+  }
+
+  // Whom the pen is for (view.py who_words); the minutes out are added by tick().
+  function whoOf(status) {
+    var session = status.session;
+    if (!status.docked && session) return "for " + (session.client_ref || "no client named") + ", " + (session.area || "-");
+    var nc = status.next_client;
+    return nc && nc.ref ? "for " + nc.ref + ", " + (nc.area || "-") : "";
+  }
+
+  // An interval hold's date to rebook on (view.py next_date_words).
+  function nextDateOf(status) {
+    if (!status.docked || (status.locks || []).indexOf("client_interval") < 0) return "";
+    var found = (status.reasons || []).filter(function (r) {
+      return r.code === "client_interval" && r.detail && r.detail.next_eligible_date;
+    });
+    return found.length ? "Next eligible date: " + longDate(found[0].detail.next_eligible_date) : "";
   }
 
   function toneOf(status) {
@@ -49,13 +84,14 @@
     });
     var tone = toneOf(status);
     var s = { tone: tone, headline: "", detail: "", reasons: reasons, facts: [], running: null,
-              locks: status.locks || [], nextClient: status.next_client };
+              locks: status.locks || [], nextClient: status.next_client,
+              who: whoOf(status), nextDate: nextDateOf(status) };
     var session = status.session;
     if (!status.docked && session) {
       s.running = { out: Number(session.out_seconds || 0), limit: Number(session.needling_limit_seconds || 1800) };
       s.headline = "Session in progress";
       s.detail = (session.client_ref || "No client named") + ", " + (session.area || "-") + ": out " +
-        duration(s.running.out) + ". Put the pen back in the cradle when done.";
+        outWords(s.running.out) + ". Put the pen back in the cradle when done.";
       s.reasons = reasons.filter(function (r) { return r.kind !== "lock"; });
     } else if (!status.docked) {
       s.headline = "No pen in the cradle"; s.detail = "Put the pen in the cradle.";
@@ -111,13 +147,14 @@
   }
 
   function downState(headline, detail) {
-    return { tone: "down", headline: headline, detail: detail, reasons: [], facts: [], running: null, locks: [] };
+    return { tone: "down", headline: headline, detail: detail, reasons: [], facts: [], running: null, locks: [],
+             who: "", nextDate: "" };
   }
 
   // -- drawing ------------------------------------------------------------------------------
 
   var lastSaid = "";
-  var running = null, runningAt = 0;
+  var running = null, runningAt = 0, whoBase = "";
   var titleRest = document.title.replace(/^[^·]*· /, "");
 
   function setText(id, text) { var node = $(id); if (node && node.textContent !== text) node.textContent = text; }
@@ -131,6 +168,11 @@
     band.setAttribute("data-tone", s.tone);
     setText("band-word", TONE_WORDS[s.tone]);
     setText("live-headline", s.headline);
+    whoBase = s.who;
+    setText("band-who", s.who);
+    $("band-who").hidden = !s.who;
+    setText("band-date", s.nextDate);
+    $("band-date").hidden = !s.nextDate;
     document.title = TONE_TITLES[s.tone] + " · " + titleRest;
     var icon = $("favicon");
     if (icon) {
@@ -206,9 +248,9 @@
   function tick() {
     if (!running) return;
     var out = running.out + (Date.now() - runningAt) / 1000;
-    setText("timer-out", duration(out));
-    var left = running.limit - out;
-    setText("timer-left", left > 0 ? duration(left) : "now: over the limit");
+    setText("timer-out", outWords(out));
+    setText("timer-note", timerNote(out, running.limit));
+    if (whoBase) setText("band-who", whoBase + ", out " + Math.floor(out / 60) + " min");
   }
 
   // -- the log below: fetched again when something happened --------------------------------
@@ -308,9 +350,11 @@
     var panel = $("live");
     if (panel) {
       try { WORDS = JSON.parse(panel.getAttribute("data-words") || "{}"); } catch (e) { WORDS = {}; }
+      try { DATES = JSON.parse(panel.getAttribute("data-dates") || "null"); } catch (e) { DATES = null; }
       var seconds = $("timer-out");
       if (seconds && !$("band-timer").hidden) {
-        running = { out: Number(seconds.getAttribute("data-seconds")), limit: Number($("timer-left").getAttribute("data-limit")) };
+        running = { out: Number(seconds.getAttribute("data-seconds")), limit: Number($("timer-note").getAttribute("data-limit")) };
+        whoBase = ($("band-who").textContent || "").replace(/, out \d+ min$/, "");
         runningAt = Date.now();
       }
       lastSaid = ($("band-word") ? $("band-word").textContent : "") + ". " + ($("live-headline") ? $("live-headline").textContent : "");
