@@ -18,7 +18,7 @@ from appliance.daemon.dock import Dock
 from appliance.daemon.selftest import run_selftest
 from appliance.daemon.files import create_private_file
 from appliance.core.model import NextClient
-from appliance.daemon import clock_commands, clockwatch
+from appliance.daemon import clock_commands, clockwatch, first_run
 from appliance.record.restore import RestoreRefused
 from appliance.record.store import StorageError
 
@@ -270,3 +270,4 @@ def register(server: ControlServer, dock: Dock) -> None:
         server.register(name, handler, technician=True, errors={StorageError: "refused"})
     accounts.register(server, dock)
     clock_commands.register(server, dock)
+    first_run.register(server, dock)  # the setup form's `setup` and `pendock setup-code`

@@ -23,7 +23,7 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 MACHINE_PATHS = ("/api/", "/export.csv")  # answer 401, not a redirect to the form
-OPEN_ENDPOINTS = ("api.healthz", "static", "login.login", "wall.wall_login")
+OPEN_ENDPOINTS = ("api.healthz", "static", "login.login", "wall.wall_login", "setup.setup")
 CHECKLIST_WORDS = {"screened": "Contraindications screened", "test-area": "Test area done"}
 
 
