@@ -23,8 +23,9 @@ SESSION_ACTIONS = {"session_opened": "session", "session_closed": "session",
 FAULT_CODES = frozenset({"pen_fault", "readout_error", "counter_rollback", "storage_error"})
 KINDS = ("hold", "release", "fault", "override", "forced_removal", "clock", "technician",
          "session", "client", "login", "dock", "other")
-# A fault read when the pen comes back belongs to the session that just ended.
-FAULT_AFTER_SESSION = timedelta(seconds=60)
+# A fault read when the pen comes back belongs to the session that just ended: the dock
+# reads the pen as it is seated, so within a few seconds of its end; later, to none.
+FAULT_AFTER_SESSION = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -161,3 +162,50 @@ def faults_by_session(sessions: list[dict], day_events: list[Event]) -> dict[int
         if during:
             found[int(s["id"])] = during
     return found
+
+
+# -- the page's list: one line per meaningful change ---------------------------------------
+
+FLOW_KINDS = ("hold", "release")  # the held/free back-and-forth of every ordinary session
+# The page's filter: kind -> the kinds it shows ("hold" shows the releases too).
+FILTERS = {"hold": FLOW_KINDS, "fault": ("fault",), "override": ("override",),
+           "forced_removal": ("forced_removal",), "session": ("session",), "client": ("client",),
+           "clock": ("clock",), "technician": ("technician", "dock", "other"), "login": ("login",)}
+
+
+def _collapsed(run: list[Event]) -> Event:
+    """A run of holds and releases as its last state, saying what it held for before."""
+    last = run[-1]
+    if len(run) == 1:
+        return last
+    earlier = []
+    for e in run[:-1]:
+        earlier += [c for c in e.codes if c not in last.codes and c not in earlier]
+    words = last.words
+    if earlier:
+        words = f"{words.rstrip('.')} (since {run[0].clock}; before that also: {_listed(earlier)})."
+    return Event(last.at, last.kind, last.codes, last.actor, words, last.clock)
+
+
+def readable(found: list[Event], kind: str = "") -> list[Event]:
+    """The page's events (oldest first). By default every meaningful change once: runs of
+    holds and releases collapsed to one line each, logins left out (the technician's
+    view: kind "login"). A known `kind` shows only that kind, uncollapsed; `/api/events`
+    keeps every event."""
+    if kind in FILTERS:
+        return [e for e in found if e.kind in FILTERS[kind]]
+    shown: list[Event] = []
+    run: list[Event] = []
+    for e in found:
+        if e.kind == "login":
+            continue
+        if e.kind in FLOW_KINDS:
+            run.append(e)
+            continue
+        if run:
+            shown.append(_collapsed(run))
+            run = []
+        shown.append(e)
+    if run:
+        shown.append(_collapsed(run))
+    return shown

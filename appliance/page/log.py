@@ -24,6 +24,13 @@ EVENT_KIND_WORDS = {"hold": "Held", "release": "Released", "fault": "Fault", "ov
                     "other": "Other"}
 
 
+# The events list's filter, in the order offered ("" = every meaningful change, no logins).
+EVENT_FILTER_WORDS = {"": "Every change (no logins)", "hold": "Held and released", "fault": "Faults",
+                      "override": "Overrides", "forced_removal": "Forced out", "session": "Sessions",
+                      "client": "Next client", "clock": "Clock", "technician": "Technician and dock",
+                      "login": "Logins (technician's view)"}
+
+
 def day_events(found, day) -> list:
     """The day's events, read once per change of the record (the audit is in it too)."""
     return found.piece("events", lambda _sessions: history.day_events(day))
@@ -37,12 +44,15 @@ def rows_with_faults(found, day) -> tuple:
     return found.piece("rows", make)
 
 
-def day_html(found, template: str, day, is_today: bool, dated) -> Markup:
+def day_html(found, template: str, day, is_today: bool, dated, kind: str = "") -> Markup:
     """The day's sessions or events as HTML, rendered once per change of the record (many
-    open pages, each reloading the log, would otherwise render hundreds of rows each time)."""
-    return found.piece(f"{template}:{is_today}", lambda _sessions: Markup(render_template(
-        template, rows=rows_with_faults(found, day), events=day_events(found, day), day=day,
-        is_today=is_today, long_date=dated, event_kind_words=EVENT_KIND_WORDS)))
+    open pages, each reloading the log, would otherwise render hundreds of rows each time).
+    `kind`: the events list's filter (appliance/page/events.py readable)."""
+    kind = kind if kind in events.FILTERS else ""
+    return found.piece(f"{template}:{is_today}:{kind}", lambda _sessions: Markup(render_template(
+        template, rows=rows_with_faults(found, day), events=events.readable(day_events(found, day), kind),
+        day=day, is_today=is_today, long_date=dated, event_kind_words=EVENT_KIND_WORDS,
+        event_filter=kind, event_filters=EVENT_FILTER_WORDS)))
 
 
 def render_day(day_text: str | None, *, message: str = "", code: int = 200, form: dict | None = None,
@@ -81,7 +91,7 @@ def render_day(day_text: str | None, *, message: str = "", code: int = 200, form
         is_today=is_today,
         rows=rows_with_faults(found, day),
         rows_html=day_html(found, "_rows.html", day, is_today, dated),
-        events_html=day_html(found, "_events.html", day, is_today, dated),
+        events_html=day_html(found, "_events.html", day, is_today, dated, request.args.get("events") or ""),
         lookup=lookup,
         errors=errors,
         long_date=dated,
@@ -109,6 +119,9 @@ def aftercare(session_id: int):
     found = here().record().session(session_id) if session_id < 2**63 else None
     if found is None:
         return page_error(f"There is no session {session_id} in the record.", 404)
+    if not found.get("client_ref"):
+        return page_error(f"Session {session_id} had no client named (the pen was out, nobody was treated), "
+                          f"so it has no aftercare card.", 404)
     clinic = here().config.clinic
     return render_template("aftercare.html", card=web_view.aftercare(found, here().tz, clinic),
                            page_lang=html_lang(clinic.locale),

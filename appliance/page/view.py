@@ -98,6 +98,7 @@ class SessionRow:
     next_eligible: str
     recommended: str
     faults: tuple[Note, ...] = ()
+    has_aftercare: bool = True  # False: no client was named, so no care card to give
 
 
 def _depth(depth_mm: float | None, outcome: str) -> str:
@@ -111,23 +112,33 @@ def session_row(session: dict, tz: tzinfo, faults=()) -> SessionRow:
     """One row of the log; `faults` are the day's fault events while its pen was out."""
     seconds = session.get("needling_seconds") or 0
     outcome = session.get("outcome") or "open"
+    client = session.get("client_ref")
+    warnings = list(session.get("warnings") or ())
+    if session.get("forced") and "forced_removal" not in warnings:
+        warnings.append("forced_removal")
+    outcome_words = OUTCOME_WORDS.get(outcome, outcome)
+    outcome_code = outcome if outcome in OUTCOME_WORDS else "other"
+    if not client and outcome != "open":
+        # No client named (a technician's key, a test): the pen was out, nobody was treated.
+        outcome_words, outcome_code = "No client: not a treatment", "noclient"
     return SessionRow(
         id=int(session["id"]),
         out=_clock(_local(session.get("started_at"), tz)),
         back=_clock(_local(session.get("ended_at"), tz)) if outcome != "open" else "out now",
-        client_ref=session.get("client_ref") or "no client named",
-        area=session.get("area") or "-",
+        client_ref=client or "no client named",
+        area=(session.get("area") or "-") if client else "-",
         cartridge=str(session.get("cartridge_serial") or "-"),
         minutes=f"{seconds / 60:.0f}",
         strokes=f"{session.get('strokes') or 0:,}",
         depth=_depth(session.get("max_depth_mm"), outcome),
-        outcome=OUTCOME_WORDS.get(outcome, outcome),
-        outcome_code=outcome if outcome in OUTCOME_WORDS else "other",
-        warnings=tuple(note(c) for c in session.get("warnings") or ()),
+        outcome=outcome_words,
+        outcome_code=outcome_code,
+        warnings=tuple(note(c) for c in warnings),
         overrides=tuple(note(c, overridden=True) for c in session.get("overrides") or ()),
         next_eligible=session.get("next_eligible_date") or "-",
         recommended=session.get("recommended_date") or "-",
         faults=tuple(Note(f"Fault at {e.clock}", e.words) for e in faults),
+        has_aftercare=bool(client),
     )
 
 
