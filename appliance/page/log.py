@@ -103,6 +103,7 @@ def render_day(day_text: str | None, *, message: str = "", code: int = 200, form
         other_rooms=web_view.room_rows(page.record().peer_sessions_on(day), page.tz),
         last_session_id=((status or {}).get("last_session") or {}).get("id") or 0,
         prev_day=day - timedelta(days=1) if day > web_view.FIRST_DAY else None,
+        first_day=web_view.FIRST_DAY,
         next_day=day + timedelta(days=1) if day < min(today, web_view.LAST_DAY) else None,
         message=message,
         form=form or {},
@@ -131,6 +132,8 @@ def aftercare(session_id: int):
 @bp.get("/export.csv")
 def export_csv():
     page = here()
+    if request.args.get("from") or request.args.get("to"):
+        return export_range()
     try:
         day = page.day_param()
     except web_view.BadParameter as error:
@@ -138,3 +141,35 @@ def export_csv():
     body = page.day_record(day).piece("csv", sessions_csv)
     return Response(body, mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename=pendock-{day.isoformat()}.csv"})
+
+
+def export_range():
+    """`/export.csv?from=YYYY-MM-DD&to=YYYY-MM-DD`: the manager's export (page/export.py)."""
+    from appliance.page import export
+    from appliance.record import lookups
+
+    page = here()
+    today = page.now_of(page.live_status()).date()
+    try:
+        first = web_view.parse_day(request.args.get("from") or request.args.get("to"), today)
+        last = web_view.parse_day(request.args.get("to") or request.args.get("from"), today)
+    except web_view.BadParameter as error:
+        return text_error(f"{error} (the export wants ?from=YYYY-MM-DD&to=YYYY-MM-DD)", 400)
+    if first > last:
+        return text_error(f"from {first.isoformat()} is after to {last.isoformat()}: swap them", 400)
+    days = (last - first).days + 1
+    if days > export.MAX_DAYS:
+        return text_error(f"{days} days asked for; one file holds at most {export.MAX_DAYS}: "
+                          f"export the range in parts", 400)
+    store, tz = page.record(), page.tz
+    sessions, entries = [], []
+    for n in range(days):
+        day = first + timedelta(days=n)
+        sessions += [{**s, "dock_id": None} for s in store.sessions_on(day)] + store.peer_sessions_on(day)
+        entries += lookups.audit_on(store, day, tz)
+    # Therapists and overrides are named before a session begins, perhaps the day before.
+    entries = lookups.audit_on(store, first - timedelta(days=1), tz) + entries
+    sessions.sort(key=lambda s: (s.get("started_at") or "", s.get("dock_id") or ""))
+    body = export.manager_csv(sessions, entries, tz, page.config.fleet.dock_id or "this dock")
+    return Response(body, mimetype="text/csv", headers={
+        "Content-Disposition": f"attachment; filename=pendock-{first.isoformat()}-to-{last.isoformat()}.csv"})

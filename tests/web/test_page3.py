@@ -116,3 +116,11 @@ def test_events_collapse_hide_logins_and_filter_by_kind(day_page):
     assert "Logged in: thera." in logins and 'value="login" selected' in logins
     holds = events_of("/?date=2026-11-28&events=hold")
     assert holds.count('class="event event-hold"') == 2
+
+
+def test_a_real_date_picker_with_previous_and_next_day_and_a_range_export(therapist):
+    html = therapist.get("/?date=2026-11-27").get_data(as_text=True)
+    assert '<input id="date" type="date" name="date" value="2026-11-27"' in html
+    assert 'inputmode="numeric"' not in html  # no number keypad without "-" on a phone
+    assert "?date=2026-11-26" in html and "?date=2026-11-28" in html  # previous and next day
+    assert 'id="export-from" type="date" name="from"' in html and 'name="to"' in html
