@@ -231,11 +231,20 @@ def test_phone_form_error_at_its_field_focused(open_page, demo):
 
 
 def test_print_the_day(open_page, demo):
+    for n in range(7):  # the issue's day: 7 sessions took 13 A4 pages
+        run_session(demo, f"PR-{n}", ("face", "neck", "forehead", "hands")[n % 4], minutes="2")
     page = open_page(1024)
     log_in(page, demo.url, "demo")
     page.emulate_media(media="print")
     assert page.is_visible("#day") and page.is_visible("#events")
     assert not page.is_visible("#band") and not page.is_visible("#next-client-form")
+    # On paper the sessions are a table, never the phone's cards (A4 is narrower than 900 px).
+    assert page.evaluate("getComputedStyle(document.querySelector('table.sessions thead')).display") != "none"
+    sessions = page.locator("table.sessions tbody tr").count()
+    pdf = page.pdf(format="A4")
+    pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
+    (ARTIFACTS / "print-the-day.pdf").write_bytes(pdf)
+    assert pages <= 2 + sessions // 12, f"{pages} A4 pages for {sessions} sessions"
 
 
 def test_timeline_by_keyboard_with_a_now_marker(open_page, demo):
@@ -344,3 +353,16 @@ def test_the_band_names_the_client_and_the_date_to_rebook(open_page, demo, width
     box = wall.locator("#band-date").bounding_box()
     assert box and box["y"] + box["height"] <= 768, "the wall's date is off the screen"
     name(demo, "C-0000")
+
+
+def test_not_answering_fits_its_band_on_a_phone(open_page, demo):
+    page = open_page(360)
+    log_in(page, demo.url, "demo")
+    # The band as live.js draws it when the dock does not answer (downState), at 360 px.
+    page.evaluate("""() => { const band = document.getElementById('band');
+        band.className = 'band band-down'; document.getElementById('band-word').textContent = 'NOT ANSWERING'; }""")
+    word = page.locator("#band-word").bounding_box()
+    box = band(page).bounding_box()
+    assert word and box and word["x"] + word["width"] <= box["x"] + box["width"], "NOT ANSWERING overflows its band"
+    no_sideways_scroll(page, 360)
+    shot(page, "state-down-360")
