@@ -234,7 +234,9 @@ def register(server: ControlServer, dock: Dock) -> None:
                 detail = store.restore_from(source, peer.actor, clock.now(), dock.observe_clock())
             except RestoreRefused as error:
                 raise Refused(str(error)) from None
-            dock.next_client, dock.overrides = None, {}
+            # The named client stays, judged again on the merged history at settle(); an
+            # override was given on the history before, so it goes.
+            dock.overrides = {}
         dock.settle()
         return {"restored": str(source), "added": detail["added"], "same_dock": detail["same_dock"]}
 
