@@ -16,7 +16,7 @@ from flask import Flask
 
 from appliance.core.resources import web_folder
 from appliance.daemon.control import ControlClient
-from appliance.page import actions, api, auth, guard, history, log, login, setup, wall
+from appliance.page import actions, api, auth, guard, history, i18n, log, login, setup, wall
 from appliance.page.context import KEY, ControlFactory, PageContext
 from appliance.page.replies import install_error_handlers
 from appliance.record.store import Store
@@ -53,6 +53,7 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
         lambda via: ControlClient(socket, timeout=STATUS_TIMEOUT_S, via=via))
     app.extensions[KEY] = PageContext(config, data_dir, make_client, store,
                                       throttle or auth.LoginThrottle(), status_fresh_s, days_kept)
+    i18n.install(app, lambda: app.extensions[KEY].config.clinic.locale)
     guard.install(app)
     install_error_handlers(app)
     for blueprint in (log.bp, actions.bp, login.bp, api.bp, history.bp, wall.bp, setup.bp):

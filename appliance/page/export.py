@@ -13,15 +13,17 @@ import csv
 import io
 from datetime import datetime, timezone, tzinfo
 
-from appliance.page import view
+from typing import Callable
 
-MANAGER_COLUMNS = (
-    "room", "session", "started", "ended", "utc_offset", "client_ref", "area", "therapist",
-    "needling_minutes", "strokes", "max_depth_mm", "outcome", "warning_codes", "warnings",
-    "override_codes", "overrides", "cartridge_serial", "pen_serial", "next_eligible_date", "recommended_date",
-)
+from appliance.page import view
+from appliance.page.i18n import N_
+
 MAX_DAYS = 366  # a year's export at most per file
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _same(text: str) -> str:
+    return text
 
 
 def _local(text: str | None, tz: tzinfo) -> datetime | None:
@@ -50,7 +52,7 @@ def therapist_of(session: dict, entries: list) -> str:
     return _who(named[-1].actor) if named else ""
 
 
-def overrides_of(session: dict, entries: list) -> str:
+def overrides_of(session: dict, entries: list, tr: Callable[[str], str] = _same) -> str:
     """Each of the session's overrides with the manager who gave it and the written reason."""
     start = _local(session.get("started_at"), timezone.utc)
     found = []
@@ -58,9 +60,10 @@ def overrides_of(session: dict, entries: list) -> str:
         given = [e for e in entries if e.action == "override" and (e.detail or {}).get("code") == code
                  and (e.detail or {}).get("client") == session.get("client_ref") and start and e.at <= start]
         if given:
-            found.append(f"{view.words(code)} - by {_who(given[-1].actor)}: {(given[-1].detail or {}).get('reason', '')}")
+            found.append(tr("{what} - by {who}: {reason}").format(
+                what=tr(view.words(code)), who=_who(given[-1].actor), reason=(given[-1].detail or {}).get("reason", "")))
         else:
-            found.append(f"{view.words(code)} - by a manager (not in this dock's audit trail)")
+            found.append(tr("{what} - by a manager (not in this dock's audit trail)").format(what=tr(view.words(code))))
     return " | ".join(found)
 
 
@@ -68,13 +71,22 @@ def _safe(text: str) -> str:
     return "'" + text if text[:1] in _FORMULA_STARTS else text  # a spreadsheet never runs a cell
 
 
-def manager_csv(sessions: list[dict], entries: list, tz: tzinfo, here: str) -> str:
+# The header row in the clinic's language (English: the column names above, as documented).
+HEADER_WORDS = (
+    N_("room"), N_("session"), N_("started"), N_("ended"), N_("utc_offset"), N_("client_ref"), N_("area"),
+    N_("therapist"), N_("needling_minutes"), N_("strokes"), N_("max_depth_mm"), N_("outcome"),
+    N_("warning_codes"), N_("warnings"), N_("override_codes"), N_("overrides"), N_("cartridge_serial"),
+    N_("pen_serial"), N_("next_eligible_date"), N_("recommended_date"),
+)
+
+
+def manager_csv(sessions: list[dict], entries: list, tz: tzinfo, here: str, tr: Callable[[str], str] = _same) -> str:
     """`sessions` oldest first, each with `dock_id` (None: this dock, named `here`);
     `entries`: this dock's audit entries of the range (therapists and overrides)."""
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(MANAGER_COLUMNS)
+    writer.writerow([tr(name) for name in HEADER_WORDS])
     for s in sessions:
         start, end = _local(s.get("started_at"), tz), _local(s.get("ended_at"), tz)
         own = not s.get("dock_id")
@@ -88,9 +100,9 @@ def manager_csv(sessions: list[dict], entries: list, tz: tzinfo, here: str) -> s
             _safe(therapist_of(s, entries)) if own else "",
             f"{(s.get('needling_seconds') or 0) / 60:.1f}", s.get("strokes") or 0,
             "" if depth is None else f"{depth:.2f}", s.get("outcome") or "",
-            " ".join(warnings), "; ".join(view.words(c) for c in warnings),
-            " ".join(s.get("overrides") or ()), _safe(overrides_of(s, entries)) if own else
-            "; ".join(view.words(c) for c in s.get("overrides") or ()),
+            " ".join(warnings), "; ".join(tr(view.words(c)) for c in warnings),
+            " ".join(s.get("overrides") or ()), _safe(overrides_of(s, entries, tr)) if own else
+            "; ".join(tr(view.words(c)) for c in s.get("overrides") or ()),
             s.get("cartridge_serial") or "", s.get("pen_serial") or "",
             s.get("next_eligible_date") or "", s.get("recommended_date") or "",
         ])

@@ -15,8 +15,9 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 
 from appliance.core import first_run, inputs
 from appliance.daemon.control import ControlError, DaemonUnavailable
-from appliance.page import auth
+from appliance.page import auth, i18n
 from appliance.page.context import here
+from appliance.page.i18n import N_
 from appliance.record.passwords import password_hash
 
 bp = Blueprint("setup", __name__)
@@ -42,19 +43,19 @@ def offer_first_run() -> dict:
 def _form_errors(form: dict, password: str, again: str) -> dict:
     errors = {}
     if not form["code"]:
-        errors["code"] = "Enter the setup code: the installer printed it; `sudo pendock setup-code` shows it."
+        errors["code"] = N_("Enter the setup code: the installer printed it; `sudo pendock setup-code` shows it.")
     if not inputs.valid_user_name(form["name"]):
-        errors["name"] = "A user name of letters, digits, '-', '_' or '.' (up to 32), e.g. anna."
+        errors["name"] = N_("A user name of letters, digits, '-', '_' or '.' (up to 32), e.g. anna.")
     if len(password) < MIN_PASSWORD or len(password) > auth.MAX_PASSWORD:
-        errors["password"] = f"A password of at least {MIN_PASSWORD} characters."
+        errors["password"] = N_("A password of at least 8 characters.")  # MIN_PASSWORD
     elif password != again:
-        errors["password2"] = "The two passwords differ: type the same password twice."
+        errors["password2"] = N_("The two passwords differ: type the same password twice.")
     if not form["clinic_name"]:
-        errors["clinic_name"] = "The clinic's name, as the aftercare card shows it."
+        errors["clinic_name"] = N_("The clinic's name, as the aftercare card shows it.")
     if form["timezone"] not in available_timezones():
-        errors["timezone"] = "A time zone from the list, e.g. Europe/Berlin."
+        errors["timezone"] = N_("A time zone from the list, e.g. Europe/Berlin.")
     if form["locale"] not in first_run.LANGUAGES:
-        errors["locale"] = "Choose one of the languages in the list."
+        errors["locale"] = N_("Choose one of the languages in the list.")
     return errors
 
 
@@ -69,17 +70,18 @@ def _show(form: dict, errors: dict, message: str = "", code: int = 200):
 @bp.route("/setup", methods=["GET", "POST"])
 def setup():
     if not first_run_open():
-        flash("First run is closed: this dock has a manager. Log in.")
+        tr = i18n.translator()
+        flash(tr("First run is closed: this dock has a manager. Log in."))
         return redirect(url_for("login.login"))
     if request.method == "GET":
         return _show({"timezone": "Europe/Berlin", "locale": "en-GB"}, {})
     if not auth.csrf_ok(session.get("csrf"), request.form.get("csrf")):
-        return _show({}, {}, "The form was out of date; please fill it in again.", 400)
+        return _show({}, {}, N_("The form was out of date; please fill it in again."), 400)
     form = {key: (request.form.get(key) or "").strip()[:80] for key in FIELDS}
     password, again = request.form.get("password") or "", request.form.get("password2") or ""
     errors = _form_errors(form, password, again)
     if errors:
-        return _show(form, errors, "Please correct the fields marked below.", 400)
+        return _show(form, errors, N_("Please correct the fields marked below."), 400)
     page = here()
     try:
         done = page.make_client("page setup").call(
@@ -98,6 +100,8 @@ def setup():
                                                  locale=done["locale"]),
                           dock=replace(config.dock, timezone=done["timezone"]))
     page.tz = page.config.tz
-    flash(f"This dock is set up for {done['clinic_name']}. Log in as {done['manager']}, then add the "
-          f"therapists' accounts (`pendock user add NAME --role therapist` over SSH).")
+    tr = i18n.translator()
+    flash(tr("This dock is set up for {clinic}. Log in as {manager}, then add the therapists' "
+             "accounts (`pendock user add NAME --role therapist` over SSH).").format(
+        clinic=done["clinic_name"], manager=done["manager"]))
     return redirect(url_for("login.login"))

@@ -14,9 +14,9 @@ import hashlib
 
 from flask import Blueprint, g, redirect, render_template, request, session, url_for
 
-from appliance.core.dates import date_names, html_lang
+from appliance.core.dates import date_names
 from appliance.daemon.control import ControlError
-from appliance.page import auth
+from appliance.page import auth, i18n
 from appliance.page import view as web_view
 from appliance.page.context import here
 
@@ -53,8 +53,10 @@ def wall():
     page = here()
     status = page.live_status()
     locale = page.config.clinic.locale
-    return render_template("wall.html", live=web_view.live_state(status, locale=locale), dark=request.args.get("dark") == "1",
-                           wall_refresh=WALL_REFRESH_S, date_names=date_names(locale), page_lang=html_lang(locale),
+    tr = i18n.translator()
+    return render_template("wall.html", live=web_view.live_state(status, locale=locale, tr=tr), js_words=i18n.js_words(tr),
+                           dark=request.args.get("dark") == "1",
+                           wall_refresh=WALL_REFRESH_S, date_names=date_names(locale), page_lang=i18n.language_of(locale),
                            room=page.config.fleet.dock_id)
 
 

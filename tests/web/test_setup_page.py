@@ -71,7 +71,8 @@ def test_the_form_goes_to_the_daemon_with_a_hash_never_the_password(empty_app, d
     [sent] = daemon.sent
     assert sent["code"] == GOOD["code"] and sent["password_hash"].startswith("scrypt$")
     assert GOOD["password"] not in str(sent) and sent["timezone"] == "Europe/Berlin"
-    assert "set up for Hautpraxis Müller" in client.get("/login").get_data(as_text=True)
+    shown = client.get("/login").get_data(as_text=True)  # now in the clinic's language, German
+    assert "Dieses Dock ist für Hautpraxis Müller eingerichtet" in shown and '<html lang="de">' in shown
 
 
 def test_errors_are_at_their_field(empty_app, daemon):

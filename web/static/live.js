@@ -15,6 +15,14 @@
   var KIND_WORDS = { lock: "Holds the pen", overridden: "Overridden", warning: "Note" };
   var WORDS = {};
   var DATES = null; // the clinic's weekday and month names (appliance/core/dates.py date_names)
+  var I18N = {};    // English -> the clinic's language (appliance/page/i18n.py JS_MESSAGES)
+
+  // The page's language: t("for {ref}, {area}", {ref: ..., area: ...}).
+  function t(text, values) {
+    var out = I18N[text] || text;
+    if (values) Object.keys(values).forEach(function (key) { out = out.split("{" + key + "}").join(values[key]); });
+    return out;
+  }
 
   function $(id) { return document.getElementById(id); }
 
@@ -29,14 +37,14 @@
   function outWords(seconds) {
     seconds = Math.max(0, Math.floor(seconds));
     var s = seconds % 60;
-    return Math.floor(seconds / 60) + " min " + (s < 10 ? "0" : "") + s + " s";
+    return t("{minutes} min {seconds} s", { minutes: Math.floor(seconds / 60), seconds: (s < 10 ? "0" : "") + s });
   }
 
   // What the timer means (view.py timer_note): needling is read when the pen is back.
   function timerNote(out, limit) {
-    var words = Math.floor(limit / 60) + "-minute needling limit";
-    return out > limit ? "out longer than the " + words + ": the needling is checked when the pen is back"
-                       : "the needling is measured when the pen is back (the " + words + ")";
+    var values = { limit: Math.floor(limit / 60) };
+    return out > limit ? t("out longer than the {limit}-minute needling limit: the needling is checked when the pen is back", values)
+                       : t("the needling is measured when the pen is back (the {limit}-minute needling limit)", values);
   }
 
   // "Friday 11 December 2026", as appliance/core/dates.py long_date writes it.
@@ -51,9 +59,11 @@
   // Whom the pen is for (view.py who_words); the minutes out are added by tick().
   function whoOf(status) {
     var session = status.session;
-    if (!status.docked && session) return "for " + (session.client_ref || "no client named") + ", " + (session.area || "-");
+    if (!status.docked && session) {
+      return t("for {ref}, {area}", { ref: session.client_ref || t("no client named"), area: t(session.area || "-") });
+    }
     var nc = status.next_client;
-    return nc && nc.ref ? "for " + nc.ref + ", " + (nc.area || "-") : "";
+    return nc && nc.ref ? t("for {ref}, {area}", { ref: nc.ref, area: t(nc.area || "-") }) : "";
   }
 
   // An interval hold's date to rebook on (view.py next_date_words).
@@ -62,7 +72,15 @@
     var found = (status.reasons || []).filter(function (r) {
       return r.code === "client_interval" && r.detail && r.detail.next_eligible_date;
     });
-    return found.length ? "Next eligible date: " + longDate(found[0].detail.next_eligible_date) : "";
+    return found.length ? t("Next eligible date: {date}", { date: longDate(found[0].detail.next_eligible_date) }) : "";
+  }
+
+  var CHECKLIST = { screened: "Contraindications screened", "test-area": "Test area done" };
+
+  // 1234 -> "1,234" or "1.234": the page's language (the <html lang>).
+  function number(value, digits) {
+    var lang = document.documentElement.lang || "en";
+    return Number(value).toLocaleString(lang, digits ? { minimumFractionDigits: digits, maximumFractionDigits: digits } : {});
   }
 
   function toneOf(status) {
@@ -75,12 +93,12 @@
 
   function stateOf(status) {
     var reasons = (status.reasons || []).map(function (r) {
-      return { kind: r.kind || "lock", words: r.words || "", action: r.action || "",
+      return { kind: r.kind || "lock", words: t(r.words || ""), action: t(r.action || ""),
                facts: r.detail_words || "", code: r.code || "", shownUndocked: r.shown_undocked !== false };
     });
     (status.overridden || []).forEach(function (code) {
-      reasons.push({ kind: "overridden", words: WORDS[code] || code.replace(/_/g, " "),
-                     action: "Overridden by a manager for this session.", facts: "", code: code });
+      reasons.push({ kind: "overridden", words: t(WORDS[code] || code.replace(/_/g, " ")),
+                     action: t("Overridden by a manager for this session."), facts: "", code: code });
     });
     var tone = toneOf(status);
     var s = { tone: tone, headline: "", detail: "", reasons: reasons, facts: [], running: null,
@@ -89,58 +107,61 @@
     var session = status.session;
     if (!status.docked && session) {
       s.running = { out: Number(session.out_seconds || 0), limit: Number(session.needling_limit_seconds || 1800) };
-      s.headline = "Session in progress";
-      s.detail = (session.client_ref || "No client named") + ", " + (session.area || "-") + ": out " +
-        outWords(s.running.out) + ". Put the pen back in the cradle when done.";
+      s.headline = t("Session in progress");
+      s.detail = t("{ref}, {area}: out {out}. Put the pen back in the cradle when done.",
+        { ref: session.client_ref || t("No client named"), area: t(session.area || "-"), out: outWords(s.running.out) });
       s.reasons = reasons.filter(function (r) { return r.kind !== "lock"; });
     } else if (!status.docked) {
-      s.headline = "No pen in the cradle"; s.detail = "Put the pen in the cradle.";
+      s.headline = t("No pen in the cradle"); s.detail = t("Put the pen in the cradle.");
       // The daemon flags the reasons the headline already says (appliance/daemon/status.py).
       s.reasons = reasons.filter(function (r) { return r.shownUndocked; });
     } else if (status.held) {
       var locks = reasons.filter(function (r) { return r.kind === "lock"; });
       var red = locks.filter(function (r) { return RED_CODES.indexOf(r.code) >= 0; });
       if (!red.length) red = locks;
-      s.headline = tone === "stop" ? "Pen held: " + (red.length ? red[0].words : "see below")
-                                   : "Pen held until you: " + (locks.length ? locks[0].action : "see below");
-      s.detail = "The pen stays in the cradle until every lock below is cleared.";
+      s.headline = tone === "stop" ? t("Pen held: {words}", { words: red.length ? red[0].words : t("see below") })
+                                   : t("Pen held until you: {action}", { action: locks.length ? locks[0].action : t("see below") });
+      s.detail = t("The pen stays in the cradle until every lock below is cleared.");
     } else {
-      s.headline = "Pen free to lift";
-      s.detail = "All checks passed: lift the pen to start the session.";
+      s.headline = t("Pen free to lift");
+      s.detail = t("All checks passed: lift the pen to start the session.");
     }
     var nc = status.next_client;
-    s.facts.push(["Next client", nc ? nc.ref + ", " + nc.area + " (" +
-      ((nc.checklist || []).join(", ") || "checklist not ticked") + ")" : "none named"]);
+    var ticked = (nc && (nc.checklist || []).map(function (c) { return t(CHECKLIST[c] || c); }).join(", ")) ||
+      t("checklist not ticked");
+    s.facts.push([t("Next client"), nc ? t("{ref}, {area} ({ticked})", { ref: nc.ref, area: t(nc.area), ticked: ticked })
+                                       : t("none named")]);
     var c = status.cartridge;
     if (c) {
-      var text = c.serial + " (" + Number(c.strokes).toLocaleString("en") + " strokes)";
-      if ("authenticated" in c) text += c.authenticated ? ", genuine" : ", NOT authenticated";
-      s.facts.push(["Cartridge", text]);
+      var text = t("{serial} ({strokes} strokes)", { serial: c.serial, strokes: number(c.strokes) });
+      if ("authenticated" in c) text += c.authenticated ? t(", genuine") : t(", NOT authenticated");
+      s.facts.push([t("Cartridge"), text]);
     } else {
-      s.facts.push(["Cartridge", "none fitted"]);
+      s.facts.push([t("Cartridge"), t("none fitted")]);
     }
     var pen = status.pen;
     if (pen) {
-      var volts = (pen.battery_mv / 1000).toFixed(2) + " V";
-      s.facts.push(["Pen battery", "battery_percent" in pen ? pen.battery_percent + "% (" + volts + "), " +
-        (pen.sessions_left || 0) + " sessions left" : volts]);
+      var volts = number(Math.round(pen.battery_mv / 10) / 100, 2) + " V";
+      s.facts.push([t("Pen battery"), "battery_percent" in pen ? t("{percent}% ({volts}), {left} sessions left",
+        { percent: pen.battery_percent, volts: volts, left: pen.sessions_left || 0 }) : volts]);
       if ("hours_to_service" in pen) {
-        s.facts.push(["Service", pen.hours_to_service > 0 ? "due in " + pen.hours_to_service + " motor hours" : "due now"]);
+        s.facts.push([t("Service"), pen.hours_to_service > 0 ? t("due in {hours} motor hours", { hours: number(pen.hours_to_service) })
+                                                              : t("due now")]);
       }
     }
     var trusted = status.clock_synced && status.clock_trusted !== false;
-    s.facts.push(["Dock clock", String(status.now || "").slice(0, 16).replace("T", " ") +
-      (trusted ? "" : " (NOT known to be right)")]);
+    s.facts.push([t("Dock clock"), String(status.now || "").slice(0, 16).replace("T", " ") +
+      (trusted ? "" : t(" (NOT known to be right)"))]);
     var fleet = status.fleet;
     if (fleet && typeof fleet === "object") {
-      var peers = fleet.peers, text = "sharing history";
+      var peers = fleet.peers, said = t("sharing history");
       if (Array.isArray(peers)) {
         var online = peers.filter(function (p) { return typeof p !== "object" || p.online !== false; }).length;
-        text = online + " of " + peers.length + " others online";
+        said = t("{online} of {total} others online", { online: online, total: peers.length });
       }
-      if (fleet.connected === false) text += "; not connected";
-      if (fleet.stale) text += "; history may be out of date";
-      s.facts.push(["Clinic docks", text]);
+      if (fleet.connected === false) said += t("; not connected");
+      if (fleet.stale) said += t("; history may be out of date");
+      s.facts.push([t("Clinic docks"), said]);
     }
     s.updated = String(status.now || "").slice(11, 19);
     return s;
@@ -166,14 +187,14 @@
     live.setAttribute("data-tone", s.tone);
     band.className = "band band-" + s.tone;
     band.setAttribute("data-tone", s.tone);
-    setText("band-word", TONE_WORDS[s.tone]);
+    setText("band-word", t(TONE_WORDS[s.tone]));
     setText("live-headline", s.headline);
     whoBase = s.who;
     setText("band-who", s.who);
     $("band-who").hidden = !s.who;
     setText("band-date", s.nextDate);
     $("band-date").hidden = !s.nextDate;
-    document.title = TONE_TITLES[s.tone] + " · " + titleRest;
+    document.title = t(TONE_TITLES[s.tone]) + " · " + titleRest;
     var icon = $("favicon");
     if (icon) {
       var href = icon.getAttribute("href").replace(/icon-\w+\.svg/, "icon-" + s.tone + ".svg");
@@ -183,7 +204,7 @@
     $("band-timer").hidden = !running;
     tick();
     // The live region says what changed, once: never the whole panel every second.
-    var said = TONE_WORDS[s.tone] + ". " + s.headline;
+    var said = t(TONE_WORDS[s.tone]) + ". " + s.headline;
     if (said !== lastSaid) {
       if (lastSaid) setText("live-announce", said);
       lastSaid = said;
@@ -194,10 +215,10 @@
     var tone = r.kind !== "lock" ? r.kind : (bandTone === "stop" && RED_CODES.indexOf(r.code) >= 0 ? "stop" : "wait");
     var item = el("li", "reason reason-" + r.kind + " reason-" + tone);
     item.setAttribute("data-code", r.code);
-    if (!wall) item.appendChild(el("span", "reason-kind", KIND_WORDS[r.kind] || "Note"));
+    if (!wall) item.appendChild(el("span", "reason-kind", t(KIND_WORDS[r.kind] || "Note")));
     item.appendChild(el("span", "reason-words", r.words));
     if (r.facts) item.appendChild(el("span", "reason-facts", r.facts));
-    if (!wall) item.appendChild(el("span", "reason-action", (r.kind === "overridden" ? "" : "What to do: ") + r.action));
+    if (!wall) item.appendChild(el("span", "reason-action", (r.kind === "overridden" ? "" : t("What to do: ")) + r.action));
     return item;
   }
 
@@ -250,7 +271,7 @@
     var out = running.out + (Date.now() - runningAt) / 1000;
     setText("timer-out", outWords(out));
     setText("timer-note", timerNote(out, running.limit));
-    if (whoBase) setText("band-who", whoBase + ", out " + Math.floor(out / 60) + " min");
+    if (whoBase) setText("band-who", t("{who}, out {minutes} min", { who: whoBase, minutes: Math.floor(out / 60) }));
   }
 
   // -- the log below: fetched again when something happened --------------------------------
@@ -298,7 +319,7 @@
     fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
       .then(function (response) {
         if (response.status === 401) {
-          var s = downState("Logged out", "Your login has ended (logged out, or the page restarted). Reload the page to log in again.");
+          var s = downState(t("Logged out"), t("Your login has ended (logged out, or the page restarted). Reload the page to log in again."));
           drawBand(s); drawBody(s);
           if (stamp) stamp.textContent = "";
           return; // stop asking: nothing more to show until a login
@@ -309,13 +330,13 @@
             drawBand(s); drawBody(s);
             noteNewSession(body);
             refreshDay(body);
-            if (stamp) stamp.textContent = "Updated " + s.updated + " (dock clock)";
+            if (stamp) stamp.textContent = t("Updated {time} (dock clock)", { time: s.updated });
             var next = response.headers.get("X-Status-Version") || "";
             var waited = response.headers.get("X-Status-Wait") === "yes";
             version = next;
             again(waited || !version ? 0 : RETRY_MS);
           } else {
-            var d = downState("Dock not answering", "The page cannot reach the dock, so the pen's state is unknown. The log below is still the record. If this lasts, restart the dock or call the technician.");
+            var d = downState(t("Dock not answering"), t("The page cannot reach the dock, so the pen's state is unknown. The log below is still the record. If this lasts, restart the dock or call the technician."));
             drawBand(d); drawBody(d);
             version = "";
             again(RETRY_MS);
@@ -323,7 +344,7 @@
         });
       })
       .catch(function () {
-        var d = downState("Page not answering", "This tablet cannot reach the dock's page. Check the network; the page retries by itself.");
+        var d = downState(t("Page not answering"), t("This tablet cannot reach the dock's page. Check the network; the page retries by itself."));
         drawBand(d); drawBody(d);
         version = "";
         again(RETRY_MS);
@@ -351,10 +372,11 @@
     if (panel) {
       try { WORDS = JSON.parse(panel.getAttribute("data-words") || "{}"); } catch (e) { WORDS = {}; }
       try { DATES = JSON.parse(panel.getAttribute("data-dates") || "null"); } catch (e) { DATES = null; }
+      try { I18N = JSON.parse(panel.getAttribute("data-i18n") || "{}"); } catch (e) { I18N = {}; }
       var seconds = $("timer-out");
       if (seconds && !$("band-timer").hidden) {
         running = { out: Number(seconds.getAttribute("data-seconds")), limit: Number($("timer-note").getAttribute("data-limit")) };
-        whoBase = ($("band-who").textContent || "").replace(/, out \d+ min$/, "");
+        // whoBase stays empty until the first answer: the server's words stand till then.
         runningAt = Date.now();
       }
       lastSaid = ($("band-word") ? $("band-word").textContent : "") + ". " + ($("live-headline") ? $("live-headline").textContent : "");
