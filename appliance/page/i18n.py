@@ -117,6 +117,15 @@ JS_MESSAGES = (
     N_("Page not answering"),
     N_("This tablet cannot reach the dock's page. Check the network; the page retries by itself."),
     N_("Updated {time} (dock clock)"),
+    # the reasons' facts (view.py facts_sentence, live.js factsOf)
+    N_("Last treated on {last} ({days} days ago); next eligible date {next}."),
+    N_("Last treated on {last} ({days} days ago); recommended date was {date}."),
+    N_("{count} treatments of this area in the last {days} days (a course is {course})."),
+    N_("Battery {percent}% ({volts} V); {left} sessions left above the {minimum} V minimum."),
+    N_("{hours} motor hours since the last service (service every {every} hours)."),
+    N_("The pen reports: {faults} (at {celsius} °C)."), N_("Cartridge {serial} has {strokes} strokes on it."),
+    N_("It was on session {session} on {date}."), N_("Not ticked: {items}."),
+    N_("Out {minutes} minutes (a session should take under {limit})."),
 )
 
 

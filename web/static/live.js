@@ -56,6 +56,51 @@
       .replace("{d}", String(Number(m[3]))).replace("{m}", DATES.months[Number(m[2]) - 1]).replace("{y}", m[1]);
   }
 
+  // A reason's facts in the page's language (view.py facts_sentence); "" in English, where
+  // the daemon's own sentence (detail_words) is the page's.
+  function factsOf(code, f) {
+    if (!f || !Object.keys(I18N).length) return "";
+    var day = function (key) { return longDate(f[key]); };
+    if (code === "client_interval" && f.last_date) {
+      return t("Last treated on {last} ({days} days ago); next eligible date {next}.",
+        { last: day("last_date"), days: f.days_since, next: day("next_eligible_date") });
+    }
+    if (code === "interval_short" && f.last_date) {
+      return t("Last treated on {last} ({days} days ago); recommended date was {date}.",
+        { last: day("last_date"), days: f.days_since, date: day("recommended_date") });
+    }
+    if (code === "course_complete" && "treatments_in_window" in f) {
+      return t("{count} treatments of this area in the last {days} days (a course is {course}).",
+        { count: f.treatments_in_window, days: f.course_window_days, course: f.course_max_treatments });
+    }
+    if (code === "battery_low" && "battery_percent" in f) {
+      return t("Battery {percent}% ({volts} V); {left} sessions left above the {minimum} V minimum.",
+        { percent: f.battery_percent, volts: number(f.battery_mv / 1000, 2), left: f.sessions_left || 0,
+          minimum: number((f.min_mv || 0) / 1000, 2) });
+    }
+    if (code === "service_due" && "motor_hours_since_service" in f) {
+      return t("{hours} motor hours since the last service (service every {every} hours).",
+        { hours: number(f.motor_hours_since_service), every: f.service_interval_hours });
+    }
+    if (code === "pen_fault" && f.faults && f.faults.length) {
+      return t("The pen reports: {faults} (at {celsius} °C).",
+        { faults: f.faults.join(", "), celsius: Math.round(f.temperature_c || 0) });
+    }
+    if (code === "cartridge_reused") {
+      var text = t("Cartridge {serial} has {strokes} strokes on it.",
+        { serial: f.cartridge, strokes: number(f.cartridge_strokes || 0) });
+      if ("seen_session" in f) text += " " + t("It was on session {session} on {date}.", { session: f.seen_session, date: day("seen_date") });
+      return text;
+    }
+    if (code === "checklist_missing" && f.missing && f.missing.length) {
+      return t("Not ticked: {items}.", { items: f.missing.map(function (i) { return t(CHECKLIST[i] || i); }).join(", ") });
+    }
+    if (code === "session_overrun" && "out_minutes" in f) {
+      return t("Out {minutes} minutes (a session should take under {limit}).", { minutes: f.out_minutes, limit: f.limit_minutes });
+    }
+    return "";
+  }
+
   // Whom the pen is for (view.py who_words); the minutes out are added by tick().
   function whoOf(status) {
     var session = status.session;
@@ -94,7 +139,8 @@
   function stateOf(status) {
     var reasons = (status.reasons || []).map(function (r) {
       return { kind: r.kind || "lock", words: t(r.words || ""), action: t(r.action || ""),
-               facts: r.detail_words || "", code: r.code || "", shownUndocked: r.shown_undocked !== false };
+               facts: factsOf(r.code, r.detail) || r.detail_words || "", code: r.code || "",
+               shownUndocked: r.shown_undocked !== false };
     });
     (status.overridden || []).forEach(function (code) {
       reasons.push({ kind: "overridden", words: t(WORDS[code] || code.replace(/_/g, " ")),
