@@ -218,6 +218,8 @@ def readable(found: list[Event], kind: str = "", tr: Callable[[str], str] = _sam
     for e in found:
         if e.kind == "login":
             continue
+        if e.kind == "hold" and set(e.codes) == {"no_pen"} and shown and shown[-1].kind in ("session", "forced_removal"):
+            continue  # the pen lifted for the session that just began: that line says it
         if e.kind in FLOW_KINDS:
             run.append(e)
             continue

@@ -241,10 +241,14 @@ def test_print_the_day(open_page, demo):
     # On paper the sessions are a table, never the phone's cards (A4 is narrower than 900 px).
     assert page.evaluate("getComputedStyle(document.querySelector('table.sessions thead')).display") != "none"
     sessions = page.locator("table.sessions tbody tr").count()
+    events = page.locator("#events li.event").count()
     pdf = page.pdf(format="A4")
     pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
     (ARTIFACTS / "print-the-day.pdf").write_bytes(pdf)
-    assert pages <= 2 + sessions // 12, f"{pages} A4 pages for {sessions} sessions"
+    page.set_viewport_size({"width": 794, "height": 1123})  # A4 at 96 dpi, for a look at the print
+    page.screenshot(path=str(ARTIFACTS / "print-the-day.png"), full_page=True)
+    # About 25 sessions and 120 events a page (the events in two columns): the day as short as it can be.
+    assert pages <= 1 + sessions // 25 + events // 120, f"{pages} A4 pages for {sessions} sessions, {events} events"
 
 
 def test_timeline_by_keyboard_with_a_now_marker(open_page, demo):

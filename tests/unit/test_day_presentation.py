@@ -51,6 +51,7 @@ def day() -> list[events.Event]:
         ("next_client", {"ref": "BK-1", "area": "face"}, at(8, 3)),
         ("release", {"client": "BK-1"}, at(8, 3)),
         ("session_opened", {"session": 1, "client_ref": "BK-1", "area": "face"}, at(8, 4)),
+        ("lock", {"locks": ["no_pen"]}, at(8, 4)),  # the pen lifted for the session
         ("session_closed", {"session": 1, "outcome": "completed", "needling_seconds": 600}, at(8, 20)),
         ("lock", {"locks": ["cartridge_reused", "client_missing"]}, at(8, 20)),
         ("lock", {"locks": ["client_missing"]}, at(8, 21)),
@@ -62,7 +63,7 @@ def test_held_and_free_back_and_forth_is_one_line_and_logins_are_left_out():
     shown = events.readable(day())
     kinds = [e.kind for e in shown]
     assert kinds == ["hold", "client", "release", "session", "session", "hold"]
-    assert "login" not in kinds
+    assert "login" not in kinds and not any(e.codes == ("no_pen",) for e in shown)
     first = shown[0]
     assert first.clock == "08:01" and "cartridge is fitted" in first.words  # what the run held for
 
@@ -70,5 +71,6 @@ def test_held_and_free_back_and_forth_is_one_line_and_logins_are_left_out():
 def test_a_filter_shows_one_kind_and_logins_only_when_asked():
     assert [e.kind for e in events.readable(day(), "login")] == ["login"]
     assert {e.kind for e in events.readable(day(), "hold")} == {"hold", "release"}
+    assert ("no_pen",) in [e.codes for e in events.readable(day(), "hold")]  # the filter shows every hold
     assert [e.kind for e in events.readable(day(), "session")] == ["session", "session"]
     assert events.readable(day(), "no-such-kind") == events.readable(day())
