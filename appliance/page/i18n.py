@@ -117,6 +117,7 @@ JS_MESSAGES = (
     N_("Page not answering"),
     N_("This tablet cannot reach the dock's page. Check the network; the page retries by itself."),
     N_("Updated {time} (dock clock)"),
+    N_("Session ended: {ref}, {area}, {minutes} min needling ({outcome})."), N_("Completed"), N_("Interrupted"),
     # the reasons' facts (view.py facts_sentence, live.js factsOf)
     N_("Last treated on {last} ({days} days ago); next eligible date {next}."),
     N_("Last treated on {last} ({days} days ago); recommended date was {date}."),

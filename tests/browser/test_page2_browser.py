@@ -288,6 +288,10 @@ def test_running_session_timer_and_aftercare_and_past_day(open_page, demo):
     shot(page, "session-running-768")
     demo.sim("needle", "--minutes", "5")
     demo.sim("dock")
+    # The session's end says what happened, with the way to its aftercare card.
+    expect(page.locator("#new-session")).to_be_visible(timeout=LIVE_MS)
+    assert re.match(r"Session ended: C-9001, face, 5 min needling \(\w+\)\.", page.inner_text("#new-session-words"))
+    assert re.search(r"/sessions/\d+/aftercare$", page.get_attribute("#new-session-aftercare", "href"))
     page.goto(demo.url + "/")
     page.click("table.sessions a:has-text('Aftercare')")
     card = page.inner_text("article")

@@ -401,8 +401,19 @@
     var day = $("day"), notice = $("new-session");
     if (!day || !notice || day.getAttribute("data-today") !== "yes") return;
     var known = Number(day.getAttribute("data-last-session") || 0);
-    var last = status.last_session && status.last_session.id;
-    if (last && last > known) notice.hidden = false;
+    var session = status.last_session, last = session && session.id;
+    if (!last || last <= known) return;
+    // The session's end in one line, with the way to its aftercare card (none without a client).
+    var outcome = { completed: "Completed", interrupted: "Interrupted" }[session.outcome] || session.outcome || "";
+    setText("new-session-words", t("Session ended: {ref}, {area}, {minutes} min needling ({outcome}).", {
+      ref: session.client_ref || t("no client named"), area: t(session.area || "-"),
+      minutes: Math.round((session.needling_seconds || 0) / 60), outcome: t(outcome) }));
+    var card = $("new-session-aftercare");
+    if (card) {
+      card.hidden = !session.client_ref;
+      card.setAttribute("href", "/sessions/" + encodeURIComponent(last) + "/aftercare");
+    }
+    notice.hidden = false;
   }
 
   function bindPrint() {
