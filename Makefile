@@ -13,7 +13,7 @@ TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk mosquitto nginx-light
 # npm fetches axe-core for the browser tests; a nodejs from elsewhere (NodeSource) ships its
 # own npm and conflicts with Debian's package, so npm is asked for only when the command is missing.
 
-.PHONY: demo demo-clinic lint test test-fast test-hil bench deps-system clean
+.PHONY: demo demo-clinic lint test test-fast test-hil bench deps-system clean translations
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -46,6 +46,12 @@ deps-system:
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "not root and no sudo: tests needing$$missing will be skipped"; fi; \
 	fi
+
+# The page's catalogues: extract every shown string, merge into web/translations/*/messages.po,
+# compile the .mo files (committed; tests/web/test_i18n.py checks they match). Then translate
+# the new empty msgstr lines of the German .po and run it again.
+translations: $(STAMP)
+	$(VENV)/bin/python -m appliance.page.i18n
 
 # ruff (pyflakes, pycodestyle, bugbear) over the tree, mypy (strict on the pure core);
 # both configured in pyproject.toml. The tests run only on a clean lint.

@@ -17,6 +17,7 @@ from appliance import cli_clock
 from appliance import cli_fleet
 from appliance import cli_tls
 from appliance.core import inputs, paths
+from appliance.core.dates import long_date
 from appliance.core.inputs import ROLES
 from appliance.daemon.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Refused
 from appliance.record.export import sessions_csv
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     pg = sub.add_parser("purge", parents=[common], help="delete sessions past the retention period")
     pg.add_argument("--before", help="YYYY-MM-DD (default: today minus store.retention_days)")
     cli_clock.add_parser(sub, common)
+    sub.add_parser("setup-code", parents=[common],
+                   help="the one-time code of the page's first-run form (until a manager exists)")
     return parser
 
 
@@ -197,6 +200,9 @@ def format_status(status: dict) -> str:
     for reason in status.get("reasons", []):
         mark = "x" if reason["kind"] == "lock" else "!"
         lines.append(f"  [{mark}] {reason['words']} {reason['action']}  ({reason['code']})")
+        found = (reason.get("detail") or {}).get("next_eligible_date")
+        if reason["code"] == "client_interval" and found:
+            lines.append(f"      Next eligible date: {long_date(found)}")
     for code in status.get("overridden", []):
         lines.append(f"  [o] {code} overridden by a manager for this session")
     pen = status.get("pen")
@@ -237,7 +243,7 @@ def format_log(sessions: list[dict], day: str, rooms: bool = False) -> str:
         start = (s.get("started_at") or "")[11:16]
         end = (s.get("ended_at") or "")[11:16] or "--:--"
         minutes = (s.get("needling_seconds") or 0) / 60
-        extra = ", ".join(s.get("warnings") or [])
+        extra = ", ".join(list(s.get("warnings") or []) + [f"overridden: {c}" for c in s.get("overrides") or []])
         lines.append(
             f"  {room}#{s['id']} {start}-{end} {s.get('client_ref') or '-'} {s.get('area')} "
             f"cartridge {s.get('cartridge_serial')} {minutes:.0f} min {s.get('strokes') or 0} strokes "
@@ -443,6 +449,13 @@ def _purge(args, client) -> int:
     return EXIT_OK
 
 
+def _setup_code(args, client) -> int:
+    result = client.call("setup_code")
+    _emit(args, result, f"Setup code: {result['code']}\nOpen the dock's page and choose \"First run\"; "
+                        "the code works once, until a manager exists.")
+    return EXIT_OK
+
+
 # Each verb that talks to the daemon: its handler, (parsed args, control client) -> exit code.
 VERBS: dict[str, Callable[..., int]] = {
     "status": _status,
@@ -464,6 +477,7 @@ VERBS: dict[str, Callable[..., int]] = {
     "clock": lambda args, client: cli_clock.run(args, client, UsageError),
     "fleet": _fleet,
     "tls": lambda args, client: cli_tls.run(args),  # talks to no daemon
+    "setup-code": _setup_code,
 }
 
 

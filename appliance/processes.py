@@ -16,6 +16,18 @@ def load(args):
     return load_config(resolve_config_path(args.config, os.environ))
 
 
+def with_first_run(config, args, data: Path):
+    """The config with the setup form's choices where the config file is silent (core/first_run.py)."""
+    from appliance.core import first_run
+
+    path = resolve_config_path(args.config, os.environ)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""  # missing: the defaults (load_config has refused an unreadable file already)
+    return first_run.layered(config, text, data)
+
+
 def pinmap_path() -> Path | None:
     """PENDOCK_PINMAP names another pin map (a board variant); default: hw/pinmap.toml."""
     value = os.environ.get("PENDOCK_PINMAP")
@@ -35,6 +47,10 @@ def run(args) -> int:
     except ConfigError as error:
         return refusal(error)
     data = paths.data_dir(args.data)
+    try:
+        config = with_first_run(config, args, data)
+    except ConfigError as error:
+        return refusal(error)
     socket = Path(os.environ.get("PENDOCK_SOCKET") or (data / paths.SOCKET_NAME))
     if args.verb == "daemon":
         from gpiozero.exc import BadPinFactory

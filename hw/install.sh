@@ -368,8 +368,24 @@ do_install() {
     install_time_sources
     bash "$REPO/hw/tls-setup.sh" "$ROOT" # the page over HTTPS: the dock's CA, its certificate, the front
     start_services
+    print_setup_code  # first run (issue 23): the one-time code of the page's setup form
     say "Done."
 }
+
+# --- first run: the setup code (appliance/daemon/first_run.py) -------------------------------
+print_setup_code() {
+    systemd_live && [[ -x $VENV_DIR/bin/pendock ]] || return 0
+    local code="" try
+    for try in 1 2 3 4 5 6 7 8 9 10; do  # the daemon has just started: its socket comes up
+        code=$(PENDOCK_DATA="$DATA_DIR" "$VENV_DIR/bin/pendock" setup-code 2>/dev/null | sed -n 's/^Setup code: //p') && [[ -n $code ]] && break
+        sleep 1
+    done
+    if [[ -n $code ]]; then
+        say "First run: open the dock's page, choose \"Set up this dock\" and enter the setup code $code"
+        say "(it works once, until a manager exists; 'sudo pendock setup-code' shows it again)."
+    fi
+}
+# --- end of first run --------------------------------------------------------------------------
 
 # --- uninstall ----------------------------------------------------------------------------
 

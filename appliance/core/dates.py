@@ -50,3 +50,9 @@ def long_date(day: date | str | None, locale: str = DEFAULT_LOCALE) -> str:
 def html_lang(locale: str) -> str:
     """The page's lang attribute: the locale's language ('en-GB' -> 'en')."""
     return (locale or DEFAULT_LOCALE).split("-")[0]
+
+
+def date_names(locale: str) -> dict[str, object]:
+    """The locale's weekday and month names and pattern, for live.js to write dates as long_date does."""
+    weekdays, months, pattern = LOCALES.get(locale, LOCALES[DEFAULT_LOCALE])
+    return {"weekdays": list(weekdays), "months": list(months), "pattern": pattern}

@@ -20,7 +20,7 @@ from appliance.daemon.dock import ClientRefused, Dock
 from appliance.daemon.selftest import run_selftest
 from appliance.daemon.files import copy_into, create_private_file, open_private_file, remove_if_same
 from appliance.core.model import NextClient
-from appliance.daemon import clock_commands, clockwatch
+from appliance.daemon import clock_commands, clockwatch, first_run
 from appliance.record.restore import RestoreRefused
 from appliance.record.store import StorageError
 
@@ -270,7 +270,9 @@ def register(server: ControlServer, dock: Dock) -> None:
                 detail = store.restore_from(source, peer.actor, clock.now(), dock.observe_clock())
             except RestoreRefused as error:
                 raise Refused(str(error)) from None
-            dock.next_client, dock.overrides = None, {}
+            # The named client stays, judged again on the merged history at settle(); an
+            # override was given on the history before, so it goes.
+            dock.overrides = {}
         dock.settle()
         return {"restored": str(source), "added": detail["added"], "same_dock": detail["same_dock"]}
 
@@ -306,6 +308,7 @@ def register(server: ControlServer, dock: Dock) -> None:
         server.register(name, handler, technician=True, errors={StorageError: "refused"})
     accounts.register(server, dock)
     clock_commands.register(server, dock)
+    first_run.register(server, dock)  # the setup form's `setup` and `pendock setup-code`
     for command in server.commands.values():
         command.handler = _noting_storage_errors(command.handler, dock)
 

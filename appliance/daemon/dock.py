@@ -64,6 +64,7 @@ class Dock:
     def __init__(self, hw: DockHardware, store: Store, config: Config, clock: Clock, *,
                  config_source: object = None):
         self.config_summary = _config_summary(config, config_source)
+        self.config_source = config_source  # the config file, read again by first run (daemon/first_run.py)
         self.hw = hw
         self.store = store
         self.config = config

@@ -16,7 +16,7 @@ from flask import Flask
 
 from appliance.core.resources import web_folder
 from appliance.daemon.control import ControlClient
-from appliance.page import actions, api, auth, enrol, guard, history, log, login, wall
+from appliance.page import actions, api, auth, enrol, guard, history, i18n, log, login, setup, wall
 from appliance.page.context import HEALTH_FRESH_S, KEY, ControlFactory, PageContext
 from appliance.page.replies import install_error_handlers
 from appliance.record.store import Store
@@ -54,9 +54,10 @@ def create_app(config, data_dir: Path, socket: Path, *, control: ControlFactory 
     app.extensions[KEY] = PageContext(config, data_dir, make_client, store,
                                       throttle or auth.LoginThrottle(), status_fresh_s, days_kept,
                                       health_fresh_s)
+    i18n.install(app, lambda: app.extensions[KEY].config.clinic.locale)
     guard.install(app)
     install_error_handlers(app)
-    for blueprint in (log.bp, actions.bp, login.bp, api.bp, history.bp, wall.bp, enrol.bp):
+    for blueprint in (log.bp, actions.bp, login.bp, api.bp, history.bp, wall.bp, enrol.bp, setup.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -100,7 +100,12 @@ class PageContext:
         # one `now` (the daemon's, which changes with each status call, 4 times a second).
         # Today's "now" marker moves with the minute.
         moment = now if found.has_open else (now.replace(second=0, microsecond=0) if is_today else None)
-        return found.piece("timeline", lambda sessions: web_view.timeline(sessions, day, self.tz, now),
+        from appliance.core.dates import long_date
+        from appliance.page import i18n
+
+        tr, locale = i18n.translator(), self.config.clinic.locale
+        return found.piece("timeline", lambda sessions: web_view.timeline(sessions, day, self.tz, now, tr,
+                                                                          long_date(day, locale)),
                            moment=moment)
 
     def json_of(self, found: DayRecord) -> str:

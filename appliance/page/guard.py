@@ -25,7 +25,8 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 MACHINE_PATHS = ("/api/", "/export.csv")  # answer 401, not a redirect to the form
-OPEN_ENDPOINTS = ("api.healthz", "static", "login.login", "wall.wall_login", "enrol.ca", "enrol.ca_certificate")
+OPEN_ENDPOINTS = ("api.healthz", "static", "login.login", "wall.wall_login", "enrol.ca", "enrol.ca_certificate",
+                  "setup.setup")
 # HSTS only once the clinic's tablets trust the dock's CA (PENDOCK_HSTS=1, README "HTTPS"):
 # before that, a tablet told to insist on HTTPS could not reach /ca to enrol.
 HSTS = "max-age=31536000"

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta, tzinfo
 
 from appliance.core import inputs, rules
 from appliance.core.inputs import FIRST_DAY, LAST_DAY  # noqa: F401  (the page's date bounds)
+from appliance.page.i18n import N_, Translator
 from appliance.record.store import LOG_KEYS
 
 AFTERCARE_DAYS = 3  # home care matters most in the first 3 days (docs/clinical-basis.md)
@@ -18,6 +19,11 @@ REDNESS_HOURS = (3, 48)  # redness can last 3 to 48 hours (docs/clinical-basis.m
 # One date rule for the page, the CLI and the daemon (appliance/core/inputs.py).
 BadParameter = inputs.BadInput
 parse_day = inputs.parse_day
+
+
+def _same(text: str) -> str:
+    """The translator when none is given: English, the catalogues' source language."""
+    return text
 
 
 def contract_session(session: dict) -> dict:
@@ -34,19 +40,19 @@ def words(code: str) -> str:
 
 # Short labels for the log table (the full words are its tooltip and the live panel's).
 SHORT_WORDS = {
-    "client_interval": "Too soon after the last treatment",
-    "interval_short": "Sooner than the recommended interval",
-    "course_complete": "Course already complete",
-    "checklist_missing": "Checklist not complete",
-    "clock_unsynced": "Dock clock not confirmed",
-    "over_needling": "Over-needling",
-    "depth_high": "Deeper than the area's limit",
-    "depth_unmeasured": "Depth not measured",
-    "pen_frame_v1": "Older pen: no depth recorded",
-    "cartridge_changed": "Cartridge changed mid-session",
-    "pen_changed": "Pen changed mid-session",
-    "forced_removal": "Forced out with the technician's key",
-    "session_overrun": "Session overran",
+    "client_interval": N_("Too soon after the last treatment"),
+    "interval_short": N_("Sooner than the recommended interval"),
+    "course_complete": N_("Course already complete"),
+    "checklist_missing": N_("Checklist not complete"),
+    "clock_unsynced": N_("Dock clock not confirmed"),
+    "over_needling": N_("Over-needling"),
+    "depth_high": N_("Deeper than the area's limit"),
+    "depth_unmeasured": N_("Depth not measured"),
+    "pen_frame_v1": N_("Older pen: no depth recorded"),
+    "cartridge_changed": N_("Cartridge changed mid-session"),
+    "pen_changed": N_("Pen changed mid-session"),
+    "forced_removal": N_("Forced out with the technician's key"),
+    "session_overrun": N_("Session overran"),
 }
 
 
@@ -56,11 +62,15 @@ class Note:
     full: str
 
 
-def note(code: str, overridden: bool = False) -> Note:
-    short = SHORT_WORDS.get(code) or words(code)
-    full = words(code)
+def note(code: str, overridden: bool = False, tr: Translator = _same) -> Note:
+    short = tr(SHORT_WORDS.get(code) or words(code))
+    full = tr(words(code))
     if overridden:
-        return Note(f"Overridden: {short[0].lower()}{short[1:]}", f"{full} Overridden by a manager, reason in the audit trail.")
+        label = tr("Overridden: {what}")
+        if label == "Overridden: {what}":  # English: "Overridden: too soon ..." (German keeps its nouns)
+            short = short[0].lower() + short[1:]
+        return Note(label.format(what=short), tr("{full} Overridden by a manager, reason in the "
+                                                                   "audit trail.").format(full=full))
     return Note(short, full)
 
 
@@ -77,7 +87,7 @@ def _clock(moment: datetime | None) -> str:
     return moment.strftime("%H:%M") if moment else "-"
 
 
-OUTCOME_WORDS = {"completed": "Completed", "interrupted": "Interrupted", "open": "In progress"}
+OUTCOME_WORDS = {"completed": N_("Completed"), "interrupted": N_("Interrupted"), "open": N_("In progress")}
 
 
 @dataclass(frozen=True)
@@ -98,42 +108,55 @@ class SessionRow:
     next_eligible: str
     recommended: str
     faults: tuple[Note, ...] = ()
+    has_aftercare: bool = True  # False: no client was named, so no care card to give
 
 
 def _depth(depth_mm: float | None, outcome: str) -> str:
     """A closed session's depth; null means the pen could not show it belongs to the session."""
     if depth_mm is None:
-        return "-" if outcome == "open" else "not measured"
+        return "-" if outcome == "open" else N_("not measured")
     return f"{depth_mm:.2f} mm"
 
 
-def session_row(session: dict, tz: tzinfo, faults=()) -> SessionRow:
+def session_row(session: dict, tz: tzinfo, faults=(), tr: Translator = _same, locale: str = "en-GB") -> SessionRow:
     """One row of the log; `faults` are the day's fault events while its pen was out."""
     seconds = session.get("needling_seconds") or 0
     outcome = session.get("outcome") or "open"
+    client = session.get("client_ref")
+    warnings = list(session.get("warnings") or ())
+    if session.get("forced") and "forced_removal" not in warnings:
+        warnings.append("forced_removal")
+    outcome_words = OUTCOME_WORDS.get(outcome, outcome)
+    outcome_code = outcome if outcome in OUTCOME_WORDS else "other"
+    if not client and outcome != "open":
+        # No client named (a technician's key, a test): the pen was out, nobody was treated.
+        outcome_words, outcome_code = N_("No client: not a treatment"), "noclient"
     return SessionRow(
         id=int(session["id"]),
         out=_clock(_local(session.get("started_at"), tz)),
-        back=_clock(_local(session.get("ended_at"), tz)) if outcome != "open" else "out now",
-        client_ref=session.get("client_ref") or "no client named",
-        area=session.get("area") or "-",
+        back=_clock(_local(session.get("ended_at"), tz)) if outcome != "open" else tr("out now"),
+        client_ref=client or tr("no client named"),
+        area=tr(session.get("area") or "-") if client else "-",
         cartridge=str(session.get("cartridge_serial") or "-"),
         minutes=f"{seconds / 60:.0f}",
-        strokes=f"{session.get('strokes') or 0:,}",
-        depth=_depth(session.get("max_depth_mm"), outcome),
-        outcome=OUTCOME_WORDS.get(outcome, outcome),
-        outcome_code=outcome if outcome in OUTCOME_WORDS else "other",
-        warnings=tuple(note(c) for c in session.get("warnings") or ()),
-        overrides=tuple(note(c, overridden=True) for c in session.get("overrides") or ()),
+        strokes=number(session.get("strokes") or 0, locale),
+        depth=tr(_depth(session.get("max_depth_mm"), outcome)) if session.get("max_depth_mm") is None
+        else f"{number(session['max_depth_mm'], locale, 2)} mm",
+        outcome=tr(outcome_words),
+        outcome_code=outcome_code,
+        warnings=tuple(note(c, tr=tr) for c in warnings),
+        overrides=tuple(note(c, overridden=True, tr=tr) for c in session.get("overrides") or ()),
         next_eligible=session.get("next_eligible_date") or "-",
         recommended=session.get("recommended_date") or "-",
-        faults=tuple(Note(f"Fault at {e.clock}", e.words) for e in faults),
+        faults=tuple(Note(tr("Fault at {time}").format(time=e.clock), e.words) for e in faults),
+        has_aftercare=bool(client),
     )
 
 
-def room_rows(sessions: list[dict], tz: tzinfo) -> tuple[tuple[str, SessionRow], ...]:
+def room_rows(sessions: list[dict], tz: tzinfo, tr: Translator = _same,
+              locale: str = "en-GB") -> tuple[tuple[str, SessionRow], ...]:
     """The clinic's other docks' sessions (appliance/fleet), each with its room."""
-    return tuple((s.get("dock_id") or "-", session_row(s, tz)) for s in sessions)
+    return tuple((s.get("dock_id") or "-", session_row(s, tz, tr=tr, locale=locale)) for s in sessions)
 
 
 # -- the day's timeline, drawn on the server --------------------------------------------
@@ -171,7 +194,8 @@ class Timeline:
     now_label: str = ""
 
 
-def timeline(sessions: list[dict], day: date, tz: tzinfo, now: datetime) -> Timeline:
+def timeline(sessions: list[dict], day: date, tz: tzinfo, now: datetime, tr: Translator = _same,
+             day_words: str = "") -> Timeline:
     """When the pen was out on `day`: one bar per session on an hour axis."""
     spans = []
     for s in sessions:
@@ -208,8 +232,10 @@ def timeline(sessions: list[dict], day: date, tz: tzinfo, now: datetime) -> Time
         outcome = s.get("outcome") or "open"
         kind = outcome if outcome in ("interrupted", "open") else ("warned" if s.get("warnings") else "completed")
         total_minutes += max(0, (end - start).total_seconds()) / 60
-        label = (f"{_clock(start)} to {_clock(end) if outcome != 'open' else 'now'}: "
-                 f"{s.get('client_ref') or 'no client'}, {s.get('area') or '-'} ({OUTCOME_WORDS.get(outcome, outcome)})")
+        label = tr("{start} to {end}: {ref}, {area} ({outcome})").format(
+            start=_clock(start), end=_clock(end) if outcome != "open" else tr("now"),
+            ref=s.get("client_ref") or tr("no client named"), area=tr(s.get("area") or "-"),
+            outcome=tr(OUTCOME_WORDS.get(outcome, outcome)))
         ref = s.get("client_ref") or "-"
         short = ref if width >= 12 * len(ref) + 8 else ""
         bars.append(Bar(x0, round(width, 1), kind, label, int(s.get("id") or 0), short))
@@ -218,14 +244,17 @@ def timeline(sessions: list[dict], day: date, tz: tzinfo, now: datetime) -> Time
         Tick(x_of(midnight + timedelta(hours=h)), f"{h:02d}:00" if (h - first_hour) % step == 0 else "")
         for h in range(first_hour, last_hour + 1)
     )
-    if bars:
-        summary = (f"The pen was out {len(bars)} time{'s' if len(bars) != 1 else ''} on {day.isoformat()}, "
-                   f"{total_minutes:.0f} minutes in all.")
+    on = day_words or day.isoformat()
+    if len(bars) == 1:
+        summary = tr("The pen was out once on {day}, {minutes} minutes in all.").format(day=on, minutes=f"{total_minutes:.0f}")
+    elif bars:
+        summary = tr("The pen was out {count} times on {day}, {minutes} minutes in all.").format(
+            count=len(bars), day=on, minutes=f"{total_minutes:.0f}")
     else:
-        summary = f"The pen was not out on {day.isoformat()}."
+        summary = tr("The pen was not out on {day}.").format(day=on)
     now_x = x_of(local_now) if local_now.date() == day else None
     return Timeline(TIMELINE_WIDTH, tuple(bars), ticks, summary, now_x,
-                    f"now {_clock(local_now)}" if now_x is not None else "")
+                    tr("now {time}").format(time=_clock(local_now)) if now_x is not None else "")
 
 
 # -- the live state ----------------------------------------------------------------------
@@ -233,10 +262,12 @@ def timeline(sessions: list[dict], day: date, tz: tzinfo, now: datetime) -> Time
 # The dock's light -> the page's state band. Three states a therapist acts on (free, waiting
 # for you, stop), plus the pen out on a session and the dock not answering.
 LIGHT_TONES = {"green": "free", "amber": "waiting", "red": "stop", "blue": "out", "off": "waiting"}
-TONE_WORDS = {"free": "FREE", "waiting": "WAITING for you", "stop": "STOP", "out": "IN USE",
-              "down": "NOT ANSWERING"}
-TONE_TITLES = {"free": "Free", "waiting": "Waiting", "stop": "STOP", "out": "In use", "down": "No answer"}
-RED_CODES = rules.STOP_LOCKS  # the one stop table, also the dock's light and live.js's (data-stop)
+TONE_WORDS = {"free": N_("FREE"), "waiting": N_("WAITING for you"), "stop": N_("STOP"), "out": N_("IN USE"),
+              "down": N_("NOT ANSWERING")}
+TONE_TITLES = {"free": N_("Free"), "waiting": N_("Waiting"), "stop": N_("STOP"), "out": N_("In use"),
+               "down": N_("No answer")}
+CHECKLIST_WORDS = {"screened": N_("Contraindications screened"), "test-area": N_("Test area done")}
+RED_CODES = rules.STOP_LOCKS  # the one stop table, also the dock's light and live.js's (data-rules)
 
 
 @dataclass(frozen=True)
@@ -258,7 +289,9 @@ class Reason:
 
 @dataclass(frozen=True)
 class Running:
-    """The session in progress: time out, and the time left before over-needling."""
+    """The session in progress. The dock sees only the time out of the cradle while the pen
+    is out; the needling itself is read from the pen when it is back, so the timer says
+    the one and never claims the other."""
 
     out_seconds: int
     needling_limit_seconds: int
@@ -266,11 +299,62 @@ class Running:
 
     @property
     def out(self) -> str:
-        return _duration(self.out_seconds)
+        return out_words(self.out_seconds)
 
     @property
-    def needling_left(self) -> str:
-        return _duration(max(0, self.needling_limit_seconds - self.out_seconds))
+    def note(self) -> str:
+        return timer_note(self.out_seconds, self.needling_limit_seconds)
+
+
+def out_words(seconds: float, tr: Translator = _same) -> str:
+    """'12 min 08 s': a duration that cannot be read as a time of day (live.js: outWords)."""
+    seconds = max(0, int(seconds))
+    return tr("{minutes} min {seconds} s").format(minutes=seconds // 60, seconds=f"{seconds % 60:02d}")
+
+
+def timer_note(out_seconds: float, limit_seconds: int, tr: Translator = _same) -> str:
+    """What the running timer means, and when time out passes the needling limit (live.js: timerNote)."""
+    if out_seconds > limit_seconds:
+        text = tr("out longer than the {limit}-minute needling limit: the needling is checked when the pen is back")
+    else:
+        text = tr("the needling is measured when the pen is back (the {limit}-minute needling limit)")
+    return text.format(limit=limit_seconds // 60)
+
+
+def who_words(status: dict, tr: Translator = _same) -> str:
+    """Whom the pen is for, on the band: 'for BK-1042, face' (and ', out 12 min' in use)."""
+    session = status.get("session")
+    if not status.get("docked") and session:
+        minutes = int(session.get("out_seconds") or 0) // 60
+        who = tr("for {ref}, {area}").format(ref=session.get("client_ref") or tr("no client named"),
+                                            area=tr(session.get("area") or "-"))
+        return tr("{who}, out {minutes} min").format(who=who, minutes=minutes)
+    nc = status.get("next_client")
+    if nc and nc.get("ref"):
+        return tr("for {ref}, {area}").format(ref=nc["ref"], area=tr(nc.get("area") or "-"))
+    return ""
+
+
+def next_date_words(status: dict, locale: str, tr: Translator = _same) -> str:
+    """For a client held by the interval, the date to rebook on, with its weekday."""
+    from appliance.core.dates import long_date
+
+    if "client_interval" not in (status.get("locks") or ()) or not status.get("docked"):
+        return ""
+    for r in status.get("reasons") or ():
+        found = (r.get("detail") or {}).get("next_eligible_date") if r.get("code") == "client_interval" else None
+        if found:
+            return tr("Next eligible date: {date}").format(date=long_date(found, locale))
+    return ""
+
+
+def number(value: float | int, locale: str = "en-GB", digits: int | None = None) -> str:
+    """1234 -> '1,234' (en) or '1.234' (de): the clinic's digit grouping and decimal sign;
+    `digits`: exactly so many decimals (0.4 -> '0.40')."""
+    from babel.numbers import format_decimal
+
+    pattern = None if digits is None else "#,##0." + "0" * digits
+    return format_decimal(value, format=pattern, locale=(locale or "en-GB").replace("-", "_"))
 
 
 @dataclass(frozen=True)
@@ -285,38 +369,38 @@ class LiveState:
     updated: str = ""  # the dock's clock, 24-hour
     running: Running | None = None
     overridable: tuple[str, ...] = ()  # locks holding the pen that a manager may override
+    who: str = ""  # whom the pen is for: "for BK-1042, face"
+    next_date: str = ""  # an interval hold's date to rebook on, with its weekday
+    running_out: str = ""  # the timer's words, in the page's language
+    running_note: str = ""
 
 
-def _duration(seconds: int) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def fleet_words(fleet: dict) -> str:
+def fleet_words(fleet: dict, tr: Translator = _same) -> str:
     """The other docks (the fleet helper's `status.fleet`), tolerant of what is missing."""
     peers = fleet.get("peers")
     if isinstance(peers, list):
         online = sum(1 for p in peers if not isinstance(p, dict) or p.get("online", True))
-        text = f"{online} of {len(peers)} others online"
+        text = tr("{online} of {total} others online").format(online=online, total=len(peers))
     else:
-        text = "sharing history"
+        text = tr("sharing history")
     if fleet.get("connected") is False:
-        text += "; not connected"
+        text += tr("; not connected")
     if fleet.get("stale"):
-        text += "; history may be out of date"
+        text += tr("; history may be out of date")
     if int(fleet.get("kicked") or 0) >= 3:
-        text += f"; knocked off the broker {fleet['kicked']} times lately (is another device using its login?)"
+        text += tr("; knocked off the broker {times} times lately (is another device using its login?)").format(
+            times=fleet["kicked"])
     return text
 
 
-def fleet_alarm(fleet: dict) -> str:
+def fleet_alarm(fleet: dict, tr: Translator = _same) -> str:
     """An equivocation (a dock's key told two stories: stolen?), never silent (S9)."""
     count = int(fleet.get("equivocations") or 0)
     if count <= 0:
         return ""
-    return (f"ALARM: a clinic dock's key signed two different events for one place in its record "
-            f"({count} seen): its key may be stolen. Both were merged; see `pendock fleet` and "
-            f"ask the technician to provision that dock again.")
+    return tr("ALARM: a clinic dock's key signed two different events for one place in its record "
+              "({count} seen): its key may be stolen. Both were merged; see `pendock fleet` and "
+              "ask the technician to provision that dock again.").format(count=count)
 
 
 def tone_of(status: dict) -> str:
@@ -331,27 +415,75 @@ def tone_of(status: dict) -> str:
     return "stop" if RED_CODES.intersection(status.get("locks") or ()) else "waiting"
 
 
-def _reason_of(r: dict) -> Reason:
+def facts_sentence(code: str, facts: dict, tr: Translator, locale: str) -> str:
+    """A reason's facts in the page's language, dates with their weekday (the daemon's own
+    sentence, appliance/core/reason_facts.py, is English: the CLI's and the English page's)."""
+    from appliance.core.dates import long_date
+
+    if not facts:
+        return ""
+    day = lambda key: long_date(facts.get(key), locale)  # noqa: E731
+    if code == "client_interval" and "last_date" in facts:
+        return tr("Last treated on {last} ({days} days ago); next eligible date {next}.").format(
+            last=day("last_date"), days=facts.get("days_since"), next=day("next_eligible_date"))
+    if code == "interval_short" and "last_date" in facts:
+        return tr("Last treated on {last} ({days} days ago); recommended date was {date}.").format(
+            last=day("last_date"), days=facts.get("days_since"), date=day("recommended_date"))
+    if code == "course_complete" and "treatments_in_window" in facts:
+        return tr("{count} treatments of this area in the last {days} days (a course is {course}).").format(
+            count=facts["treatments_in_window"], days=facts.get("course_window_days"),
+            course=facts.get("course_max_treatments"))
+    if code == "battery_low" and "battery_percent" in facts:
+        return tr("Battery {percent}% ({volts} V); {left} sessions left above the {minimum} V minimum.").format(
+            percent=facts["battery_percent"], volts=number(facts["battery_mv"] / 1000, locale, 2),
+            left=facts.get("sessions_left", 0), minimum=number(facts.get("min_mv", 0) / 1000, locale, 2))
+    if code == "service_due" and "motor_hours_since_service" in facts:
+        return tr("{hours} motor hours since the last service (service every {every} hours).").format(
+            hours=number(facts["motor_hours_since_service"], locale), every=facts.get("service_interval_hours"))
+    if code == "pen_fault" and facts.get("faults"):
+        return tr("The pen reports: {faults} (at {celsius} °C).").format(
+            faults=", ".join(facts["faults"]), celsius=f"{facts.get('temperature_c', 0):.0f}")
+    if code == "cartridge_reused":
+        text = tr("Cartridge {serial} has {strokes} strokes on it.").format(
+            serial=facts.get("cartridge"), strokes=number(facts.get("cartridge_strokes", 0), locale))
+        if "seen_session" in facts:
+            text += " " + tr("It was on session {session} on {date}.").format(session=facts["seen_session"],
+                                                                           date=day("seen_date"))
+        return text
+    if code == "checklist_missing" and facts.get("missing"):
+        return tr("Not ticked: {items}.").format(items=", ".join(tr(CHECKLIST_WORDS.get(i, i)) for i in facts["missing"]))
+    if code == "session_overrun" and "out_minutes" in facts:
+        return tr("Out {minutes} minutes (a session should take under {limit}).").format(
+            minutes=facts["out_minutes"], limit=facts.get("limit_minutes"))
+    return ""
+
+
+def _reason_of(r: dict, tr: Translator = _same, locale: str = "en-GB") -> Reason:
     from appliance.core.reason_facts import sentence
+    from appliance.page.i18n import language_of
 
     code = r.get("code", "")
-    facts = r.get("detail_words") or sentence(code, r.get("detail") or {})
-    return Reason(r.get("kind", "lock"), r.get("words", ""), r.get("action", ""),
+    facts = ""
+    if language_of(locale) != "en":
+        facts = facts_sentence(code, r.get("detail") or {}, tr, locale)
+    facts = facts or r.get("detail_words") or sentence(code, r.get("detail") or {})
+    return Reason(r.get("kind", "lock"), tr(r.get("words", "")), tr(r.get("action", "")),
                   r.get("shown_undocked", True) is not False, facts, code)
 
 
-def live_state(status: dict | None, problem: str = "") -> LiveState:
-    """The panel on top, from `status --json` (None: the daemon did not answer).
+def live_state(status: dict | None, problem: str = "", locale: str = "en-GB", tr: Translator = _same) -> LiveState:
+    """The panel on top, from `status --json` (None: the daemon did not answer), in the
+    language of `tr` (appliance/page/i18n.py; English when left out).
 
     live.js draws the same panel from /api/status; keep the two in step.
     """
     if status is None:
-        return LiveState("down", "Dock not answering",
-                         "The page cannot reach the dock, so the pen's state is unknown. The log below is "
-                         "still the record. If this lasts, restart the dock or call the technician.",
-                         (), (), TONE_WORDS["down"], TONE_TITLES["down"])
-    reasons = [_reason_of(r) for r in status.get("reasons") or ()]
-    reasons += [Reason("overridden", f"{words(code)}", "Overridden by a manager for this session.", True, "", code)
+        return LiveState("down", tr("Dock not answering"),
+                         tr("The page cannot reach the dock, so the pen's state is unknown. The log below is "
+                            "still the record. If this lasts, restart the dock or call the technician."),
+                         (), (), tr(TONE_WORDS["down"]), tr(TONE_TITLES["down"]))
+    reasons = [_reason_of(r, tr, locale) for r in status.get("reasons") or ()]
+    reasons += [Reason("overridden", tr(words(code)), tr("Overridden by a manager for this session."), True, "", code)
                 for code in status.get("overridden") or ()]
     tone = tone_of(status)
     session = status.get("session")
@@ -360,63 +492,69 @@ def live_state(status: dict | None, problem: str = "") -> LiveState:
         out = int(session.get("out_seconds") or 0)
         running = Running(out, int(session.get("needling_limit_seconds") or 30 * 60),
                           int(session.get("overrun_limit_seconds") or 90 * 60))
-        headline = "Session in progress"
-        detail = (f"{session.get('client_ref') or 'No client named'}, {session.get('area') or '-'}: "
-                  f"out {running.out}. Put the pen back in the cradle when done.")
+        headline = tr("Session in progress")
+        detail = tr("{ref}, {area}: out {out}. Put the pen back in the cradle when done.").format(
+            ref=session.get("client_ref") or tr("No client named"), area=tr(session.get("area") or "-"),
+            out=out_words(out, tr))
         reasons = [r for r in reasons if r.kind != "lock"]
     elif not status.get("docked"):
-        headline, detail = "No pen in the cradle", "Put the pen in the cradle."
+        headline, detail = tr("No pen in the cradle"), tr("Put the pen in the cradle.")
         reasons = [r for r in reasons if r.shown_undocked]  # the flag: daemon/status.py
     elif status.get("held"):
         locks = [r for r in reasons if r.kind == "lock"]
         if tone == "stop":
             red = [r for r in locks if r.code in RED_CODES] or locks
-            headline = "Pen held: " + (red[0].words if red else "see below")
+            headline = tr("Pen held: {words}").format(words=red[0].words if red else tr("see below"))
         else:
-            headline = "Pen held until you: " + (locks[0].action if locks else "see below")
-        detail = "The pen stays in the cradle until every lock below is cleared."
+            headline = tr("Pen held until you: {action}").format(action=locks[0].action if locks else tr("see below"))
+        detail = tr("The pen stays in the cradle until every lock below is cleared.")
     else:
-        headline = "Pen free to lift"
-        detail = "All checks passed: lift the pen to start the session."
+        headline = tr("Pen free to lift")
+        detail = tr("All checks passed: lift the pen to start the session.")
     facts = []
     nc = status.get("next_client")
     if nc:
-        ticked = ", ".join(nc.get("checklist") or ()) or "checklist not ticked"
-        facts.append(("Next client", f"{nc.get('ref')}, {nc.get('area')} ({ticked})"))
+        ticked = ", ".join(tr(CHECKLIST_WORDS.get(c, c)) for c in nc.get("checklist") or ()) or tr("checklist not ticked")
+        facts.append((tr("Next client"), tr("{ref}, {area} ({ticked})").format(
+            ref=nc.get("ref"), area=tr(nc.get("area") or "-"), ticked=ticked)))
     else:
-        facts.append(("Next client", "none named"))
+        facts.append((tr("Next client"), tr("none named")))
     cartridge = status.get("cartridge")
     if cartridge:
-        text = f"{cartridge['serial']} ({cartridge['strokes']:,} strokes)"
+        text = tr("{serial} ({strokes} strokes)").format(serial=cartridge["serial"],
+                                                         strokes=number(cartridge["strokes"], locale))
         if "authenticated" in cartridge:
-            text += ", genuine" if cartridge.get("authenticated") else ", NOT authenticated"
-        facts.append(("Cartridge", text))
+            text += tr(", genuine") if cartridge.get("authenticated") else tr(", NOT authenticated")
+        facts.append((tr("Cartridge"), text))
     else:
-        facts.append(("Cartridge", "none fitted"))
+        facts.append((tr("Cartridge"), tr("none fitted")))
     pen = status.get("pen")
     if pen:
-        volts = f"{pen.get('battery_mv', 0) / 1000:.2f} V"
+        volts = f"{number(pen.get('battery_mv', 0) / 1000, locale, 2)} V"
         if "battery_percent" in pen:
-            facts.append(("Pen battery", f"{pen['battery_percent']}% ({volts}), "
-                                         f"{pen.get('sessions_left', 0)} sessions left"))
+            facts.append((tr("Pen battery"), tr("{percent}% ({volts}), {left} sessions left").format(
+                percent=pen["battery_percent"], volts=volts, left=pen.get("sessions_left", 0))))
         else:
-            facts.append(("Pen battery", volts))
+            facts.append((tr("Pen battery"), volts))
         if "hours_to_service" in pen:
             hours = pen["hours_to_service"]
-            facts.append(("Service", f"due in {hours:g} motor hours" if hours > 0 else "due now"))
+            facts.append((tr("Service"), tr("due in {hours} motor hours").format(hours=number(hours, locale))
+                          if hours > 0 else tr("due now")))
     clock = (status.get("now") or "")[:16].replace("T", " ")
     trusted = status.get("clock_synced") and status.get("clock_trusted", True)
-    facts.append(("Dock clock", clock + ("" if trusted else " (NOT known to be right)")))
+    facts.append((tr("Dock clock"), clock + ("" if trusted else tr(" (NOT known to be right)"))))
     fleet = status.get("fleet")
     if isinstance(fleet, dict):
-        facts.append(("Clinic docks", fleet_words(fleet)))
+        facts.append((tr("Clinic docks"), fleet_words(fleet, tr)))
         if fleet_alarm(fleet):
-            facts.append(("Clinic alarm", fleet_alarm(fleet)))
+            facts.append((tr("Clinic alarm"), fleet_alarm(fleet, tr)))
     locks = set(status.get("locks") or ())
     overridable = tuple(code for code in rules.OVERRIDABLE if code in locks)
-    return LiveState(tone, headline, detail, tuple(reasons), tuple(facts), TONE_WORDS[tone], TONE_TITLES[tone],
-                     (status.get("now") or "")[11:19], running, overridable)
-
+    return LiveState(tone, headline, detail, tuple(reasons), tuple(facts), tr(TONE_WORDS[tone]), tr(TONE_TITLES[tone]),
+                     (status.get("now") or "")[11:19], running, overridable,
+                     who_words(status, tr), next_date_words(status, locale, tr),
+                     out_words(running.out_seconds, tr) if running else "",
+                     timer_note(running.out_seconds, running.needling_limit_seconds, tr) if running else "")
 
 
 # -- the aftercare card --------------------------------------------------------------------
@@ -450,6 +588,6 @@ def aftercare(session: dict, tz: tzinfo, clinic=None) -> Aftercare:
         next_eligible=long_date(session.get("next_eligible_date"), locale),
         recommended=long_date(session.get("recommended_date"), locale),
         treated_words=long_date(treated, locale),
-        clinic_name=getattr(clinic, "name", "") or "the clinic",
+        clinic_name=getattr(clinic, "name", ""),  # empty: the card says "the clinic" in its language
         clinic_phone=getattr(clinic, "phone", ""),
     )

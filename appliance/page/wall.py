@@ -15,8 +15,9 @@ import hashlib
 
 from flask import Blueprint, g, redirect, render_template, request, session, url_for
 
+from appliance.core.dates import date_names
 from appliance.daemon.control import ControlError
-from appliance.page import auth
+from appliance.page import auth, i18n
 from appliance.page import view as web_view
 from appliance.page.context import here
 
@@ -50,9 +51,14 @@ def wall_sees_only_the_wall():
 
 @bp.get("/wall")
 def wall():
-    status = here().live_status()
-    return render_template("wall.html", live=web_view.live_state(status), dark=request.args.get("dark") == "1",
-                           wall_refresh=WALL_REFRESH_S)
+    page = here()
+    status = page.live_status()
+    locale = page.config.clinic.locale
+    tr = i18n.translator()
+    return render_template("wall.html", live=web_view.live_state(status, locale=locale, tr=tr), js_words=i18n.js_words(tr),
+                           dark=request.args.get("dark") == "1",
+                           wall_refresh=WALL_REFRESH_S, date_names=date_names(locale), page_lang=i18n.language_of(locale),
+                           room=page.config.fleet.dock_id)
 
 
 @bp.get("/wall/login")

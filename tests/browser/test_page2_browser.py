@@ -231,11 +231,24 @@ def test_phone_form_error_at_its_field_focused(open_page, demo):
 
 
 def test_print_the_day(open_page, demo):
+    for n in range(7):  # the issue's day: 7 sessions took 13 A4 pages
+        run_session(demo, f"PR-{n}", ("face", "neck", "forehead", "hands")[n % 4], minutes="2")
     page = open_page(1024)
     log_in(page, demo.url, "demo")
     page.emulate_media(media="print")
     assert page.is_visible("#day") and page.is_visible("#events")
     assert not page.is_visible("#band") and not page.is_visible("#next-client-form")
+    # On paper the sessions are a table, never the phone's cards (A4 is narrower than 900 px).
+    assert page.evaluate("getComputedStyle(document.querySelector('table.sessions thead')).display") != "none"
+    sessions = page.locator("table.sessions tbody tr").count()
+    events = page.locator("#events li.event").count()
+    pdf = page.pdf(format="A4")
+    pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
+    (ARTIFACTS / "print-the-day.pdf").write_bytes(pdf)
+    page.set_viewport_size({"width": 794, "height": 1123})  # A4 at 96 dpi, for a look at the print
+    page.screenshot(path=str(ARTIFACTS / "print-the-day.png"), full_page=True)
+    # About 25 sessions or 60 events a page (the events in two columns): the day as short as it can be.
+    assert pages <= 1 + sessions // 25 + events // 60, f"{pages} A4 pages for {sessions} sessions, {events} events"
 
 
 def test_timeline_by_keyboard_with_a_now_marker(open_page, demo):
@@ -269,10 +282,16 @@ def test_running_session_timer_and_aftercare_and_past_day(open_page, demo):
     first = page.inner_text("#timer-out")
     page.wait_for_timeout(2100)
     assert page.inner_text("#timer-out") != first  # it ticks between polls
-    assert re.match(r"\d+:\d\d", page.inner_text("#timer-left"))
+    assert re.match(r"\d+ min \d\d s$", page.inner_text("#timer-out"))  # never "12:08", a time of day
+    assert "when the pen is back" in page.inner_text("#timer-note")
+    expect(page.locator("#band-who")).to_have_text(re.compile(r"^for C-9001, face, out \d+ min$"))
     shot(page, "session-running-768")
     demo.sim("needle", "--minutes", "5")
     demo.sim("dock")
+    # The session's end says what happened, with the way to its aftercare card.
+    expect(page.locator("#new-session")).to_be_visible(timeout=LIVE_MS)
+    assert re.match(r"Session ended: C-9001, face, 5 min needling \(\w+\)\.", page.inner_text("#new-session-words"))
+    assert re.search(r"/sessions/\d+/aftercare$", page.get_attribute("#new-session-aftercare", "href"))
     page.goto(demo.url + "/")
     page.click("table.sessions a:has-text('Aftercare')")
     card = page.inner_text("article")
@@ -316,3 +335,42 @@ def test_without_javascript_the_page_says_when_and_refreshes(browser, demo):
         assert 'http-equiv="refresh"' in page.content()
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width", (360, 1024))
+def test_the_band_names_the_client_and_the_date_to_rebook(open_page, demo, width):
+    page = open_page(width, 768)
+    log_in(page, demo.url, "demo")
+    to_free(demo, f"BK-{width}", "face")
+    expect(page.locator("#band-who")).to_have_text(f"for BK-{width}, face", timeout=LIVE_MS)
+    run_session(demo, f"BK-{width + 1}", "face", minutes="3")
+    demo.sim("cartridge")
+    name(demo, f"BK-{width + 1}", "face")  # the same area again: held by the interval
+    expect(page.locator("#band-date")).to_contain_text("Next eligible date: ", timeout=LIVE_MS)
+    assert re.search(r"(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday) \d+ \w+ \d{4}$",
+                     page.inner_text("#band-date"))
+    box = page.locator("#band-date").bounding_box()
+    assert box and box["y"] + box["height"] <= 768, "the date to rebook on is below the first screen"
+    accessible(page, f"the log, interval hold, {width}px")
+    shot(page, f"band-interval-{width}")
+    wall = open_page(1024, 768)
+    log_in(wall, demo.url, "demo")
+    wall.goto(demo.url + "/wall")
+    expect(wall.locator("#band-date")).to_contain_text("Next eligible date: ", timeout=LIVE_MS)
+    shot(wall, f"wall-interval-{width}")
+    box = wall.locator("#band-date").bounding_box()
+    assert box and box["y"] + box["height"] <= 768, "the wall's date is off the screen"
+    name(demo, "C-0000")
+
+
+def test_not_answering_fits_its_band_on_a_phone(open_page, demo):
+    page = open_page(360)
+    log_in(page, demo.url, "demo")
+    # The band as live.js draws it when the dock does not answer (downState), at 360 px.
+    page.evaluate("""() => { const band = document.getElementById('band');
+        band.className = 'band band-down'; document.getElementById('band-word').textContent = 'NOT ANSWERING'; }""")
+    word = page.locator("#band-word").bounding_box()
+    box = band(page).bounding_box()
+    assert word and box and word["x"] + word["width"] <= box["x"] + box["width"], "NOT ANSWERING overflows its band"
+    no_sideways_scroll(page, 360)
+    shot(page, "state-down-360")

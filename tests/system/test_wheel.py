@@ -24,6 +24,10 @@ def test_the_wheel_runs_the_demo_away_from_the_checkout(tmp_path):
     assert build.returncode == 0, build.stderr
     assert "would be ignored" not in build.stdout + build.stderr, "setuptools leaves a data folder out of `packages`"
     wheel = next(dist.glob("pen_dock-*.whl"))
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "appliance/web/translations/de/LC_MESSAGES/messages.mo" in names  # the page in German
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     demo = DemoProcess(tmp_path / "data", cwd=tmp_path)  # away from the checkout

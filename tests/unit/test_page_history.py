@@ -45,7 +45,7 @@ def test_events_say_holds_overrides_faults_and_technician_actions(store):
 
 
 def test_a_fault_on_return_is_shown_on_that_session():
-    day_events = [events.event_of("lock", {"locks": ["pen_fault"]}, "dock", at(9, 31), UTC)]
+    day_events = [events.event_of("lock", {"locks": ["pen_fault"]}, "dock", at(9, 30) + timedelta(seconds=1), UTC)]
     sessions = [{"id": 1, "started_at": at(9).isoformat(), "ended_at": at(9, 30).isoformat()},
                 {"id": 2, "started_at": at(10).isoformat(), "ended_at": at(10, 30).isoformat()}]
     assert list(events.faults_by_session(sessions, day_events)) == [1]

@@ -52,3 +52,10 @@ def test_the_live_panel_says_how_the_clinic_is(clinic_page):
                               "connected": False, "peers": [{"dock_id": "room-2", "online": False}]}
     html = client.get("/").get_data(as_text=True)
     assert "0 of 1 others online; not connected; history may be out of date" in html
+
+
+def test_the_other_rooms_are_in_the_days_card_before_the_events(clinic_page):
+    client, _ = clinic_page
+    html = client.get(f"/?date={DAY.isoformat()}").get_data(as_text=True)
+    day_card = html.split('id="day"')[1].split('id="events"')[0]
+    assert 'id="other-rooms"' in day_card  # in place, not after the whole events list

@@ -34,9 +34,9 @@ def test_the_timeline_is_an_svg_with_one_bar_per_session(therapist):
     html = therapist.get("/?date=2026-11-25").get_data(as_text=True)
     svg = re.search(r"<svg class=\"timeline\".*?</svg>", html, flags=re.S).group(0)
     assert len(re.findall(r'class="bar bar-', svg)) == 6
-    assert "The pen was out 6 times on 2026-11-25" in svg
+    assert "The pen was out 6 times on Wednesday 25 November 2026" in svg
     empty = therapist.get("/?date=2026-01-01").get_data(as_text=True)
-    assert "The pen was not out on 2026-01-01" in empty and 'class="bar bar-' not in empty
+    assert "The pen was not out on Thursday 1 January 2026" in empty and 'class="bar bar-' not in empty
 
 
 def test_api_sessions_is_the_contract_list(therapist):

@@ -35,7 +35,7 @@ def busy_record(tmp_path_factory):
         store.audit("page user boss", "override", {"code": "client_interval", "reason": "dermatologist agreed",
                                                    "client": "C-1"}, at(8, 5), True)
         store.audit("dock", "release", {"overridden": ["client_interval"], "client": "C-1"}, at(8, 6), True)
-        store.audit("dock", "lock", {"locks": ["pen_fault"]}, at(8, 13), True)  # as session 1 came back
+        store.audit("dock", "lock", {"locks": ["pen_fault"]}, at(8, 13), True)  # while session 2's pen was out
         store.add_token("wall", hashlib.sha256(WALL_TOKEN.encode()).hexdigest(), at(7))
     return data
 
@@ -96,7 +96,7 @@ def test_events_of_a_day(therapist):
 
 
 def test_a_fault_during_a_session_is_on_that_session(therapist):
-    html = therapist.get("/").get_data(as_text=True)  # the 08:00 session came back at 08:05-08:10
+    html = therapist.get("/").get_data(as_text=True)  # the 08:12 session was out at 08:13
     rows = re.findall(r'<tr class="outcome-\w+" id="session-(\d+)".*?</tr>', html, flags=re.S)
     faulted = re.findall(r'<tr class="outcome-\w+" id="session-\d+"(?:(?!</tr>).)*note-fault', html, flags=re.S)
     assert rows and len(faulted) == 1

@@ -15,6 +15,15 @@
   var OVERRIDABLE = [];
   var KIND_WORDS = { lock: "Holds the pen", overridden: "Overridden", warning: "Note" };
   var WORDS = {};
+  var DATES = null; // the clinic's weekday and month names (appliance/core/dates.py date_names)
+  var I18N = {};    // English -> the clinic's language (appliance/page/i18n.py JS_MESSAGES)
+
+  // The page's language: t("for {ref}, {area}", {ref: ..., area: ...}).
+  function t(text, values) {
+    var out = I18N[text] || text;
+    if (values) Object.keys(values).forEach(function (key) { out = out.split("{" + key + "}").join(values[key]); });
+    return out;
+  }
 
   function $(id) { return document.getElementById(id); }
 
@@ -25,10 +34,99 @@
     return node;
   }
 
-  function duration(seconds) {
+  // "12 min 08 s": time out of the cradle, never read as a time of day (view.py out_words).
+  function outWords(seconds) {
     seconds = Math.max(0, Math.floor(seconds));
     var s = seconds % 60;
-    return Math.floor(seconds / 60) + ":" + (s < 10 ? "0" : "") + s;
+    return t("{minutes} min {seconds} s", { minutes: Math.floor(seconds / 60), seconds: (s < 10 ? "0" : "") + s });
+  }
+
+  // What the timer means (view.py timer_note): needling is read when the pen is back.
+  function timerNote(out, limit) {
+    var values = { limit: Math.floor(limit / 60) };
+    return out > limit ? t("out longer than the {limit}-minute needling limit: the needling is checked when the pen is back", values)
+                       : t("the needling is measured when the pen is back (the {limit}-minute needling limit)", values);
+  }
+
+  // "Friday 11 December 2026", as appliance/core/dates.py long_date writes it.
+  function longDate(iso) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(iso || ""));
+    if (!m || !DATES) return String(iso || "");
+    var day = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+    return DATES.pattern.replace("{wd}", DATES.weekdays[(day.getUTCDay() + 6) % 7])
+      .replace("{d}", String(Number(m[3]))).replace("{m}", DATES.months[Number(m[2]) - 1]).replace("{y}", m[1]);
+  }
+
+  // A reason's facts in the page's language (view.py facts_sentence); "" in English, where
+  // the daemon's own sentence (detail_words) is the page's.
+  function factsOf(code, f) {
+    if (!f || !Object.keys(I18N).length) return "";
+    var day = function (key) { return longDate(f[key]); };
+    if (code === "client_interval" && f.last_date) {
+      return t("Last treated on {last} ({days} days ago); next eligible date {next}.",
+        { last: day("last_date"), days: f.days_since, next: day("next_eligible_date") });
+    }
+    if (code === "interval_short" && f.last_date) {
+      return t("Last treated on {last} ({days} days ago); recommended date was {date}.",
+        { last: day("last_date"), days: f.days_since, date: day("recommended_date") });
+    }
+    if (code === "course_complete" && "treatments_in_window" in f) {
+      return t("{count} treatments of this area in the last {days} days (a course is {course}).",
+        { count: f.treatments_in_window, days: f.course_window_days, course: f.course_max_treatments });
+    }
+    if (code === "battery_low" && "battery_percent" in f) {
+      return t("Battery {percent}% ({volts} V); {left} sessions left above the {minimum} V minimum.",
+        { percent: f.battery_percent, volts: number(f.battery_mv / 1000, 2), left: f.sessions_left || 0,
+          minimum: number((f.min_mv || 0) / 1000, 2) });
+    }
+    if (code === "service_due" && "motor_hours_since_service" in f) {
+      return t("{hours} motor hours since the last service (service every {every} hours).",
+        { hours: number(f.motor_hours_since_service), every: f.service_interval_hours });
+    }
+    if (code === "pen_fault" && f.faults && f.faults.length) {
+      return t("The pen reports: {faults} (at {celsius} °C).",
+        { faults: f.faults.join(", "), celsius: Math.round(f.temperature_c || 0) });
+    }
+    if (code === "cartridge_reused") {
+      var text = t("Cartridge {serial} has {strokes} strokes on it.",
+        { serial: f.cartridge, strokes: number(f.cartridge_strokes || 0) });
+      if ("seen_session" in f) text += " " + t("It was on session {session} on {date}.", { session: f.seen_session, date: day("seen_date") });
+      return text;
+    }
+    if (code === "checklist_missing" && f.missing && f.missing.length) {
+      return t("Not ticked: {items}.", { items: f.missing.map(function (i) { return t(CHECKLIST[i] || i); }).join(", ") });
+    }
+    if (code === "session_overrun" && "out_minutes" in f) {
+      return t("Out {minutes} minutes (a session should take under {limit}).", { minutes: f.out_minutes, limit: f.limit_minutes });
+    }
+    return "";
+  }
+
+  // Whom the pen is for (view.py who_words); the minutes out are added by tick().
+  function whoOf(status) {
+    var session = status.session;
+    if (!status.docked && session) {
+      return t("for {ref}, {area}", { ref: session.client_ref || t("no client named"), area: t(session.area || "-") });
+    }
+    var nc = status.next_client;
+    return nc && nc.ref ? t("for {ref}, {area}", { ref: nc.ref, area: t(nc.area || "-") }) : "";
+  }
+
+  // An interval hold's date to rebook on (view.py next_date_words).
+  function nextDateOf(status) {
+    if (!status.docked || (status.locks || []).indexOf("client_interval") < 0) return "";
+    var found = (status.reasons || []).filter(function (r) {
+      return r.code === "client_interval" && r.detail && r.detail.next_eligible_date;
+    });
+    return found.length ? t("Next eligible date: {date}", { date: longDate(found[0].detail.next_eligible_date) }) : "";
+  }
+
+  var CHECKLIST = { screened: "Contraindications screened", "test-area": "Test area done" };
+
+  // 1234 -> "1,234" or "1.234": the page's language (the <html lang>).
+  function number(value, digits) {
+    var lang = document.documentElement.lang || "en";
+    return Number(value).toLocaleString(lang, digits ? { minimumFractionDigits: digits, maximumFractionDigits: digits } : {});
   }
 
   function toneOf(status) {
@@ -41,78 +139,84 @@
 
   function stateOf(status) {
     var reasons = (status.reasons || []).map(function (r) {
-      return { kind: r.kind || "lock", words: r.words || "", action: r.action || "",
-               facts: r.detail_words || "", code: r.code || "", shownUndocked: r.shown_undocked !== false };
+      return { kind: r.kind || "lock", words: t(r.words || ""), action: t(r.action || ""),
+               facts: factsOf(r.code, r.detail) || r.detail_words || "", code: r.code || "",
+               shownUndocked: r.shown_undocked !== false };
     });
     (status.overridden || []).forEach(function (code) {
-      reasons.push({ kind: "overridden", words: WORDS[code] || code.replace(/_/g, " "),
-                     action: "Overridden by a manager for this session.", facts: "", code: code });
+      reasons.push({ kind: "overridden", words: t(WORDS[code] || code.replace(/_/g, " ")),
+                     action: t("Overridden by a manager for this session."), facts: "", code: code });
     });
     var tone = toneOf(status);
     var s = { tone: tone, headline: "", detail: "", reasons: reasons, facts: [], running: null,
-              locks: status.locks || [], nextClient: status.next_client };
+              locks: status.locks || [], nextClient: status.next_client,
+              who: whoOf(status), nextDate: nextDateOf(status) };
     var session = status.session;
     if (!status.docked && session) {
       s.running = { out: Number(session.out_seconds || 0), limit: Number(session.needling_limit_seconds || 1800) };
-      s.headline = "Session in progress";
-      s.detail = (session.client_ref || "No client named") + ", " + (session.area || "-") + ": out " +
-        duration(s.running.out) + ". Put the pen back in the cradle when done.";
+      s.headline = t("Session in progress");
+      s.detail = t("{ref}, {area}: out {out}. Put the pen back in the cradle when done.",
+        { ref: session.client_ref || t("No client named"), area: t(session.area || "-"), out: outWords(s.running.out) });
       s.reasons = reasons.filter(function (r) { return r.kind !== "lock"; });
     } else if (!status.docked) {
-      s.headline = "No pen in the cradle"; s.detail = "Put the pen in the cradle.";
+      s.headline = t("No pen in the cradle"); s.detail = t("Put the pen in the cradle.");
       // The daemon flags the reasons the headline already says (appliance/daemon/status.py).
       s.reasons = reasons.filter(function (r) { return r.shownUndocked; });
     } else if (status.held) {
       var locks = reasons.filter(function (r) { return r.kind === "lock"; });
       var red = locks.filter(function (r) { return RED_CODES.indexOf(r.code) >= 0; });
       if (!red.length) red = locks;
-      s.headline = tone === "stop" ? "Pen held: " + (red.length ? red[0].words : "see below")
-                                   : "Pen held until you: " + (locks.length ? locks[0].action : "see below");
-      s.detail = "The pen stays in the cradle until every lock below is cleared.";
+      s.headline = tone === "stop" ? t("Pen held: {words}", { words: red.length ? red[0].words : t("see below") })
+                                   : t("Pen held until you: {action}", { action: locks.length ? locks[0].action : t("see below") });
+      s.detail = t("The pen stays in the cradle until every lock below is cleared.");
     } else {
-      s.headline = "Pen free to lift";
-      s.detail = "All checks passed: lift the pen to start the session.";
+      s.headline = t("Pen free to lift");
+      s.detail = t("All checks passed: lift the pen to start the session.");
     }
     var nc = status.next_client;
-    s.facts.push(["Next client", nc ? nc.ref + ", " + nc.area + " (" +
-      ((nc.checklist || []).join(", ") || "checklist not ticked") + ")" : "none named"]);
+    var ticked = (nc && (nc.checklist || []).map(function (c) { return t(CHECKLIST[c] || c); }).join(", ")) ||
+      t("checklist not ticked");
+    s.facts.push([t("Next client"), nc ? t("{ref}, {area} ({ticked})", { ref: nc.ref, area: t(nc.area), ticked: ticked })
+                                       : t("none named")]);
     var c = status.cartridge;
     if (c) {
-      var text = c.serial + " (" + Number(c.strokes).toLocaleString("en") + " strokes)";
-      if ("authenticated" in c) text += c.authenticated ? ", genuine" : ", NOT authenticated";
-      s.facts.push(["Cartridge", text]);
+      var text = t("{serial} ({strokes} strokes)", { serial: c.serial, strokes: number(c.strokes) });
+      if ("authenticated" in c) text += c.authenticated ? t(", genuine") : t(", NOT authenticated");
+      s.facts.push([t("Cartridge"), text]);
     } else {
-      s.facts.push(["Cartridge", "none fitted"]);
+      s.facts.push([t("Cartridge"), t("none fitted")]);
     }
     var pen = status.pen;
     if (pen) {
-      var volts = (pen.battery_mv / 1000).toFixed(2) + " V";
-      s.facts.push(["Pen battery", "battery_percent" in pen ? pen.battery_percent + "% (" + volts + "), " +
-        (pen.sessions_left || 0) + " sessions left" : volts]);
+      var volts = number(Math.round(pen.battery_mv / 10) / 100, 2) + " V";
+      s.facts.push([t("Pen battery"), "battery_percent" in pen ? t("{percent}% ({volts}), {left} sessions left",
+        { percent: pen.battery_percent, volts: volts, left: pen.sessions_left || 0 }) : volts]);
       if ("hours_to_service" in pen) {
-        s.facts.push(["Service", pen.hours_to_service > 0 ? "due in " + pen.hours_to_service + " motor hours" : "due now"]);
+        s.facts.push([t("Service"), pen.hours_to_service > 0 ? t("due in {hours} motor hours", { hours: number(pen.hours_to_service) })
+                                                              : t("due now")]);
       }
     }
     var trusted = status.clock_synced && status.clock_trusted !== false;
-    s.facts.push(["Dock clock", String(status.now || "").slice(0, 16).replace("T", " ") +
-      (trusted ? "" : " (NOT known to be right)")]);
+    s.facts.push([t("Dock clock"), String(status.now || "").slice(0, 16).replace("T", " ") +
+      (trusted ? "" : t(" (NOT known to be right)"))]);
     var fleet = status.fleet;
     if (fleet && typeof fleet === "object") {
-      var peers = fleet.peers, text = "sharing history";
+      var peers = fleet.peers, said = t("sharing history");
       if (Array.isArray(peers)) {
         var online = peers.filter(function (p) { return typeof p !== "object" || p.online !== false; }).length;
-        text = online + " of " + peers.length + " others online";
+        said = t("{online} of {total} others online", { online: online, total: peers.length });
       }
-      if (fleet.connected === false) text += "; not connected";
-      if (fleet.stale) text += "; history may be out of date";
+      if (fleet.connected === false) said += t("; not connected");
+      if (fleet.stale) said += t("; history may be out of date");
       if ((fleet.kicked || 0) >= 3) {
-        text += "; knocked off the broker " + fleet.kicked + " times lately (is another device using its login?)";
+        said += t("; knocked off the broker {times} times lately (is another device using its login?)",
+          { times: fleet.kicked });
       }
-      s.facts.push(["Clinic docks", text]);
+      s.facts.push([t("Clinic docks"), said]);
       if ((fleet.equivocations || 0) > 0) {  // as appliance/page/view.py's fleet_alarm
-        s.facts.push(["Clinic alarm", "ALARM: a clinic dock's key signed two different events for one place " +
-          "in its record (" + fleet.equivocations + " seen): its key may be stolen. Both were merged; see " +
-          "`pendock fleet` and ask the technician to provision that dock again."]);
+        s.facts.push([t("Clinic alarm"), t("ALARM: a clinic dock's key signed two different events for one place " +
+          "in its record ({count} seen): its key may be stolen. Both were merged; see " +
+          "`pendock fleet` and ask the technician to provision that dock again.", { count: fleet.equivocations })]);
       }
     }
     s.updated = String(status.now || "").slice(11, 19);
@@ -120,13 +224,14 @@
   }
 
   function downState(headline, detail) {
-    return { tone: "down", headline: headline, detail: detail, reasons: [], facts: [], running: null, locks: [] };
+    return { tone: "down", headline: headline, detail: detail, reasons: [], facts: [], running: null, locks: [],
+             who: "", nextDate: "" };
   }
 
   // -- drawing ------------------------------------------------------------------------------
 
   var lastSaid = "";
-  var running = null, runningAt = 0;
+  var running = null, runningAt = 0, whoBase = "";
   var titleRest = document.title.replace(/^[^·]*· /, "");
 
   function setText(id, text) { var node = $(id); if (node && node.textContent !== text) node.textContent = text; }
@@ -138,9 +243,14 @@
     live.setAttribute("data-tone", s.tone);
     band.className = "band band-" + s.tone;
     band.setAttribute("data-tone", s.tone);
-    setText("band-word", TONE_WORDS[s.tone]);
+    setText("band-word", t(TONE_WORDS[s.tone]));
     setText("live-headline", s.headline);
-    document.title = TONE_TITLES[s.tone] + " · " + titleRest;
+    whoBase = s.who;
+    setText("band-who", s.who);
+    $("band-who").hidden = !s.who;
+    setText("band-date", s.nextDate);
+    $("band-date").hidden = !s.nextDate;
+    document.title = t(TONE_TITLES[s.tone]) + " · " + titleRest;
     var icon = $("favicon");
     if (icon) {
       var href = icon.getAttribute("href").replace(/icon-\w+\.svg/, "icon-" + s.tone + ".svg");
@@ -150,7 +260,7 @@
     $("band-timer").hidden = !running;
     tick();
     // The live region says what changed, once: never the whole panel every second.
-    var said = TONE_WORDS[s.tone] + ". " + s.headline;
+    var said = t(TONE_WORDS[s.tone]) + ". " + s.headline;
     if (said !== lastSaid) {
       if (lastSaid) setText("live-announce", said);
       lastSaid = said;
@@ -161,10 +271,10 @@
     var tone = r.kind !== "lock" ? r.kind : (bandTone === "stop" && RED_CODES.indexOf(r.code) >= 0 ? "stop" : "wait");
     var item = el("li", "reason reason-" + r.kind + " reason-" + tone);
     item.setAttribute("data-code", r.code);
-    if (!wall) item.appendChild(el("span", "reason-kind", KIND_WORDS[r.kind] || "Note"));
+    if (!wall) item.appendChild(el("span", "reason-kind", t(KIND_WORDS[r.kind] || "Note")));
     item.appendChild(el("span", "reason-words", r.words));
     if (r.facts) item.appendChild(el("span", "reason-facts", r.facts));
-    if (!wall) item.appendChild(el("span", "reason-action", (r.kind === "overridden" ? "" : "What to do: ") + r.action));
+    if (!wall) item.appendChild(el("span", "reason-action", (r.kind === "overridden" ? "" : t("What to do: ")) + r.action));
     return item;
   }
 
@@ -215,9 +325,9 @@
   function tick() {
     if (!running) return;
     var out = running.out + (Date.now() - runningAt) / 1000;
-    setText("timer-out", duration(out));
-    var left = running.limit - out;
-    setText("timer-left", left > 0 ? duration(left) : "now: over the limit");
+    setText("timer-out", outWords(out));
+    setText("timer-note", timerNote(out, running.limit));
+    if (whoBase) setText("band-who", t("{who}, out {minutes} min", { who: whoBase, minutes: Math.floor(out / 60) }));
   }
 
   // -- the log below: fetched again when something happened --------------------------------
@@ -265,7 +375,7 @@
     fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
       .then(function (response) {
         if (response.status === 401) {
-          var s = downState("Logged out", "Your login has ended (logged out, or the page restarted). Reload the page to log in again.");
+          var s = downState(t("Logged out"), t("Your login has ended (logged out, or the page restarted). Reload the page to log in again."));
           drawBand(s); drawBody(s);
           if (stamp) stamp.textContent = "";
           return; // stop asking: nothing more to show until a login
@@ -276,13 +386,13 @@
             drawBand(s); drawBody(s);
             noteNewSession(body);
             refreshDay(body);
-            if (stamp) stamp.textContent = "Updated " + s.updated + " (dock clock)";
+            if (stamp) stamp.textContent = t("Updated {time} (dock clock)", { time: s.updated });
             var next = response.headers.get("X-Status-Version") || "";
             var waited = response.headers.get("X-Status-Wait") === "yes";
             version = next;
             again(waited || !version ? 0 : RETRY_MS);
           } else {
-            var d = downState("Dock not answering", "The page cannot reach the dock, so the pen's state is unknown. The log below is still the record. If this lasts, restart the dock or call the technician.");
+            var d = downState(t("Dock not answering"), t("The page cannot reach the dock, so the pen's state is unknown. The log below is still the record. If this lasts, restart the dock or call the technician."));
             drawBand(d); drawBody(d);
             version = "";
             again(RETRY_MS);
@@ -290,7 +400,7 @@
         });
       })
       .catch(function () {
-        var d = downState("Page not answering", "This tablet cannot reach the dock's page. Check the network; the page retries by itself.");
+        var d = downState(t("Page not answering"), t("This tablet cannot reach the dock's page. Check the network; the page retries by itself."));
         drawBand(d); drawBody(d);
         version = "";
         again(RETRY_MS);
@@ -301,8 +411,19 @@
     var day = $("day"), notice = $("new-session");
     if (!day || !notice || day.getAttribute("data-today") !== "yes") return;
     var known = Number(day.getAttribute("data-last-session") || 0);
-    var last = status.last_session && status.last_session.id;
-    if (last && last > known) notice.hidden = false;
+    var session = status.last_session, last = session && session.id;
+    if (!last || last <= known) return;
+    // The session's end in one line, with the way to its aftercare card (none without a client).
+    var outcome = { completed: "Completed", interrupted: "Interrupted" }[session.outcome] || session.outcome || "";
+    setText("new-session-words", t("Session ended: {ref}, {area}, {minutes} min needling ({outcome}).", {
+      ref: session.client_ref || t("no client named"), area: t(session.area || "-"),
+      minutes: Math.round((session.needling_seconds || 0) / 60), outcome: t(outcome) }));
+    var card = $("new-session-aftercare");
+    if (card) {
+      card.hidden = !session.client_ref;
+      card.setAttribute("href", "/sessions/" + encodeURIComponent(last) + "/aftercare");
+    }
+    notice.hidden = false;
   }
 
   function bindPrint() {
@@ -317,14 +438,23 @@
     var panel = $("live");
     if (panel) {
       try { WORDS = JSON.parse(panel.getAttribute("data-words") || "{}"); } catch (e) { WORDS = {}; }
-      try {
-        var table = JSON.parse(panel.getAttribute("data-rules") || "{}");
-        RED_CODES = table.stop || [];
-        OVERRIDABLE = table.overridable || [];
-      } catch (e) { RED_CODES = []; OVERRIDABLE = []; }
+      if (fleet.connected === false) text += "; not connected";
+      if (fleet.stale) text += "; history may be out of date";
+      if ((fleet.kicked || 0) >= 3) {
+        text += "; knocked off the broker " + fleet.kicked + " times lately (is another device using its login?)";
+      }
+      s.facts.push(["Clinic docks", text]);
+      if ((fleet.equivocations || 0) > 0) {  // as appliance/page/view.py's fleet_alarm
+        s.facts.push(["Clinic alarm", "ALARM: a clinic dock's key signed two different events for one place " +
+          "in its record (" + fleet.equivocations + " seen): its key may be stolen. Both were merged; see " +
+          "`pendock fleet` and ask the technician to provision that dock again."]);
+      }
+      try { DATES = JSON.parse(panel.getAttribute("data-dates") || "null"); } catch (e) { DATES = null; }
+      try { I18N = JSON.parse(panel.getAttribute("data-i18n") || "{}"); } catch (e) { I18N = {}; }
       var seconds = $("timer-out");
       if (seconds && !$("band-timer").hidden) {
-        running = { out: Number(seconds.getAttribute("data-seconds")), limit: Number($("timer-left").getAttribute("data-limit")) };
+        running = { out: Number(seconds.getAttribute("data-seconds")), limit: Number($("timer-note").getAttribute("data-limit")) };
+        // whoBase stays empty until the first answer: the server's words stand till then.
         runningAt = Date.now();
       }
       lastSaid = ($("band-word") ? $("band-word").textContent : "") + ". " + ($("live-headline") ? $("live-headline").textContent : "");
