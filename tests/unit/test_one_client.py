@@ -134,17 +134,27 @@ def test_the_migration_merges_the_spellings_of_one_reference_and_says_so(tmp_pat
     assert sim.store.verify_audit().ok
 
 
-def test_a_restored_backup_brings_one_spelling(sim, tmp_path):
-    backup = tmp_path / "backup.db"
-    sim.call("backup", path=str(backup))
-    conn = sqlite3.connect(backup)  # a backup that kept another spelling (written by hand)
-    conn.execute("INSERT OR IGNORE INTO pens VALUES (42, '1', '2026-11-01T00:00:00+00:00', 0, 0, 0)")
-    started = (sim.clock.now() - timedelta(hours=2)).isoformat()
-    conn.execute("INSERT INTO sessions (day, started_at, client_ref, area, pen_serial, "
-                 "cartridge_serial, outcome) VALUES (?, ?, 'bk-1042', 'face', 42, 777, 'completed')",
-                 (started[:10], started))
+def other_docks_backup(tmp_path, started, spelling: str, area: str, pen: int):
+    """Another dock's genuine backup with one session, whose row kept an older spelling
+    of its reference (the audit entry agrees up to letter case)."""
+    from tests.unit.test_store import close, reading
+
+    with Store.open(tmp_path / "old-dock") as old:
+        old.register_pen(reading(serial=pen), started - timedelta(days=30), "dock", True)
+        gone = old.open_session(started_at=started, client_ref=spelling.upper(), area=area, pen_serial=pen,
+                                cartridge_serial=777, strokes_start=1, motor_seconds_start=1)
+        close(old, gone, started + timedelta(minutes=30))
+        old.backup_to(tmp_path / "backup.db")
+    conn = sqlite3.connect(tmp_path / "backup.db")
+    conn.execute("UPDATE sessions SET client_ref = ?", (spelling,))
     conn.commit()
     conn.close()
+    return tmp_path / "backup.db"
+
+
+def test_a_restored_backup_brings_one_spelling(sim, tmp_path):
+    """A restored session that kept another spelling becomes the one canonical client."""
+    backup = other_docks_backup(tmp_path, sim.clock.now() - timedelta(hours=2), "bk-1042", "face", 42)
     sim.call("restore", path=str(backup))
     refs = {r[0] for r in sim.store._read("SELECT client_ref FROM sessions")}
     assert refs == {"BK-1042"}
@@ -206,15 +216,8 @@ def test_every_door_that_reads_a_reference_sees_one_client(sim, page, tmp_path, 
     with sim.store.transaction("ingest"):
         Ledger(sim.store.conn, "room-1").ingest([event], min_interval_days=21, tz=UTC, now=sim.clock.now())
     sim.call("clear_client")
-    backup = tmp_path / "backup.db"  # a restore
-    sim.call("backup", path=str(backup))
-    conn = sqlite3.connect(backup)
-    started = (sim.clock.now() - timedelta(days=3)).isoformat()
-    pen = sim.status()["pen"]["serial"]
-    conn.execute("INSERT INTO sessions (day, started_at, client_ref, area, pen_serial, cartridge_serial, "
-                 "outcome) VALUES (?, ?, 'Bk-1042', 'neck', ?, 778, 'completed')", (started[:10], started, pen))
-    conn.commit()
-    conn.close()
+    backup = other_docks_backup(tmp_path, sim.clock.now() - timedelta(days=3), "Bk-1042", "neck",  # a restore
+                                sim.status()["pen"]["serial"])
     sim.call("restore", path=str(backup))
     refs = {r[0] for r in sim.store._read("SELECT client_ref FROM sessions UNION "
                                           "SELECT client_ref FROM fleet_sessions")}
