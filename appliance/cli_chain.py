@@ -59,7 +59,7 @@ def provision(args) -> int:
         "  brokers/<clinic>/mosquitto.conf: each clinic broker's configuration and bridge",
         f"  worker/: the ingest worker's key; --keys-dir {result['keys_dir']}: copy each clinic's "
         "keys/*.pub into its folder there",
-        f"  chain.pub: copy it into every clinic's keys/ folder (every dock's keys_dir)",
+        "  chain.pub: copy it into every clinic's keys/ folder (every dock's keys_dir)",
     ]))
     return 0
 
