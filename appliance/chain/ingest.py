@@ -27,6 +27,7 @@ from appliance.chain import store as chain_store
 from appliance.chain.registry import load_registry
 from appliance.chain.topics import CENTRAL, CHAIN_ID, central_topic, parse_central
 from appliance.fleet import events as ev
+from appliance.fleet import keys
 from appliance.fleet.settings import BrokerAddress
 
 log = logging.getLogger("pendock.chain")
@@ -57,6 +58,8 @@ class Worker:
         self._asked: dict[str, float] = {}
         self._want: set[str] = set()
         self._acked_at = 0.0
+        self._registry_read = time.monotonic()
+        self._fresh_clinics: set[str] = set()
         self._stop = threading.Event()
         self.wake = threading.Event()
         self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
@@ -150,6 +153,7 @@ class Worker:
         for clinic in sorted(self._want):
             if now - self._asked.get(clinic, 0.0) >= CATCHUP_RETRY_S:
                 self._ask(clinic)
+                self._fresh_clinics.discard(clinic)
         if now - self._acked_at >= ACK_EVERY_S:
             for clinic in self.registry:
                 self._ack(clinic)
@@ -169,7 +173,12 @@ class Worker:
         heard: dict[str, tuple[str, int]] = {}
         for topic, raw in taken:
             try:
-                events.extend(self._read(topic, raw, heard))
+                try:
+                    events.extend(self._read(topic, raw, heard))
+                except ev.Rejected as rejected:
+                    if "key r" not in str(rejected) or not self._reread_registry():
+                        raise
+                    events.extend(self._read(topic, raw, heard))  # a dock added since start-up
             except ev.Rejected as rejected:
                 found = parse_central(topic)
                 self.dropped[(found[0] if found else "-", rejected.category)] += 1
@@ -187,9 +196,29 @@ class Worker:
             if moved:
                 self._ack(clinic)  # after the commit above, never before
         self._want |= written.gaps
-        for clinic in set(written.marks) - written.gaps:
+        for clinic in set(written.marks) - written.gaps - self._fresh_clinics:
             self._want.discard(clinic)
         return len(taken) == BATCH
+
+    def _reread_registry(self) -> bool:
+        """A technician may add a dock's key without restarting the worker: look again, at
+        most every few seconds (a stranger cannot make it read the disk in a loop)."""
+        if time.monotonic() - self._registry_read < 5:
+            return False
+        self._registry_read = time.monotonic()
+        try:
+            fresh = load_registry(self.keys_dir)
+        except keys.KeyError_ as error:
+            log.warning("chain: %s", error)
+            return False
+        added = {(c, d) for c, ring in fresh.items() for d in ring} - {
+            (c, d) for c, ring in self.registry.items() for d in ring}
+        self.registry = fresh
+        if added:
+            self._ensure_registered()
+            self._want |= {c for c, _ in added}  # what it sent before it was known was dropped
+            self._fresh_clinics |= {c for c, _ in added}  # asked at once, gap seen or not
+        return bool(added)
 
     def _read(self, topic: str, raw: bytes, heard: dict[str, tuple[str, int]]) -> list[tuple[str, ev.Event]]:
         found = parse_central(topic)

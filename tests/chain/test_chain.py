@@ -162,3 +162,54 @@ def test_a_forged_replayed_or_malformed_event_never_reaches_the_store_and_is_cou
     rows = chain.rows()
     assert 999 not in rows.get("n-1", []) and rows["s-1"] == [1, 2]
     assert chain.report()["sessions"] == 1
+
+
+def test_a_real_demo_dock_s_sessions_reach_the_store_with_what_the_owner_needs(tmp_path):
+    """`pendock demo` with `[fleet] clinic`: the daemon's own journal and link child, not the
+    test's driver; the dock's key added to the registry after the worker started."""
+    from tests.support.demo import DemoProcess
+
+    chain = Chain(tmp_path, {"north": ("n-1",), "south": ("s-1",)}).build()
+    try:
+        chain.start()
+        home = tmp_path / "n-9"
+        home.mkdir()
+        key = keys.new_private_key(tmp_path / "n-9.key")
+        keys.write_public(chain.clinic_keys("north"), "n-9", key)
+        keys.write_public(chain.files / "worker" / "keys" / "north", "n-9", key)
+        config = tmp_path / "n-9.toml"
+        config.write_text('[fleet]\nbroker = "mqtt://127.0.0.1:1883"\ndock_id = "n-9"\nclinic = "north"\n'
+                          f'key_file = "{tmp_path / "n-9.key"}"\nkeys_dir = "{chain.clinic_keys("north")}"\n')
+        demo = DemoProcess(home, program=["ip", "netns", "exec", chain.ns["north"], sys.executable,
+                                          "-m", "appliance"])
+        demo.env["PENDOCK_CONFIG"] = str(config)
+        demo.start(40)
+        try:
+            demo.ok("sim", "cartridge")
+            assert demo.run("next-client", "BK-9", "--area", "face", "--checklist",
+                            "screened,test-area").returncode == 0
+            demo.ok("sim", "undock")
+            demo.ok("sim", "needle", "--minutes", "5")
+            demo.ok("sim", "dock")
+            from appliance.chain import store
+
+            def session():
+                with store.connect(chain.pg.url) as conn:
+                    return conn.execute("SELECT clinic, client_ref, area, outcome FROM chain_sessions "
+                                        "WHERE dock_id = 'n-9'").fetchall()
+            assert wait_for(lambda: session() == [("north", "BK-9", "face", "completed")], timeout=30,
+                            every=0.5), (session(), chain.rows(), demo.json("fleet"),
+                                          (tmp_path / "worker.log").read_text()[-3000:])
+            shown = wait_for(lambda: (lambda f: f if f["outbox"] == 0 and f["chain"]["acknowledged"] > 0
+                                      else None)(demo.json("fleet")), timeout=20, every=0.5)
+            assert shown, demo.json("fleet")
+            record = Store(home / "pendock.db", readonly=True)
+            try:
+                own_seq = Ledger(record.conn, "n-9").own_seq()
+            finally:
+                record.close()
+            assert chain.rows()["n-9"] == list(range(1, own_seq + 1))
+        finally:
+            demo.stop()
+    finally:
+        chain.close()

@@ -143,3 +143,19 @@ def test_the_report_json_is_the_contract_s_shape_and_counts_once(pg, tmp_path):
     assert json.loads(result.stdout)["sessions"] == 0
     text = pendock("chain", "report", "--database", pg.url).stdout
     assert "Clinic north:" in text and "missing 2" in text and "forged 2" in text
+
+
+def test_a_dock_names_its_clinic_in_the_config_or_with_demo_clinic():
+    from argparse import Namespace
+
+    from appliance.core.config import ConfigError, parse_config
+    from appliance.demo import with_fleet_flags
+
+    assert parse_config('[fleet]\nclinic = "north"\n').fleet.clinic == "north"
+    with pytest.raises(ConfigError, match="clinic id"):
+        parse_config('[fleet]\nclinic = "North Side"\n')
+    flagged = with_fleet_flags(parse_config(""), Namespace(broker="mqtt://127.0.0.1:1883", dock_id="n-1",
+                                                           clinic="north"))
+    assert (flagged.fleet.clinic, flagged.fleet.dock_id) == ("north", "n-1")
+    with pytest.raises(ConfigError, match="clinic id"):
+        with_fleet_flags(parse_config(""), Namespace(broker=None, dock_id=None, clinic="NORTH"))
