@@ -57,6 +57,9 @@ def provision(out: Path, central_url: str, clinics: list[str], *, anonymous: boo
     central = parse_broker(central_url)
     brokers = [parse_clinic(c) for c in clinics]
     names = [b.clinic for b in brokers]
+    if not anonymous and not central.tls:
+        raise ValueError(f"--central {central_url}: the bridges and the worker reach the central broker "
+                         f"over TLS: give mqtts://HOST:PORT (or --anonymous for a demo on one machine)")
     if not brokers or len(set(names)) != len(names):
         raise ValueError("give each clinic once: --clinic ID=mqtt://HOST:PORT (repeat for each)")
     out = Path(out).resolve()

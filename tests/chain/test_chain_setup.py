@@ -36,6 +36,9 @@ def test_bad_input_is_exit_2_with_what_to_do(tmp_path):
     result = pendock("chain", "provision", "--out", str(tmp_path), "--central", "mqtt://c:1884",
                      "--clinic", "chain=mqtt://n:1883")
     assert result.returncode == 2 and "reserved" in result.stderr
+    result = pendock("chain", "provision", "--out", str(tmp_path), "--central", "mqtt://c:1884",
+                     "--clinic", "north=mqtt://n:1883")
+    assert result.returncode == 2 and "mqtts://" in result.stderr
     result = pendock("chain", "ingest", "--broker", "mqtt://c:1884")
     assert result.returncode == 2 and "--database" in result.stderr
     result = pendock("chain", "report", "--database", "postgresql:///x", "--since", "14/03/2026")
