@@ -63,7 +63,8 @@ def latency_and_catch_up(root, quick: bool) -> list[Figure]:
                               f"{took:.1f} s" if caught else "not in 300 s", "<= 60 s",
                               bool(caught) and took <= 60,
                               "from the link's return to every event in PostgreSQL exactly once "
-                              "(the bridge carries QoS 0: what was sent while cut off was dropped there and asked from the dock)"))
+                              "(the bridge carries QoS 0: what was sent while cut off was dropped "
+                              "there and asked from the dock)"))
         return figures
     finally:
         chain.close()
