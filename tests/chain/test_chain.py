@@ -54,6 +54,14 @@ def test_every_dock_s_sessions_reach_the_store_once_and_are_acknowledged_back(ch
         [d.status() for d in chain.docks.values()]
     shown = chain.report()
     assert shown["sessions"] == 20
+    # Scale by design: a dock holds its own clinic's events, never another clinic's.
+    for name, dock in chain.docks.items():
+        record = Store(dock.home / "pendock.db", readonly=True)
+        try:
+            held = {d for (d,) in record.conn.execute("SELECT DISTINCT dock_id FROM fleet_events")}
+        finally:
+            record.close()
+        assert held == {d for d in chain.clinics[dock.clinic] if d != name}, (name, held)
     assert [c["clinic"] for c in shown["clinics"]] == ["north", "south"]
     assert all(d["sessions"] == 5 and d["missing"] == 0 for c in shown["clinics"] for d in c["docks"])
 
