@@ -195,6 +195,10 @@ class Worker:
             before.update(marks)
             if moved:
                 self._ack(clinic)  # after the commit above, never before
+                # A catch-up under way: asking again now would have the docks send it all
+                # a second time; ask only once it has been quiet for CATCHUP_RETRY_S.
+                if clinic in self._asked:
+                    self._asked[clinic] = time.monotonic()
         self._want |= written.gaps
         for clinic in set(written.marks) - written.gaps - self._fresh_clinics:
             self._want.discard(clinic)
