@@ -136,7 +136,7 @@ def _clinic_conf(home: Path, broker: ClinicBroker, central: BrokerAddress, anony
               f"remote_clientid pendock-bridge-{clinic}", "bridge_protocol_version mqttv311",
               # The chain never relies on the bridge's queue: the worker asks the docks.
               "cleansession true", "try_private true", "notifications false",
-              "keepalive_interval 10", "restart_timeout 1 10"]
+              "keepalive_interval 10", "restart_timeout 1 5"]
     if not anonymous:
         lines += [f"remote_username {bridge_user(clinic)}", f"remote_password {password}",
                   f"bridge_cafile {cafile}"]
