@@ -17,7 +17,7 @@ class ChainUsage(FleetUsage):
 def add_parser(sub, common) -> None:
     ch = sub.add_parser("chain", parents=[common],
                         help="a chain of clinics: bridges, the ingest worker, the owner's report")
-    ch.add_argument("action", choices=["provision", "ingest", "report"])
+    ch.add_argument("action", choices=["provision", "ingest", "report", "page", "user"])
     ch.add_argument("--out", help="provision: folder for the chain's files")
     ch.add_argument("--central", help="provision: the central broker, mqtt://HOST:PORT")
     ch.add_argument("--clinic", action="append", default=[], metavar="ID=mqtt://HOST:PORT",
@@ -32,6 +32,9 @@ def add_parser(sub, common) -> None:
                                             "beside --keys-dir, when there)")
     ch.add_argument("--tls-ca-file", default="", help="ingest: mqtts: the chain's CA")
     ch.add_argument("--since", help="report: sessions from this day on, YYYY-MM-DD")
+    ch.add_argument("--name", help="user: the owner's page login to add (its password on stdin)")
+    ch.add_argument("--host", default="127.0.0.1", help="page: the address to serve on (put TLS in front)")
+    ch.add_argument("--port", type=int, default=8090, help="page: the port")
 
 
 def run(args) -> int:
@@ -39,7 +42,43 @@ def run(args) -> int:
         return provision(args)
     if args.action == "ingest":
         return ingest(args)
+    if args.action == "page":
+        return page(args)
+    if args.action == "user":
+        return user(args)
     return report(args)
+
+
+def user(args) -> int:
+    from appliance.chain.page import add_user
+
+    import psycopg
+
+    if not args.database or not args.name:
+        raise ChainUsage("chain user needs --database URL and --name NAME (the password on stdin)")
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise ChainUsage("a password needs at least 8 characters (give it on stdin)")
+    try:
+        add_user(args.database, args.name, password)
+    except ValueError as error:
+        raise ChainUsage(str(error)) from None
+    except psycopg.Error as error:
+        raise ChainUsage(f"--database: {str(error).strip()}") from None
+    _emit(args, {"user": args.name, "role": "chain"}, f"{args.name} may log in to the owner's page")
+    return 0
+
+
+def page(args) -> int:
+    from waitress import serve
+
+    from appliance.chain.page import create_chain_app
+
+    if not args.database:
+        raise ChainUsage("chain page needs --database URL")
+    print(f"The owner's page: http://{args.host}:{args.port}/", flush=True)
+    serve(create_chain_app(args.database), host=args.host, port=args.port, threads=4)
+    return 0
 
 
 def provision(args) -> int:
