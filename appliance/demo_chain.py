@@ -1,8 +1,8 @@
 """`make demo-chain`: a chain on one machine, for a newcomer. A throwaway PostgreSQL (its
 own cluster on a Unix socket), a central Mosquitto, two clinics (north, south) each with
 its Mosquitto bridged to the central one (`pendock chain provision --anonymous`), two
-`pendock demo --clinic` docks in each with their pages, and the ingest worker. Ctrl-C
-stops everything; the docks' records are kept, the database is not (the docks fill it
+`pendock demo --clinic` docks in each with their pages, the ingest worker and the owner's
+page (owner / pendock-demo). Ctrl-C stops everything; the docks' records are kept, the database is not (the docks fill it
 again: their records are the truth).
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ from appliance.core import paths
 from appliance.demo_clinic import _free_port, _wait_listening
 
 CLINICS = {"north": ("n-1", "n-2"), "south": ("s-1", "s-2")}
+DEMO_PASSWORD = "pendock-demo"  # the owner's page of the demo only
 
 
 def _postgres(children: list[subprocess.Popen]) -> tuple[str, Path, list[str]]:
@@ -111,7 +112,17 @@ def main(argv: list[str] | None = None) -> int:
              f"mqtt://127.0.0.1:{central_port}", "--database", database, "--keys-dir",
              str(files / "worker" / "keys")], stdout=open(folder / "worker.log", "ab"),
             stderr=subprocess.STDOUT))
-        print(f"Ingest worker: log in {folder / 'worker.log'}. The owner's report:\n"
+        from appliance.chain.page import add_user
+        from appliance.chain import store as chain_store
+
+        with chain_store.connect(database) as conn:
+            chain_store.create(conn)
+        add_user(database, "owner", DEMO_PASSWORD)
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "appliance", "chain", "page", "--database", database, "--port", str(page)],
+            stdout=open(folder / "page.log", "ab"), stderr=subprocess.STDOUT))
+        print(f"Ingest worker: log in {folder / 'worker.log'}.\nThe owner's page: http://127.0.0.1:{page}/ "
+              f"(owner / {DEMO_PASSWORD}). The owner's report:\n"
               f"  pendock chain report --database '{database}'\nCtrl-C stops the chain.", flush=True)
         while not stop["now"] and all(c.poll() is None for c in children):
             time.sleep(0.5)
