@@ -1,6 +1,7 @@
 """The owner's page, on the chain's central box: clinics and docks with when each was last
 heard and its lag, sessions per week per clinic (an SVG drawn here, no script, no CDN),
-overrides with their reason, and a CSV of any range. Read-only, behind a login of the
+overrides with their reason, partition conflicts, pens by hours to service (the shipped
+rules' interval), and a CSV of any range. Read-only, behind a login of the
 chain's own (`pendock chain user`, role `chain`), with the dock page's hardening headers
 (CSP without inline script or style) and a CSRF token on its one form. Serve it behind
 TLS as the dock's page is (README "A chain's records in one place").
@@ -15,6 +16,7 @@ from datetime import date, timedelta
 from flask import Flask, Response, abort, redirect, render_template, request, session, url_for
 
 from appliance.chain import store
+from appliance.core.config import Config
 from appliance.page import auth
 from appliance.core.resources import web_folder
 from appliance.page.guard import SECURITY_HEADERS
@@ -98,10 +100,14 @@ def create_chain_app(database: str, *, secret_key: bytes | None = None) -> Flask
         with db() as conn:
             shown = store.report(conn)
             weeks = weekly(conn)
+            rules = Config().rules
+            pens = store.pens(conn, rules.service_interval_hours)
+            conflicts = store.conflicts(conn, rules.min_interval_days, date.today() - timedelta(days=90))
             overrides = conn.execute(
                 "SELECT clinic, dock_id, at, payload->>'code', payload->>'reason' FROM chain_events "
                 "WHERE kind = 'override' ORDER BY at DESC LIMIT 50").fetchall()
         return render_template("chain_page.html", report=shown, chart=chart(weeks), overrides=overrides,
+                               pens=pens, conflicts=conflicts,
                                user=session["user"], csrf=session["csrf"],
                                today=date.today().isoformat(),
                                month_ago=(date.today() - timedelta(days=30)).isoformat())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from appliance.fleet.events import Event
@@ -35,6 +35,10 @@ CREATE INDEX IF NOT EXISTS chain_sessions_by_clinic_day ON chain_sessions (clini
 CREATE TABLE IF NOT EXISTS chain_daily (
     dock_id text NOT NULL, day date NOT NULL, sessions bigint NOT NULL,
     PRIMARY KEY (dock_id, day));
+CREATE TABLE IF NOT EXISTS chain_pens (
+    serial bigint PRIMARY KEY, clinic text NOT NULL, dock_id text NOT NULL, seen_at timestamptz NOT NULL,
+    motor_seconds bigint NOT NULL, service_motor_seconds bigint NOT NULL);
+CREATE INDEX IF NOT EXISTS chain_sessions_by_client ON chain_sessions (clinic, client_ref, area, started_at);
 CREATE TABLE IF NOT EXISTS chain_dropped (
     clinic text NOT NULL, category text NOT NULL, count bigint NOT NULL,
     PRIMARY KEY (clinic, category));
@@ -142,12 +146,59 @@ def _derive(conn, clinic: str, event: Event) -> None:
             conn.execute("INSERT INTO chain_daily (dock_id, day, sessions) VALUES (%s, %s, 1) "
                          "ON CONFLICT (dock_id, day) DO UPDATE SET sessions = chain_daily.sessions + 1",
                          (event.dock, day))
+    elif event.kind in ("pen_registered", "pen_counters", "rebaseline", "service_reset"):
+        _pen(conn, clinic, event)
     elif event.kind == "session_closed":
         conn.execute("UPDATE chain_sessions SET ended_at = %s, outcome = %s WHERE dock_id = %s "
                      "AND session = %s", (event.at, p["outcome"], event.dock, p["session"]))
     elif event.kind == "session_interrupted":
         conn.execute("UPDATE chain_sessions SET ended_at = %s, outcome = 'interrupted' WHERE "
                      "dock_id = %s AND session = %s", (event.at, event.dock, p["session"]))
+
+
+def _pen(conn, clinic: str, event: Event) -> None:
+    """A pen's motor seconds (they only rise, but for a re-baseline) and those at its last
+    service, wherever it was seen last: what "hours to service" needs."""
+    p = event.payload
+    motor = p["motor_seconds"]
+    service = p.get("service_motor_seconds", motor) if event.kind == "rebaseline" else motor
+    conn.execute(
+        "INSERT INTO chain_pens (serial, clinic, dock_id, seen_at, motor_seconds, service_motor_seconds) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (serial) DO NOTHING",
+        (p["serial"], clinic, event.dock, event.at, motor, service))
+    if event.kind in ("pen_registered", "pen_counters"):
+        conn.execute("UPDATE chain_pens SET motor_seconds = greatest(motor_seconds, %s), "
+                     "clinic = CASE WHEN seen_at <= %s THEN %s ELSE clinic END, "
+                     "dock_id = CASE WHEN seen_at <= %s THEN %s ELSE dock_id END, "
+                     "seen_at = greatest(seen_at, %s) WHERE serial = %s",
+                     (motor, event.at, clinic, event.at, event.dock, event.at, p["serial"]))
+    elif event.kind == "rebaseline":
+        conn.execute("UPDATE chain_pens SET motor_seconds = %s, service_motor_seconds = least(service_motor_seconds, %s) "
+                     "WHERE serial = %s", (motor, service, p["serial"]))
+    else:  # service_reset
+        conn.execute("UPDATE chain_pens SET service_motor_seconds = greatest(service_motor_seconds, %s) "
+                     "WHERE serial = %s", (motor, p["serial"]))
+
+
+def pens(conn, service_interval_hours: float) -> list[tuple]:
+    """(serial, clinic, dock, seen_at, hours to service), soonest due first."""
+    return conn.execute(
+        "SELECT serial, clinic, dock_id, seen_at, round((%s - (motor_seconds - service_motor_seconds) "
+        "/ 3600.0)::numeric, 1) AS due FROM chain_pens ORDER BY due, serial LIMIT 200",
+        (service_interval_hours,)).fetchall()
+
+
+def conflicts(conn, min_interval_days: int, since: date) -> list[tuple]:
+    """Sessions of one client and area on two docks of one clinic closer than the minimum
+    interval, the later one not a manager's override: both docks were blind to each other
+    (a partition), found here as each dock finds them when it merges."""
+    return conn.execute(
+        "SELECT a.clinic, a.client_ref, a.area, a.dock_id, a.started_at, b.dock_id, b.started_at "
+        "FROM chain_sessions a JOIN chain_sessions b ON b.clinic = a.clinic AND b.client_ref = a.client_ref "
+        "AND b.area = a.area AND b.started_at >= a.started_at AND b.started_at < a.started_at + %s "
+        "AND b.dock_id <> a.dock_id AND NOT (b.overrides ? 'client_interval') "
+        "WHERE a.client_ref <> '' AND a.day >= %s ORDER BY b.started_at DESC LIMIT 100",
+        (timedelta(days=min_interval_days), since)).fetchall()
 
 
 def marks(conn) -> dict[str, dict[str, int]]:
