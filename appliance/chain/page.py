@@ -102,7 +102,7 @@ def create_chain_app(database: str, *, secret_key: bytes | None = None) -> Flask
             weeks = weekly(conn)
             rules = Config().rules
             pens = store.pens(conn, rules.service_interval_hours)
-            conflicts = store.conflicts(conn, rules.min_interval_days, date.today() - timedelta(days=90))
+            conflicts = store.conflicts(conn, date.today() - timedelta(days=90))
             overrides = conn.execute(
                 "SELECT clinic, dock_id, at, payload->>'code', payload->>'reason' FROM chain_events "
                 "WHERE kind = 'override' ORDER BY at DESC LIMIT 50").fetchall()

@@ -39,6 +39,12 @@ CREATE TABLE IF NOT EXISTS chain_pens (
     serial bigint PRIMARY KEY, clinic text NOT NULL, dock_id text NOT NULL, seen_at timestamptz NOT NULL,
     motor_seconds bigint NOT NULL, service_motor_seconds bigint NOT NULL);
 CREATE INDEX IF NOT EXISTS chain_sessions_by_client ON chain_sessions (clinic, client_ref, area, started_at);
+CREATE TABLE IF NOT EXISTS chain_conflicts (
+    clinic text NOT NULL, client_ref text NOT NULL, area text NOT NULL,
+    first_dock text NOT NULL, first_session bigint NOT NULL, first_at timestamptz NOT NULL,
+    second_dock text NOT NULL, second_session bigint NOT NULL, second_at timestamptz NOT NULL,
+    PRIMARY KEY (first_dock, first_session, second_dock, second_session));
+CREATE INDEX IF NOT EXISTS chain_conflicts_by_time ON chain_conflicts (second_at);
 CREATE TABLE IF NOT EXISTS chain_dropped (
     clinic text NOT NULL, category text NOT NULL, count bigint NOT NULL,
     PRIMARY KEY (clinic, category));
@@ -143,6 +149,8 @@ def _derive(conn, clinic: str, event: Event) -> None:
              p.get("area") or "", p["pen_serial"], p["cartridge_serial"],
              json.dumps(p.get("overrides") if isinstance(p.get("overrides"), list) else []))).fetchone()
         if row is not None:
+            if p.get("client_ref"):
+                _find_conflicts(conn, clinic, event)
             conn.execute("INSERT INTO chain_daily (dock_id, day, sessions) VALUES (%s, %s, 1) "
                          "ON CONFLICT (dock_id, day) DO UPDATE SET sessions = chain_daily.sessions + 1",
                          (event.dock, day))
@@ -188,17 +196,38 @@ def pens(conn, service_interval_hours: float) -> list[tuple]:
         (service_interval_hours,)).fetchall()
 
 
-def conflicts(conn, min_interval_days: int, since: date) -> list[tuple]:
+# The shipped rules' minimum interval (docs/clinical-basis.md): a clinic's own setting is
+# on its docks, which find their conflicts with it; the chain's view uses the default.
+CONFLICT_DAYS = 21
+
+
+def _find_conflicts(conn, clinic: str, event: Event) -> None:
     """Sessions of one client and area on two docks of one clinic closer than the minimum
     interval, the later one not a manager's override: both docks were blind to each other
-    (a partition), found here as each dock finds them when it merges."""
+    (a partition). Found once, when the second of the two arrives (an index probe)."""
+    p = event.payload
+    at = datetime.fromisoformat(event.at)
+    window = timedelta(days=CONFLICT_DAYS)
+    mine = (event.dock, p["session"], at, "client_interval" in (p.get("overrides") or []))
+    for dock, session, started, overrides in conn.execute(
+            "SELECT dock_id, session, started_at, overrides FROM chain_sessions WHERE clinic = %s AND "
+            "client_ref = %s AND area = %s AND dock_id <> %s AND started_at > %s AND started_at < %s",
+            (clinic, p["client_ref"], p.get("area") or "", event.dock, at - window, at + window)).fetchall():
+        first, second = sorted([mine, (dock, session, started, "client_interval" in (overrides or []))],
+                               key=lambda s: s[2])
+        if second[3]:
+            continue  # a manager knowingly overrode the interval
+        conn.execute("INSERT INTO chain_conflicts (clinic, client_ref, area, first_dock, first_session, "
+                     "first_at, second_dock, second_session, second_at) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+                     "%s, %s) ON CONFLICT DO NOTHING", (clinic, p["client_ref"], p.get("area") or "",
+                                                        *first[:3], *second[:3]))
+
+
+def conflicts(conn, since: date) -> list[tuple]:
+    """The partition conflicts whose later session is from `since` on, newest first."""
     return conn.execute(
-        "SELECT a.clinic, a.client_ref, a.area, a.dock_id, a.started_at, b.dock_id, b.started_at "
-        "FROM chain_sessions a JOIN chain_sessions b ON b.clinic = a.clinic AND b.client_ref = a.client_ref "
-        "AND b.area = a.area AND b.started_at >= a.started_at AND b.started_at < a.started_at + %s "
-        "AND b.dock_id <> a.dock_id AND NOT (b.overrides ? 'client_interval') "
-        "WHERE a.client_ref <> '' AND a.day >= %s ORDER BY b.started_at DESC LIMIT 100",
-        (timedelta(days=min_interval_days), since)).fetchall()
+        "SELECT clinic, client_ref, area, first_dock, first_at, second_dock, second_at FROM chain_conflicts "
+        "WHERE second_at >= %s ORDER BY second_at DESC LIMIT 100", (since,)).fetchall()
 
 
 def marks(conn) -> dict[str, dict[str, int]]:
