@@ -22,8 +22,6 @@ from appliance.core.resources import web_folder
 from appliance.page.guard import SECURITY_HEADERS
 from appliance.record.passwords import check_password, password_hash
 
-USERS = """CREATE TABLE IF NOT EXISTS chain_users (
-    name text PRIMARY KEY, hash text NOT NULL, role text NOT NULL DEFAULT 'chain')"""
 ROLE = "chain"
 WEEKS = 12  # the chart's span
 
@@ -33,8 +31,8 @@ def add_user(database: str, name: str, password: str) -> None:
     if not auth.valid_user_name(name):
         raise ValueError(f"{name!r}: a user name is letters, digits, '.', '-' or '_'")
     with store.connect(database) as conn:
+        store.create(conn)
         with conn.transaction():
-            conn.execute(USERS)
             conn.execute("INSERT INTO chain_users (name, hash, role) VALUES (%s, %s, %s) ON CONFLICT (name) "
                          "DO UPDATE SET hash = excluded.hash", (name, password_hash(password), ROLE))
 
@@ -46,6 +44,8 @@ def create_chain_app(database: str, *, secret_key: bytes | None = None) -> Flask
     app.config.update(SECRET_KEY=secret_key or secrets.token_bytes(32), SESSION_COOKIE_NAME="pendock_chain",
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict", MAX_CONTENT_LENGTH=16 * 1024)
     throttle = auth.LoginThrottle()
+    with store.connect(database) as conn:
+        store.create(conn)  # the logins' table too, before the first login
 
     def db():
         return store.connect(database)
@@ -77,7 +77,6 @@ def create_chain_app(database: str, *, secret_key: bytes | None = None) -> Flask
                 error = "Too many attempts: wait a few minutes, then try again."
             else:
                 with db() as conn:
-                    conn.execute(USERS)
                     row = conn.execute("SELECT hash, role FROM chain_users WHERE name = %s", (name,)).fetchone()
                 if row and row[1] == ROLE and check_password(request.form.get("password", ""), row[0]):
                     throttle.succeeded(name, address)

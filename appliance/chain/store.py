@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS chain_conflicts (
     second_dock text NOT NULL, second_session bigint NOT NULL, second_at timestamptz NOT NULL,
     PRIMARY KEY (first_dock, first_session, second_dock, second_session));
 CREATE INDEX IF NOT EXISTS chain_conflicts_by_time ON chain_conflicts (second_at);
+CREATE TABLE IF NOT EXISTS chain_users (
+    name text PRIMARY KEY, hash text NOT NULL, role text NOT NULL DEFAULT 'chain');
 CREATE TABLE IF NOT EXISTS chain_dropped (
     clinic text NOT NULL, category text NOT NULL, count bigint NOT NULL,
     PRIMARY KEY (clinic, category));
@@ -67,7 +69,10 @@ def connect(url: str):
 
 
 def create(conn) -> None:
+    """The tables, once: two processes creating them at the same moment (the worker and the
+    owner's page starting together) would collide in PostgreSQL's catalogue without the lock."""
     with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(7201)")  # any fixed key: the chain's schema
         conn.execute(SCHEMA)
 
 
