@@ -214,6 +214,7 @@ def test_a_real_demo_dock_s_sessions_reach_the_store_with_what_the_owner_needs(t
             shown = wait_for(lambda: (lambda f: f if f["outbox"] == 0 and f["chain"]["acknowledged"] > 0
                                       else None)(demo.json("fleet")), timeout=20, every=0.5)
             assert shown, demo.json("fleet")
+            assert "Chain: clinic north; the chain has stored this dock's events up to" in demo.run("fleet").stdout
             record = Store(home / "pendock.db", readonly=True)
             try:
                 own_seq = Ledger(record.conn, "n-9").own_seq()
