@@ -9,11 +9,11 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8080
 PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || echo "sudo")
-TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk mosquitto nginx-light libnss3-tools
+TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk mosquitto nginx-light libnss3-tools postgresql
 # npm fetches axe-core for the browser tests; a nodejs from elsewhere (NodeSource) ships its
 # own npm and conflicts with Debian's package, so npm is asked for only when the command is missing.
 
-.PHONY: demo demo-clinic lint test test-fast test-hil bench deps-system clean translations
+.PHONY: demo demo-clinic demo-chain lint test test-fast test-hil bench deps-system clean translations
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -35,6 +35,17 @@ demo-clinic: $(STAMP)
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto; }
 	$(VENV)/bin/python -m appliance.demo_clinic --port $(PORT)
+
+# A chain on one machine: PostgreSQL, a central Mosquitto, two clinics of two docks each with
+# their brokers bridged to it, and the ingest worker (Debian's mosquitto and postgresql,
+# installed here when root or sudo allows). Ctrl-C stops everything.
+demo-chain: $(STAMP)
+	@missing=""; for p in mosquitto postgresql; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian's$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	@$(VENV)/bin/python -c 'import psycopg' 2>/dev/null || $(VENV)/bin/python -m pip install -q -e '.[chain]'
+	$(VENV)/bin/python -m appliance.demo_chain --port $(PORT)
 
 deps-system:
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -14,7 +14,7 @@ import sys
 from typing import Callable
 
 from appliance import cli_clock
-from appliance import cli_fleet
+from appliance import cli_chain, cli_fleet
 from appliance import cli_tls
 from appliance.core import inputs, paths
 from appliance.core.dates import long_date
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dock-id", help="this dock's id in the clinic (with --broker), e.g. room-1")
     demo.add_argument("--tls", action="store_true",
                       help="the page over HTTPS on --port (nginx in front; HTTP on --port + 1 redirects)")
+    demo.add_argument("--clinic", help="this dock's clinic in a chain (with --broker), e.g. north")
     sub.add_parser("daemon", parents=[common], help="the dock daemon (systemd runs it)")
     web = sub.add_parser("web", parents=[common], help="the page, behind waitress (systemd runs it)")
     web.add_argument("--port", type=int)
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("--all-docks", action="store_true", help="the clinic's sessions, every dock's")
     cli_fleet.add_parser(sub, common)
     cli_tls.add_parser(sub, common)
+    cli_chain.add_parser(sub, common)
     for verb, text in (("selftest", "cycle light, buzzer, latch; read seat and pen"),
                        ("readout", "raw pen frame, decoded, CRC verdict"),
                        ("pins", "every pin of the map with its level")):
@@ -551,6 +553,8 @@ def _dispatch(argv: list[str] | None) -> int:
             return processes.run(args)
         if args.verb == "sim":
             return run_sim(args)
+        if args.verb == "chain":
+            return cli_chain.run(args)
         return run_verb(args)
     except (UsageError, cli_fleet.FleetUsage) as error:
         print(f"pendock: {error}", file=sys.stderr)

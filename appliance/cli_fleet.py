@@ -77,6 +77,9 @@ def format_fleet(shown: dict | None) -> str:
     lines.append("History: STALE - nothing heard from the broker for too long; sessions on other "
                  "docks may be missing" if shown["stale"] else "History: shared with the clinic")
     lines.append(f"Outbox: {shown['outbox']} event(s) of this dock not yet delivered")
+    if shown.get("chain"):
+        lines.append(f"Chain: clinic {shown['chain']['clinic']}; the chain has stored this dock's events "
+                     f"up to {shown['chain']['acknowledged']} (they stay in the outbox until then)")
     lines.append("Peers:" if shown["peers"] else "Peers: none in the key ring")
     for peer in shown["peers"]:
         state = {True: "online", False: "offline", None: "never seen"}[peer["online"]]

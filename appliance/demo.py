@@ -82,8 +82,12 @@ def _wait_healthy(port: int, page: subprocess.Popen, timeout: float = 15.0) -> b
 
 
 def with_fleet_flags(config, args):
-    """--broker and --dock-id over the config's [fleet] table (checked like the file)."""
+    """--broker, --dock-id and --clinic over the config's [fleet] table (checked like the file)."""
     broker, dock_id = getattr(args, "broker", None), getattr(args, "dock_id", None)
+    clinic = getattr(args, "clinic", None)
+    if clinic:
+        config = replace(config, fleet=replace(config.fleet, clinic=parse_config(
+            f"[fleet]\nclinic = {json.dumps(clinic)}\n", source="--clinic").fleet.clinic))
     if not broker and not dock_id:
         return config
     lines = ["[fleet]"] + [f"{key} = {json.dumps(value)}" for key, value in

@@ -7,7 +7,7 @@ import pytest
 
 # Folders and modules whose tests start real processes: demos and daemons (scenario,
 # reliability), installers, systemd units, sshd and wheels (system).
-PROCESS_TESTS = ("scenario", "system", "reliability/test_kill_loop.py", "reliability/test_power_cut.py",
+PROCESS_TESTS = ("scenario", "system", "chain", "reliability/test_kill_loop.py", "reliability/test_power_cut.py",
                  "reliability/test_soak.py", "reliability/test_page_restart.py")
 _HERE = Path(__file__).parent
 

@@ -109,6 +109,9 @@ class Fleet:
     tls_ca_file: str = ""  # mqtts: the CA that signed the broker's certificate
     stale_after_minutes: float = 10  # fleet_stale after this long without the broker
     stale_is_lock: bool = False  # true: a stale history holds the pen
+    # The clinic's id in a chain (README "A chain's records in one place"); set, this dock
+    # keeps each event until the chain's worker acknowledged it too. Empty: no chain.
+    clinic: str = ""
 
 
 @dataclass(frozen=True)
@@ -273,6 +276,12 @@ def _dock_id(value: Any) -> str:
     return value
 
 
+def _clinic_id(value: Any) -> str:
+    if not isinstance(value, str) or value and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", value):
+        raise _Bad("must be a clinic id: lower-case letters, digits and '-', at most 32 (e.g. north)")
+    return value
+
+
 _SCHEMA: dict[str, dict[str, Check]] = {
     "rules": {
         "min_interval_days": _whole(1, 365, "days"),
@@ -304,6 +313,7 @@ _SCHEMA: dict[str, dict[str, Check]] = {
         "tls_ca_file": _optional_text,
         "stale_after_minutes": _number(0, 10_080, "minutes"),
         "stale_is_lock": _boolean,
+        "clinic": _clinic_id,
     },
     "cartridges": {"require_authentication": _boolean, "makers_dir": _text},
 }

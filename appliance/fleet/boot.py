@@ -69,7 +69,7 @@ def start_fleet(config, data_dir: Path, store: Store, clock, *, synchronous: str
         "keys_dir": str(keys_dir.resolve()), "username": fleet.username or fleet.dock_id,
         "password": password, "tls_ca_file": fleet.tls_ca_file, "synchronous": synchronous,
         "min_interval_days": config.rules.min_interval_days, "timezone": config.dock.timezone,
-        "stale_after_s": fleet.stale_after_minutes * 60,
+        "stale_after_s": fleet.stale_after_minutes * 60, "clinic": fleet.clinic,
         "log_level": logging.getLogger().getEffectiveLevel(),
     }
     link = LinkProcess(settings, clock=clock, broker=broker,

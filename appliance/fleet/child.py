@@ -85,7 +85,7 @@ def build_link(settings: dict[str, Any], clock: OffsetClock):
         min_interval_days=int(settings["min_interval_days"]), tz=clock.tz,
         stale_after_s=float(settings["stale_after_s"]), username=settings["username"],
         password=settings.get("password", ""), tls_ca_file=settings.get("tls_ca_file", ""),
-        synchronous=settings.get("synchronous", "FULL"))
+        synchronous=settings.get("synchronous", "FULL"), clinic=settings.get("clinic", ""))
 
 
 class Child:

@@ -14,6 +14,8 @@ Topics (each dock writes only its own, which the broker's ACL enforces):
   pendock/presence/<dock>        retained signed note: online, own sequence, high-water marks
   pendock/catchup/<dock>         signed note: "send me what comes after these sequences"
   pendock/replay/<dock>/<asker>  batches of signed events answering a catch-up
+  pendock/chain/ack              the chain's worker's signed high-water marks (a clinic of a
+                                 chain only: README "A chain's records in one place")
 """
 from __future__ import annotations
 
@@ -50,6 +52,9 @@ INGEST_BATCH = 200  # peers' events per transaction: the record's write lock is 
 RESEND_AFTER_S = 15.0  # in flight this long with no acknowledgement at all: send again
 ACK_EVERY_S = 2.0  # acknowledged events leave the outbox in one write per this period
 ACK_BATCH = 1000  # ... or as soon as this many are waiting
+# The chain's worker: a member of the key ring under this reserved id, never a peer.
+CHAIN_ID = "chain"
+CHAIN_ACK = f"{PREFIX}/chain/ack"
 # The journal wakes the worker from inside the dock's own commit; the worker lets the dock
 # finish (commit, latch, light) before it reads the outbox: P1 first, propagation next.
 AFTER_WAKE_S = 0.02
@@ -68,7 +73,7 @@ class FleetLink:
                  clock, keys_dir: Path | None = None, min_interval_days: int, tz: tzinfo,
                  stale_after_s: float, username: str = "",
                  password: str = "", tls_ca_file: str = "", synchronous: str = "FULL",
-                 wake: threading.Event | None = None):
+                 wake: threading.Event | None = None, clinic: str = ""):
         self.dock_id = dock_id
         self.broker = broker
         self.key = key
@@ -90,7 +95,11 @@ class FleetLink:
         self.dropped: collections.Counter[str] = collections.Counter()
         self.duplicates = 0
         self.received = 0
-        self.peers: dict[str, Peer] = {d: Peer(d) for d in keyring if d != dock_id}
+        # In a chain's clinic, an event leaves the outbox only once the chain's worker has
+        # stored it as well (its signed high-water mark for this dock, `chain_mark`).
+        self.clinic = clinic
+        self.chain_mark = 0
+        self.peers: dict[str, Peer] = {d: Peer(d) for d in keyring if d not in (dock_id, CHAIN_ID)}
         self.connected = False
         self.last_error = ""
         self._last_contact = time.monotonic()
@@ -147,7 +156,7 @@ class FleetLink:
         self.wake.set()
         if self._worker.is_alive():
             self._worker.join(5)
-        if self._delivered and not self._worker.is_alive():
+        if self._deletable() and not self._worker.is_alive():
             try:
                 self._write_acks()  # a clean stop sends nothing twice
             except StoreError as error:
@@ -208,6 +217,7 @@ class FleetLink:
             "duplicates": self.duplicates,
             "received": self.received,
             "last_error": self.last_error or None,
+            **({"chain": {"clinic": self.clinic, "acknowledged": self.chain_mark}} if self.clinic else {}),
         }
 
     # -- paho's thread: only notes what happened, the worker acts ----------------------------
@@ -218,7 +228,8 @@ class FleetLink:
             return
         self.last_error = ""
         client.subscribe([(f"{PREFIX}/events/+", 1), (f"{PREFIX}/presence/+", 1),
-                          (f"{PREFIX}/catchup/+", 1), (f"{PREFIX}/replay/+/{self.dock_id}", 1)])
+                          (f"{PREFIX}/catchup/+", 1), (f"{PREFIX}/replay/+/{self.dock_id}", 1)]
+                         + ([(CHAIN_ACK, 1)] if self.clinic else []))
         self._fresh_connection = True  # the worker re-sends the whole outbox and catches up
         self.connected = True
         self._last_contact = time.monotonic()
@@ -241,6 +252,8 @@ class FleetLink:
 
     def _on_message(self, client, userdata, message) -> None:
         self._last_contact = time.monotonic()
+        if message.topic == CHAIN_ACK and not self.clinic:
+            return
         if message.topic == self._own_events:
             # This dock's own events, echoed by the broker (MQTT 3.1.1 has no "no local"):
             # nothing to learn, and verifying and ingesting them would take the record's
@@ -294,7 +307,14 @@ class FleetLink:
                 self._ask_catchup()
             if now >= self._presence_due:
                 self._publish_presence()
-        self._outbox_size = self.ledger.outbox_count() - len(self._delivered)
+        self._outbox_size = self.ledger.outbox_count() - len(self._deletable())
+
+    def _deletable(self) -> set[int]:
+        """Acknowledged events that may leave the outbox: by the clinic's broker and, in a
+        chain, by the chain's worker too."""
+        if not self.clinic:
+            return self._delivered
+        return {seq for seq in self._delivered if seq <= self.chain_mark}
 
     def _handle_acks(self) -> None:
         """Acknowledged events leave the window at once, and the outbox in one write every
@@ -306,14 +326,16 @@ class FleetLink:
             if seq is not None:
                 self._delivered.add(seq)
                 self._last_ack = time.monotonic()
-        if self._delivered and (time.monotonic() >= self._acks_due or len(self._delivered) >= ACK_BATCH):
+        ready = self._deletable()
+        if ready and (time.monotonic() >= self._acks_due or len(ready) >= ACK_BATCH):
             self._write_acks()
 
     def _write_acks(self) -> None:
         self._acks_due = time.monotonic() + ACK_EVERY_S
+        ready = self._deletable()
         with self.store.transaction("the broker's acknowledgements"):
-            self.ledger.acknowledged(sorted(self._delivered))
-        self._delivered.clear()
+            self.ledger.acknowledged(sorted(ready))
+        self._delivered -= ready
 
     def _publish_outbox(self) -> None:
         if self._inflight and time.monotonic() - self._last_ack > RESEND_AFTER_S:
@@ -395,6 +417,13 @@ class FleetLink:
                     self.dropped[rejected.category] += 1
             self._heard(sender)
             return good
+        if kind == "chain" and topic == CHAIN_ACK and self.clinic:
+            dock, note = ev.open_note(raw, self.keyring)
+            if dock != CHAIN_ID:
+                raise ev.Rejected("forged", f"a chain acknowledgement signed by {dock}")
+            mark = ev.seq_map(note.get("hw", {})).get(self.dock_id, 0)
+            self.chain_mark = max(self.chain_mark, min(mark, self.ledger.own_seq()))
+            return []
         if kind in ("presence", "catchup"):
             dock, note = ev.open_note(raw, self.keyring)
             if dock != sender:
@@ -426,6 +455,7 @@ class FleetLink:
             self.peers.setdefault(dock, Peer(dock))
         if added:
             self._need_catchup = True  # what it sent before it was known was dropped
+        self.peers.pop(CHAIN_ID, None)
         return bool(added)
 
     def _heard(self, dock: str) -> None:

@@ -5,7 +5,7 @@ import argparse
 
 from appliance import cli
 
-OWN_ENTRY = {"demo", "daemon", "web", "sim"}  # main() runs these itself
+OWN_ENTRY = {"demo", "daemon", "web", "sim", "chain"}  # main() runs these itself
 
 
 def test_every_parsed_verb_has_a_handler_and_no_handler_is_unreachable():
