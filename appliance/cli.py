@@ -15,6 +15,7 @@ from typing import Callable
 
 from appliance import cli_clock
 from appliance import cli_fleet
+from appliance import cli_release
 from appliance.core import inputs, paths
 from appliance.core.inputs import ROLES
 from appliance.daemon.control import BadRequest, ControlClient, ControlError, DaemonUnavailable, Refused
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     pg = sub.add_parser("purge", parents=[common], help="delete sessions past the retention period")
     pg.add_argument("--before", help="YYYY-MM-DD (default: today minus store.retention_days)")
     cli_clock.add_parser(sub, common)
+    cli_release.add_parser(sub, common)
     return parser
 
 
@@ -506,6 +508,8 @@ def _dispatch(argv: list[str] | None) -> int:
             return processes.run(args)
         if args.verb == "sim":
             return run_sim(args)
+        if args.verb in cli_release.VERBS:
+            return cli_release.run(args, UsageError, lambda: client_for(args))
         return run_verb(args)
     except (UsageError, cli_fleet.FleetUsage) as error:
         print(f"pendock: {error}", file=sys.stderr)

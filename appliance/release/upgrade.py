@@ -1,0 +1,167 @@
+"""`pendock upgrade BUNDLE` and `pendock upgrade --rollback`: switch releases, check, go back.
+
+An upgrade: verify the bundle (refused: nothing changed), install it as releases/<V>
+with its own venv from the bundle's wheels only, back the record up through the daemon
+(the `pendock backup` path), point `previous` at the running release and `current` at the
+new one, restart the units, check health. A failed check stops the units, puts the
+record back from that backup, points `current` back and starts the old release again.
+The pen stays held throughout: the latch holds when de-energised, so a stopped or
+restarting daemon holds it, and a starting daemon holds it until its rules free it.
+Everything that touches the machine is a field of `Machine`, so tests drive it in a
+scratch root with a fake systemctl and health probe.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from appliance.release import bundle as bundles
+from appliance.release.bundle import BundleRefused
+from appliance.release.slots import COMPLETE, Layout
+
+UNITS = ("pendock.service", "pendock-web.service")
+
+
+@dataclass
+class Machine:
+    """What an upgrade touches, injected: the real one is `real_machine`."""
+    layout: Layout
+    record_file: Path                         # the daemon's SQLite file (data dir / pendock.db)
+    backup_dir: Path                          # where the pre-upgrade backups go
+    systemctl: Callable[[list[str]], None]    # e.g. ["restart", *UNITS]
+    health: Callable[[], list[str]]           # problems seen; [] = healthy
+    backup_record: Callable[[Path], None]     # the daemon's `backup` verb into that file
+    build_venv: Callable[[Path, Path, str], None]  # (venv dir, wheels dir, requirement)
+    now: Callable[[], datetime]
+    say: Callable[[str], None] = field(default=lambda text: None)
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    running: str
+    previous: str | None
+    attempted: str
+    problems: list[str] = field(default_factory=list)
+    rolled_back: bool = False
+    backup: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "running": self.running, "previous": self.previous,
+                "attempted": self.attempted, "rolled_back": self.rolled_back,
+                "problems": self.problems, "backup": self.backup}
+
+
+def version_info(layout: Layout, program_version: str) -> dict:
+    """`pendock version`: the running release, the one kept for rollback, all installed."""
+    running = layout.running()
+    return {"running": running or program_version, "previous": layout.previous(),
+            "releases": layout.installed(), "layout": "releases" if running else "single-venv"}
+
+
+def upgrade(bundle: Path, machine: Machine, allow_downgrade: bool = False) -> Outcome:
+    layout = machine.layout
+    manifest = bundles.verify(bundle, layout.keys_dir)
+    running = _running_release(layout)
+    new = manifest.version
+    if bundles.version_key(new) == bundles.version_key(running):
+        raise BundleRefused(f"release {new} is the running release already: nothing to do")
+    if bundles.version_key(new) < bundles.version_key(running) and not allow_downgrade:
+        raise BundleRefused(f"release {new} is older than the running {running}: give "
+                            f"--allow-downgrade to install it anyway (or use --rollback)")
+    machine.say(f"Bundle {bundle.name}: release {new}, signed by {manifest.signed_by}, every hash checked.")
+    _install_release(bundle, manifest, machine)
+    backup = machine.backup_dir / f"pre-upgrade-{running}-to-{new}-{machine.now():%Y%m%dT%H%M%S}.db"
+    try:
+        machine.backup_dir.mkdir(parents=True, exist_ok=True)
+        machine.backup_record(backup)
+    except Exception as error:
+        layout.remove_release(new)
+        raise BundleRefused(f"the record could not be backed up ({error}): nothing changed; "
+                            f"check the daemon (`pendock status`) and try again") from None
+    machine.say(f"Record backed up to {backup}.")
+    before_previous = layout.previous()
+    layout.point("previous", running)
+    layout.point("current", new)
+    machine.say(f"Switched to {new}; restarting {' '.join(UNITS)} (the pen is held meanwhile).")
+    machine.systemctl(["restart", *UNITS])
+    problems = machine.health()
+    if not problems:
+        layout.prune()
+        return Outcome(True, new, running, new, backup=str(backup))
+    machine.say(f"Release {new} failed its health check ({'; '.join(problems)}): rolling back to {running}.")
+    machine.systemctl(["stop", *UNITS])
+    _put_record_back(backup, machine.record_file)
+    layout.point("current", running)
+    layout.point("previous", before_previous)
+    machine.systemctl(["start", *UNITS])
+    after = machine.health()
+    return Outcome(False, running, before_previous, new, problems + [f"after rollback: {p}" for p in after],
+                   rolled_back=True, backup=str(backup))
+
+
+def rollback(machine: Machine) -> Outcome:
+    """Back to `previous` by hand; the record stays as it is (days may be in it)."""
+    layout = machine.layout
+    running = _running_release(layout)
+    previous = layout.previous()
+    if previous is None or not layout.complete(previous):
+        raise BundleRefused(f"no previous release to go back to (running {running}): nothing changed")
+    layout.point("current", previous)
+    layout.point("previous", running)
+    machine.say(f"Switched back to {previous}; restarting {' '.join(UNITS)} (the pen is held meanwhile).")
+    machine.systemctl(["restart", *UNITS])
+    problems = machine.health()
+    return Outcome(not problems, previous, running, previous, problems)
+
+
+def _running_release(layout: Layout) -> str:
+    running = layout.running()
+    if running is None:
+        raise BundleRefused(f"{layout.link('current')} is missing: this dock was installed before "
+                            f"releases (a single /opt/pendock/venv); reinstall with hw/install.sh "
+                            f"as README, Updates, says, then upgrade")
+    return running
+
+
+def _install_release(bundle: Path, manifest: bundles.Manifest, machine: Machine) -> None:
+    """releases/<V> with its wheels, manifest and venv; `.complete` last. Built in place
+    (a venv cannot move), so a leftover of the same version is removed first."""
+    layout = machine.layout
+    target = layout.release(manifest.version)
+    layout.remove_release(manifest.version)
+    try:
+        bundles.extract_wheels(bundle, manifest, target / "wheels")
+        machine.build_venv(target / "venv", target / "wheels", f"pen-dock=={manifest.version}")
+    except BundleRefused:
+        layout.remove_release(manifest.version)
+        raise
+    except Exception as error:
+        layout.remove_release(manifest.version)
+        raise BundleRefused(f"release {manifest.version} could not be installed ({error}): nothing changed") from None
+    (target / COMPLETE).write_text(f"{manifest.version}\n")
+    machine.say(f"Installed release {manifest.version} in {target}.")
+
+
+def _put_record_back(backup: Path, record: Path) -> None:
+    """The pre-upgrade copy over the record, by rename; its -wal/-shm belong to the new one."""
+    fresh = record.with_name(record.name + ".rollback")
+    shutil.copyfile(backup, fresh)
+    with open(fresh, "rb") as handle:
+        os.fsync(handle.fileno())
+    for suffix in ("-wal", "-shm"):
+        Path(str(record) + suffix).unlink(missing_ok=True)
+    os.replace(fresh, record)
+
+
+def offline_venv(venv: Path, wheels: Path, requirement: str) -> None:
+    """A venv from the bundle's wheels only (no index): what the installer builds, per release."""
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([str(venv / "bin/pip"), "install", "--quiet", "--disable-pip-version-check",
+                    "--no-index", "--find-links", str(wheels), requirement], check=True)
