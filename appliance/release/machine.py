@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from appliance.core.paths import DB_NAME
+from appliance.daemon.control import DaemonUnavailable
 from appliance.release.slots import Layout
 from appliance.release.upgrade import Machine, offline_venv
 
@@ -60,7 +61,18 @@ def real_machine(root: Path, data_dir: Path, make_client: Callable[[], object], 
         if result.get("integrity") != "ok":
             raise RuntimeError(f"backup integrity {result.get('integrity')}")
 
+    def busy() -> str | None:
+        try:
+            status = make_client().call("status")  # type: ignore[attr-defined]
+        except DaemonUnavailable:
+            return None  # nothing to interrupt (and a rollback may be what brings it back)
+        except Exception as error:
+            return f"the daemon did not answer ({error})"
+        if status.get("session"):
+            return "a session is open (restarting the daemon would interrupt it)"
+        return None
+
     return Machine(layout=Layout(root), record_file=data_dir / DB_NAME,
                    backup_dir=data_dir / "backups", systemctl=systemctl,
                    health=health_probe(make_client, healthz_url), backup_record=backup_record,
-                   build_venv=offline_venv, now=lambda: datetime.now(timezone.utc), say=say)
+                   build_venv=offline_venv, busy=busy, now=lambda: datetime.now(timezone.utc), say=say)

@@ -38,6 +38,7 @@ class Machine:
     health: Callable[[], list[str]]           # problems seen; [] = healthy
     backup_record: Callable[[Path], None]     # the daemon's `backup` verb into that file
     build_venv: Callable[[Path, Path, str], None]  # (venv dir, wheels dir, requirement)
+    busy: Callable[[], str | None]            # why the units may not restart now, or None
     now: Callable[[], datetime]
     say: Callable[[str], None] = field(default=lambda text: None)
 
@@ -75,6 +76,7 @@ def upgrade(bundle: Path, machine: Machine, allow_downgrade: bool = False) -> Ou
     if bundles.version_key(new) < bundles.version_key(running) and not allow_downgrade:
         raise BundleRefused(f"release {new} is older than the running {running}: give "
                             f"--allow-downgrade to install it anyway (or use --rollback)")
+    _not_busy(machine)
     machine.say(f"Bundle {bundle.name}: release {new}, signed by {manifest.signed_by}, every hash checked.")
     _install_release(bundle, manifest, machine)
     backup = machine.backup_dir / f"pre-upgrade-{running}-to-{new}-{machine.now():%Y%m%dT%H%M%S}.db"
@@ -90,18 +92,16 @@ def upgrade(bundle: Path, machine: Machine, allow_downgrade: bool = False) -> Ou
     layout.point("previous", running)
     layout.point("current", new)
     machine.say(f"Switched to {new}; restarting {' '.join(UNITS)} (the pen is held meanwhile).")
-    machine.systemctl(["restart", *UNITS])
-    problems = machine.health()
+    problems = _restart(machine, "restart")
     if not problems:
         layout.prune()
         return Outcome(True, new, running, new, backup=str(backup))
     machine.say(f"Release {new} failed its health check ({'; '.join(problems)}): rolling back to {running}.")
-    machine.systemctl(["stop", *UNITS])
+    _restart(machine, "stop")
     _put_record_back(backup, machine.record_file)
     layout.point("current", running)
     layout.point("previous", before_previous)
-    machine.systemctl(["start", *UNITS])
-    after = machine.health()
+    after = _restart(machine, "start")
     return Outcome(False, running, before_previous, new, problems + [f"after rollback: {p}" for p in after],
                    rolled_back=True, backup=str(backup))
 
@@ -113,12 +113,28 @@ def rollback(machine: Machine) -> Outcome:
     previous = layout.previous()
     if previous is None or not layout.complete(previous):
         raise BundleRefused(f"no previous release to go back to (running {running}): nothing changed")
+    _not_busy(machine)
     layout.point("current", previous)
     layout.point("previous", running)
     machine.say(f"Switched back to {previous}; restarting {' '.join(UNITS)} (the pen is held meanwhile).")
-    machine.systemctl(["restart", *UNITS])
-    problems = machine.health()
+    problems = _restart(machine, "restart")
     return Outcome(not problems, previous, running, previous, problems)
+
+
+def _not_busy(machine: Machine) -> None:
+    reason = machine.busy()
+    if reason:
+        raise BundleRefused(f"{reason}: nothing changed; upgrade once it ends")
+
+
+def _restart(machine: Machine, action: str) -> list[str]:
+    """systemctl ACTION on both units, then (unless stopping) the health check's problems;
+    a systemctl that fails is a failed check, so it rolls back too."""
+    try:
+        machine.systemctl([action, *UNITS])
+    except Exception as error:
+        return [f"systemctl {action} failed: {error}"]
+    return [] if action == "stop" else machine.health()
 
 
 def _running_release(layout: Layout) -> str:

@@ -63,12 +63,13 @@ class Dock:
             db.execute("INSERT INTO sessions (client) VALUES ('Ada')")
         db.close()
         self.failing = failing
+        self.busy: str | None = None
         self.calls: list[list[str]] = []
         self.said: list[str] = []
         self.machine = Machine(
             layout=self.layout, record_file=self.record, backup_dir=self.data / "backups",
             systemctl=self.systemctl, health=self.health, backup_record=self.backup,
-            build_venv=self.build_venv, now=lambda: datetime(2026, 12, 8, 4, 0, tzinfo=timezone.utc),
+            build_venv=self.build_venv, busy=lambda: self.busy, now=lambda: datetime(2026, 12, 8, 4, 0, tzinfo=timezone.utc),
             say=self.said.append)
 
     def systemctl(self, args: list[str]) -> None:
@@ -289,3 +290,134 @@ def test_cli_version_on_a_dock_installed_before_releases(tmp_path, capsys):
     assert cli.main(["version", "--root", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"running": __version__, "previous": None,
                                                    "releases": [], "layout": "single-venv"}
+
+
+def test_an_open_session_refuses_upgrade_and_rollback_and_changes_nothing(tmp_path):
+    dock = Dock(tmp_path)
+    upgrade(make_bundle(tmp_path, "0.2.0"), dock.machine)
+    dock.calls.clear()
+    dock.busy = "a session is open (restarting the daemon would interrupt it)"
+    before = dock.snapshot()
+    with pytest.raises(BundleRefused, match="a session is open"):
+        upgrade(make_bundle(tmp_path, "0.3.0"), dock.machine)
+    with pytest.raises(BundleRefused, match="a session is open"):
+        rollback(dock.machine)
+    assert dock.snapshot() == before and dock.calls == []
+
+
+def test_a_systemctl_that_fails_counts_as_a_failed_check_and_rolls_back(tmp_path):
+    dock = Dock(tmp_path)
+    plain = dock.systemctl
+
+    def failing_restart(args):
+        plain(args)
+        if args[0] == "restart":
+            raise OSError("Job for pendock.service failed")
+
+    dock.machine.systemctl = failing_restart
+    outcome = upgrade(make_bundle(tmp_path, "0.2.0"), dock.machine)
+    assert outcome.rolled_back and "systemctl restart failed" in outcome.problems[0]
+    assert dock.layout.running() == "0.1.0"
+
+
+def test_a_power_cut_while_installing_leaves_the_running_release_and_the_next_upgrade_cleans_up(tmp_path):
+    dock = Dock(tmp_path)
+
+    def cut(venv, wheels, requirement):
+        (venv / "bin").mkdir(parents=True)
+        raise KeyboardInterrupt  # stands for the power going: no clean-up code runs after it
+
+    dock.machine.build_venv = cut
+    with pytest.raises(KeyboardInterrupt):
+        upgrade(make_bundle(tmp_path, "0.2.0"), dock.machine)
+    assert dock.layout.running() == "0.1.0" and dock.layout.installed() == ["0.1.0"]  # half a release is no release
+    dock.machine.build_venv = dock.build_venv
+    assert upgrade(make_bundle(tmp_path, "0.2.0"), dock.machine).ok
+    assert dock.layout.installed() == ["0.1.0", "0.2.0"]
+
+
+def test_the_real_health_probe_waits_for_ready_then_needs_selftest_and_healthz(tmp_path):
+    import http.server
+    import threading
+
+    from appliance.release.machine import health_probe
+
+    class Client:
+        answers = ["not yet", "ok"]
+        selftest = [{"part": "latch", "ok": True, "seen": "held"}]
+
+        def call(self, verb, **_):
+            if verb == "status":
+                if self.answers.pop(0) != "ok":
+                    raise OSError("connection refused")
+                Client.answers = ["ok"]
+                return {}
+            return self.selftest
+
+    class Healthz(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Healthz)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/healthz"
+    naps: list[float] = []
+    try:
+        assert health_probe(Client, url, sleep=naps.append)() == []
+        assert naps == [2.0]  # once not ready, then ready
+        Client.selftest = [{"part": "latch", "ok": False, "seen": "no movement"}]
+        clock = iter([0.0, 100.0])
+        assert health_probe(Client, url, timeout_s=10, sleep=naps.append, monotonic=lambda: next(clock))() == \
+            ["self-test FAIL latch: no movement"]
+        Client.selftest = [{"part": "latch", "ok": True, "seen": "held"}]
+        clock = iter([0.0, 100.0])
+        problems = health_probe(Client, url.replace("healthz", "nothing"), timeout_s=10, sleep=naps.append,
+                                monotonic=lambda: next(clock))()
+        assert problems and "did not answer" in problems[0]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def tiny_wheel(folder: Path, version: str) -> Path:
+    """A real (if tiny) pen-dock wheel pip accepts: METADATA, WHEEL, RECORD, one module."""
+    import base64
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    info = f"pen_dock-{version}.dist-info"
+    files = {
+        "pendock_tiny.py": f"VERSION = {version!r}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: pen-dock\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(text.encode())}")
+    files[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,"]) + "\n"
+    path = folder / f"pen_dock-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+    return path
+
+
+@pytest.mark.process  # python -m venv and pip: about 30 s here
+def test_the_release_venv_is_built_from_the_bundles_wheels_only(tmp_path):
+    import subprocess
+
+    from appliance.release.upgrade import offline_venv
+
+    dock = Dock(tmp_path)
+    dock.machine.build_venv = offline_venv  # the real one: python -m venv, pip --no-index
+    bundle = build_bundle([tiny_wheel(tmp_path / "w", "0.2.0")], MAKER, tmp_path / "dist")
+    assert upgrade(bundle, dock.machine).ok
+    python = dock.root / "opt/pendock/current/venv/bin/python"
+    shown = subprocess.run([str(python), "-c", "import pendock_tiny; print(pendock_tiny.VERSION)"],
+                           capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "0.2.0"
