@@ -38,6 +38,9 @@ def run(args, usage_error, make_client) -> int:
         return 0
     if bool(args.bundle) == bool(args.rollback):
         raise usage_error("upgrade needs a BUNDLE file or --rollback (one of the two)")
+    if root == Path("/") and os.geteuid() != 0:
+        raise usage_error("upgrade changes /opt/pendock and restarts the units: run it as root "
+                          "(sudo pendock upgrade ...)")
     try:
         outcome = _upgrade(args, root, make_client)
     except BundleRefused as error:

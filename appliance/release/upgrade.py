@@ -12,14 +12,16 @@ scratch root with a fake systemctl and health probe.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from appliance.release import bundle as bundles
 from appliance.release.bundle import BundleRefused
@@ -67,6 +69,34 @@ def version_info(layout: Layout, program_version: str) -> dict:
 
 
 def upgrade(bundle: Path, machine: Machine, allow_downgrade: bool = False) -> Outcome:
+    with _one_at_a_time(machine.layout):
+        return _upgrade(bundle, machine, allow_downgrade)
+
+
+def rollback(machine: Machine) -> Outcome:
+    """Back to `previous` by hand; the record stays as it is (days may be in it)."""
+    with _one_at_a_time(machine.layout):
+        return _rollback(machine)
+
+
+@contextmanager
+def _one_at_a_time(layout: Layout) -> Iterator[None]:
+    """An exclusive flock on /opt/pendock itself (no lock file: a refusal leaves nothing)."""
+    try:
+        fd = os.open(layout.app, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        raise BundleRefused(f"{layout.app} does not exist: install pen-dock with hw/install.sh first") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BundleRefused("another upgrade or rollback is running: wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _upgrade(bundle: Path, machine: Machine, allow_downgrade: bool) -> Outcome:
     layout = machine.layout
     manifest = bundles.verify(bundle, layout.keys_dir)
     running = _running_release(layout)
@@ -106,8 +136,7 @@ def upgrade(bundle: Path, machine: Machine, allow_downgrade: bool = False) -> Ou
                    rolled_back=True, backup=str(backup))
 
 
-def rollback(machine: Machine) -> Outcome:
-    """Back to `previous` by hand; the record stays as it is (days may be in it)."""
+def _rollback(machine: Machine) -> Outcome:
     layout = machine.layout
     running = _running_release(layout)
     previous = layout.previous()

@@ -421,3 +421,22 @@ def test_the_release_venv_is_built_from_the_bundles_wheels_only(tmp_path):
     shown = subprocess.run([str(python), "-c", "import pendock_tiny; print(pendock_tiny.VERSION)"],
                            capture_output=True, text=True, check=True)
     assert shown.stdout.strip() == "0.2.0"
+
+
+def test_a_second_upgrade_while_one_runs_is_refused(tmp_path):
+    import fcntl
+
+    dock = Dock(tmp_path)
+    bundle = make_bundle(tmp_path, "0.2.0")
+    fd = os.open(dock.layout.app, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the first upgrade, mid-way
+        before = dock.snapshot()
+        with pytest.raises(BundleRefused, match="another upgrade"):
+            upgrade(bundle, dock.machine)
+        with pytest.raises(BundleRefused, match="another upgrade"):
+            rollback(dock.machine)
+        assert dock.snapshot() == before and dock.calls == []
+    finally:
+        os.close(fd)
+    assert upgrade(bundle, dock.machine).ok
