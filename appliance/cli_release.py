@@ -20,6 +20,8 @@ def add_parser(sub, common) -> None:
                         help="install a signed release bundle, check it, roll back if it fails")
     up.add_argument("bundle", nargs="?", help="the release bundle (make bundle)")
     up.add_argument("--rollback", action="store_true", help="go back to the previous release")
+    up.add_argument("--finish", action="store_true",
+                    help="at boot: check (and keep or roll back) an upgrade a power cut interrupted")
     up.add_argument("--allow-downgrade", action="store_true", help="accept a bundle older than the running release")
     up.add_argument("--root", default="/", help=root_help)
 
@@ -36,8 +38,8 @@ def run(args, usage_error, make_client) -> int:
         previous = info["previous"] or "none"
         _emit(args, info, f"Running release {info['running']}; kept for rollback: {previous}.")
         return 0
-    if bool(args.bundle) == bool(args.rollback):
-        raise usage_error("upgrade needs a BUNDLE file or --rollback (one of the two)")
+    if [bool(args.bundle), args.rollback, args.finish].count(True) != 1:
+        raise usage_error("upgrade needs one of: a BUNDLE file, --rollback, --finish")
     if root == Path("/") and os.geteuid() != 0:
         raise usage_error("upgrade changes /opt/pendock and restarts the units: run it as root "
                           "(sudo pendock upgrade ...)")
@@ -46,6 +48,9 @@ def run(args, usage_error, make_client) -> int:
     except BundleRefused as error:
         print(f"Refused: {error}", file=sys.stderr)
         return 1
+    if outcome is None:
+        _emit(args, {"ok": True, "pending": False}, "No upgrade was pending.")
+        return 0
     if outcome.ok:
         _emit(args, outcome.as_dict(), f"Running release {outcome.running} (previous {outcome.previous}), healthy.")
         return 0
@@ -59,7 +64,7 @@ def _upgrade(args, root: Path, make_client):
     from appliance.core import paths
     from appliance.core.config import load_config, resolve_config_path
     from appliance.release.machine import real_machine
-    from appliance.release.upgrade import rollback, upgrade
+    from appliance.release.upgrade import finish, rollback, upgrade
 
     data = Path(args.data) if args.data else (
         paths.data_dir(None) if root == Path("/") else root / "var/lib/pendock")
@@ -69,6 +74,8 @@ def _upgrade(args, root: Path, make_client):
     machine = real_machine(root, data, make_client, f"http://{web.host}:{web.port}/healthz", say)
     if args.rollback:
         return rollback(machine)
+    if args.finish:
+        return finish(machine)
     return upgrade(Path(args.bundle), machine, allow_downgrade=args.allow_downgrade)
 
 

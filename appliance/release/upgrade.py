@@ -13,6 +13,7 @@ scratch root with a fake systemctl and health probe.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -118,22 +119,80 @@ def _upgrade(bundle: Path, machine: Machine, allow_downgrade: bool) -> Outcome:
         raise BundleRefused(f"the record could not be backed up ({error}): nothing changed; "
                             f"check the daemon (`pendock status`) and try again") from None
     machine.say(f"Record backed up to {backup}.")
-    before_previous = layout.previous()
+    pending = Pending(running, new, str(backup), layout.previous())
+    pending.save(layout)  # until the check is done: `upgrade --finish` at boot completes it after a cut
     layout.point("previous", running)
     layout.point("current", new)
     machine.say(f"Switched to {new}; restarting {' '.join(UNITS)} (the pen is held meanwhile).")
-    problems = _restart(machine, "restart")
+    return _check_or_go_back(machine, pending, _restart(machine, "restart"))
+
+
+def finish(machine: Machine) -> Outcome | None:
+    """After a boot: an upgrade a power cut interrupted is checked and kept or rolled back
+    (release and record); None when no upgrade was pending."""
+    with _one_at_a_time(machine.layout):
+        layout = machine.layout
+        pending = Pending.load(layout)
+        if pending is None:
+            return None
+        if layout.running() == pending.new:
+            return _check_or_go_back(machine, pending, machine.health())
+        # the cut came before the switch (or after a rollback's): the old release runs on
+        # a record the new one never opened (a rollback restores the record before it switches)
+        layout.point("previous", pending.before_previous)
+        Pending.clear(layout)
+        return Outcome(True, layout.running() or pending.old, pending.before_previous, pending.new,
+                       ["the upgrade was cut before the switch: the old release was kept"])
+
+
+def _check_or_go_back(machine: Machine, pending: Pending, problems: list[str]) -> Outcome:
+    layout = machine.layout
     if not problems:
         layout.prune()
-        return Outcome(True, new, running, new, backup=str(backup))
-    machine.say(f"Release {new} failed its health check ({'; '.join(problems)}): rolling back to {running}.")
+        Pending.clear(layout)
+        return Outcome(True, pending.new, pending.old, pending.new, backup=pending.backup)
+    machine.say(f"Release {pending.new} failed its health check ({'; '.join(problems)}): "
+                f"rolling back to {pending.old}.")
     _restart(machine, "stop")
-    _put_record_back(backup, machine.record_file)
-    layout.point("current", running)
-    layout.point("previous", before_previous)
+    _put_record_back(Path(pending.backup), machine.record_file)
+    layout.point("current", pending.old)
+    layout.point("previous", pending.before_previous)
+    Pending.clear(layout)
     after = _restart(machine, "start")
-    return Outcome(False, running, before_previous, new, problems + [f"after rollback: {p}" for p in after],
-                   rolled_back=True, backup=str(backup))
+    return Outcome(False, pending.old, pending.before_previous, pending.new,
+                   problems + [f"after rollback: {p}" for p in after], rolled_back=True, backup=pending.backup)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An upgrade switched but not yet checked: /opt/pendock/upgrade-pending.json."""
+    old: str
+    new: str
+    backup: str
+    before_previous: str | None
+
+    @staticmethod
+    def path(layout: Layout) -> Path:
+        return layout.app / "upgrade-pending.json"
+
+    def save(self, layout: Layout) -> None:
+        part = self.path(layout).with_suffix(".part")
+        with open(part, "w", encoding="utf-8") as handle:
+            json.dump(self.__dict__, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(part, self.path(layout))
+
+    @classmethod
+    def load(cls, layout: Layout) -> Pending | None:
+        try:
+            return cls(**json.loads(cls.path(layout).read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
+
+    @classmethod
+    def clear(cls, layout: Layout) -> None:
+        cls.path(layout).unlink(missing_ok=True)
 
 
 def _rollback(machine: Machine) -> Outcome:

@@ -20,7 +20,7 @@ from appliance.release import bundle as bundles
 from appliance.release.build import build_bundle
 from appliance.release.bundle import BundleRefused
 from appliance.release.slots import COMPLETE, Layout
-from appliance.release.upgrade import Machine, rollback, upgrade, version_info
+from appliance.release.upgrade import Machine, Pending, finish, rollback, upgrade, version_info
 
 MAKER = Ed25519PrivateKey.generate()
 
@@ -440,3 +440,67 @@ def test_a_second_upgrade_while_one_runs_is_refused(tmp_path):
     finally:
         os.close(fd)
     assert upgrade(bundle, dock.machine).ok
+
+
+def _cut_at_restart(dock: Dock) -> None:
+    plain = dock.systemctl
+
+    def power_goes(args):
+        plain(args)
+        if args[0] == "restart":
+            raise KeyboardInterrupt  # the power went as the units restarted: nothing after it ran
+
+    dock.machine.systemctl = power_goes
+    with pytest.raises(KeyboardInterrupt):
+        upgrade(make_bundle(dock.root.parent, "0.2.0"), dock.machine)
+    dock.machine.systemctl = dock.systemctl
+    assert Pending.load(dock.layout) is not None and dock.layout.running() == "0.2.0"
+
+
+def test_after_a_cut_mid_upgrade_finish_at_boot_rolls_back_a_release_that_fails(tmp_path):
+    dock = Dock(tmp_path, failing=frozenset({"0.2.0"}))
+    _cut_at_restart(dock)
+    outcome = finish(dock.machine)  # the boot: the units started the new release
+    assert outcome is not None and outcome.rolled_back
+    assert (dock.layout.running(), dock.layout.previous()) == ("0.1.0", None)
+    assert "migrated_by_0_2_0" not in dock.tables()  # the record put back too
+    assert Pending.load(dock.layout) is None
+    assert finish(dock.machine) is None  # done once
+
+
+def test_after_a_cut_mid_upgrade_finish_at_boot_keeps_a_healthy_release(tmp_path):
+    dock = Dock(tmp_path)
+    _cut_at_restart(dock)
+    outcome = finish(dock.machine)
+    assert outcome is not None and outcome.ok and not outcome.rolled_back
+    assert (dock.layout.running(), dock.layout.previous()) == ("0.2.0", "0.1.0")
+    assert "migrated_by_0_2_0" in dock.tables() and Pending.load(dock.layout) is None
+
+
+def test_a_cut_between_the_two_links_keeps_the_old_release(tmp_path, monkeypatch):
+    dock = Dock(tmp_path)
+    plain_point = Layout.point
+
+    def cut_before_current(layout, name, version):
+        if name == "current":
+            raise KeyboardInterrupt
+        plain_point(layout, name, version)
+
+    monkeypatch.setattr(Layout, "point", cut_before_current)
+    with pytest.raises(KeyboardInterrupt):
+        upgrade(make_bundle(tmp_path, "0.2.0"), dock.machine)
+    monkeypatch.setattr(Layout, "point", plain_point)
+    assert dock.layout.running() == "0.1.0"
+    outcome = finish(dock.machine)
+    assert outcome is not None and outcome.running == "0.1.0" and "cut before the switch" in outcome.problems[0]
+    assert dock.layout.previous() is None and Pending.load(dock.layout) is None
+    assert upgrade(make_bundle(tmp_path, "0.2.0"), dock.machine).ok  # and the next try goes through
+
+
+def test_finish_with_nothing_pending_changes_nothing(tmp_path, capsys):
+    dock = Dock(tmp_path)
+    before = dock.snapshot()
+    assert finish(dock.machine) is None
+    assert dock.snapshot() == before and dock.calls == []
+    assert cli.main(["upgrade", "--finish", "--root", str(dock.root)]) == 0
+    assert "No upgrade was pending" in capsys.readouterr().out
