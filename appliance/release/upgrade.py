@@ -112,7 +112,7 @@ def _upgrade(bundle: Path, machine: Machine, allow_downgrade: bool) -> Outcome:
     _install_release(bundle, manifest, machine)
     backup = machine.backup_dir / f"pre-upgrade-{running}-to-{new}-{machine.now():%Y%m%dT%H%M%S}.db"
     try:
-        machine.backup_dir.mkdir(parents=True, exist_ok=True)
+        _backup_folder(machine.backup_dir)
         machine.backup_record(backup)
     except Exception as error:
         layout.remove_release(new)
@@ -253,10 +253,23 @@ def _install_release(bundle: Path, manifest: bundles.Manifest, machine: Machine)
     machine.say(f"Installed release {manifest.version} in {target}.")
 
 
+def _backup_folder(folder: Path) -> None:
+    """The folder the daemon writes the backup into: made, if missing, with the data
+    folder's owner and group (the daemon's user), as the backup unit would make it."""
+    if folder.is_dir():
+        return
+    folder.mkdir(mode=0o750, parents=True)
+    owner = folder.parent.stat()
+    os.chown(folder, owner.st_uid, owner.st_gid)
+
+
 def _put_record_back(backup: Path, record: Path) -> None:
     """The pre-upgrade copy over the record, by rename; its -wal/-shm belong to the new one."""
     fresh = record.with_name(record.name + ".rollback")
     shutil.copyfile(backup, fresh)
+    owner = record.stat() if record.exists() else record.parent.stat()
+    os.chown(fresh, owner.st_uid, owner.st_gid)  # the daemon's user, not root who runs upgrade
+    os.chmod(fresh, owner.st_mode & 0o666 if record.exists() else 0o640)
     with open(fresh, "rb") as handle:
         os.fsync(handle.fileno())
     for suffix in ("-wal", "-shm"):

@@ -504,3 +504,17 @@ def test_finish_with_nothing_pending_changes_nothing(tmp_path, capsys):
     assert dock.snapshot() == before and dock.calls == []
     assert cli.main(["upgrade", "--finish", "--root", str(dock.root)]) == 0
     assert "No upgrade was pending" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root (CI runs as root)")
+def test_the_record_put_back_and_the_backup_folder_belong_to_the_daemons_user(tmp_path):
+    dock = Dock(tmp_path, failing=frozenset({"0.2.0"}))
+    os.chown(dock.data, 4321, 4321)
+    os.chown(dock.record, 4321, 4321)
+    os.chmod(dock.record, 0o640)
+    outcome = upgrade(make_bundle(tmp_path, "0.2.0"), dock.machine)
+    assert outcome.rolled_back
+    shown = dock.record.stat()
+    assert (shown.st_uid, shown.st_gid, shown.st_mode & 0o777) == (4321, 4321, 0o640)
+    folder = (dock.data / "backups").stat()
+    assert (folder.st_uid, folder.st_gid) == (4321, 4321)
