@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 FORMAT = 1
 MANIFEST, SIGNATURE, WHEELS = "manifest.json", "manifest.sig", "wheels/"
 _WHEEL_NAME = re.compile(r"^[A-Za-z0-9_.+!-]+\.whl$")
+_SMALL = 1 << 20  # manifest and signature are read whole: a bound, not a guess at their size
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:\.post(\d+))?$")
 
 
@@ -103,6 +104,8 @@ def _read(tar: tarfile.TarFile, members: dict, name: str, missing: str) -> bytes
     member = members.get(name)
     if member is None or not member.isfile():
         raise BundleRefused(missing)
+    if member.size > _SMALL:
+        raise BundleRefused(f"the bundle's {name} is {member.size} bytes: far too big, refused")
     source = tar.extractfile(member)
     assert source is not None
     return source.read()

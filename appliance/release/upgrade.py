@@ -110,6 +110,11 @@ def _upgrade(bundle: Path, machine: Machine, allow_downgrade: bool) -> Outcome:
     _not_busy(machine)
     machine.say(f"Bundle {bundle.name}: release {new}, signed by {manifest.signed_by}, every hash checked.")
     _install_release(bundle, manifest, machine)
+    try:
+        _not_busy(machine)  # again: the install took a while, and a session may have begun
+    except BundleRefused:
+        layout.remove_release(new)
+        raise
     backup = machine.backup_dir / f"pre-upgrade-{running}-to-{new}-{machine.now():%Y%m%dT%H%M%S}.db"
     try:
         _backup_folder(machine.backup_dir)

@@ -518,3 +518,18 @@ def test_the_record_put_back_and_the_backup_folder_belong_to_the_daemons_user(tm
     assert (shown.st_uid, shown.st_gid, shown.st_mode & 0o777) == (4321, 4321, 0o640)
     folder = (dock.data / "backups").stat()
     assert (folder.st_uid, folder.st_gid) == (4321, 4321)
+
+
+def test_a_session_begun_while_the_release_installed_refuses_before_the_switch(tmp_path):
+    dock = Dock(tmp_path)
+    plain = dock.build_venv
+
+    def slow_install(venv, wheels, requirement):
+        plain(venv, wheels, requirement)
+        dock.busy = "a session is open (restarting the daemon would interrupt it)"  # begun meanwhile
+
+    dock.machine.build_venv = slow_install
+    before = dock.snapshot()
+    with pytest.raises(BundleRefused, match="a session is open"):
+        upgrade(make_bundle(tmp_path, "0.2.0"), dock.machine)
+    assert dock.snapshot() == before and dock.calls == []
