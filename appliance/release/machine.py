@@ -55,7 +55,7 @@ def health_probe(make_client: Callable[[], object], healthz_url: str, timeout_s:
 
 
 def real_machine(root: Path, data_dir: Path, make_client: Callable[[], object], healthz_url: str,
-                 say: Callable[[str], None]) -> Machine:
+                 say: Callable[[str], None], health_timeout_s: float = 90.0) -> Machine:
     def backup_record(path: Path) -> None:
         result = make_client().call("backup", path=str(path))  # type: ignore[attr-defined]
         if result.get("integrity") != "ok":
@@ -74,5 +74,5 @@ def real_machine(root: Path, data_dir: Path, make_client: Callable[[], object], 
 
     return Machine(layout=Layout(root), record_file=data_dir / DB_NAME,
                    backup_dir=data_dir / "backups", systemctl=systemctl,
-                   health=health_probe(make_client, healthz_url), backup_record=backup_record,
+                   health=health_probe(make_client, healthz_url, health_timeout_s), backup_record=backup_record,
                    build_venv=offline_venv, busy=busy, now=lambda: datetime.now(timezone.utc), say=say)

@@ -383,18 +383,21 @@ def test_the_real_health_probe_waits_for_ready_then_needs_selftest_and_healthz(t
         server.server_close()
 
 
-def tiny_wheel(folder: Path, version: str) -> Path:
-    """A real (if tiny) pen-dock wheel pip accepts: METADATA, WHEEL, RECORD, one module."""
+def tiny_wheel(folder: Path, version: str, script: str | None = None) -> Path:
+    """A real (if tiny) pen-dock wheel pip accepts: METADATA, WHEEL, RECORD, one module;
+    with `script`, a `pendock` command that runs it (`pendock_tiny:main`)."""
     import base64
     import zipfile
 
     folder.mkdir(parents=True, exist_ok=True)
     info = f"pen_dock-{version}.dist-info"
     files = {
-        "pendock_tiny.py": f"VERSION = {version!r}\n",
+        "pendock_tiny.py": f"VERSION = {version!r}\n\n\ndef main():\n    {script or 'pass'}\n",
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: pen-dock\nVersion: {version}\n",
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
+    if script:
+        files[f"{info}/entry_points.txt"] = "[console_scripts]\npendock = pendock_tiny:main\n"
     record = []
     for name, text in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
