@@ -245,6 +245,19 @@ def _install_release(bundle: Path, manifest: bundles.Manifest, machine: Machine)
     layout = machine.layout
     target = layout.release(manifest.version)
     layout.remove_release(manifest.version)
+    # Everyone may read and run a release (the daemon runs as its own user), whatever
+    # umask root's shell had (sudo may pass on 0077).
+    umask = os.umask(0o022)
+    try:
+        _unpack_and_build(bundle, manifest, machine, target)
+    finally:
+        os.umask(umask)
+    (target / COMPLETE).write_text(f"{manifest.version}\n")
+    machine.say(f"Installed release {manifest.version} in {target}.")
+
+
+def _unpack_and_build(bundle: Path, manifest: bundles.Manifest, machine: Machine, target: Path) -> None:
+    layout = machine.layout
     try:
         bundles.extract_wheels(bundle, manifest, target / "wheels")
         machine.build_venv(target / "venv", target / "wheels", f"pen-dock=={manifest.version}")
@@ -254,8 +267,6 @@ def _install_release(bundle: Path, manifest: bundles.Manifest, machine: Machine)
     except Exception as error:
         layout.remove_release(manifest.version)
         raise BundleRefused(f"release {manifest.version} could not be installed ({error}): nothing changed") from None
-    (target / COMPLETE).write_text(f"{manifest.version}\n")
-    machine.say(f"Installed release {manifest.version} in {target}.")
 
 
 def _backup_folder(folder: Path) -> None:

@@ -536,3 +536,17 @@ def test_a_session_begun_while_the_release_installed_refuses_before_the_switch(t
     with pytest.raises(BundleRefused, match="a session is open"):
         upgrade(make_bundle(tmp_path, "0.2.0"), dock.machine)
     assert dock.snapshot() == before and dock.calls == []
+
+
+def test_a_release_is_readable_by_the_daemons_user_whatever_roots_umask(tmp_path):
+    dock = Dock(tmp_path)
+    bundle = make_bundle(tmp_path, "0.2.0")
+    umask = os.umask(0o077)  # as `sudo` may pass on
+    try:
+        assert upgrade(bundle, dock.machine).ok
+    finally:
+        os.umask(umask)
+    release = dock.layout.release("0.2.0")
+    for path in (release, release / "wheels", release / "wheels/flask-3.0.0-py3-none-any.whl",
+                 release / "venv/bin/pendock"):
+        assert path.stat().st_mode & 0o005 == (0o005 if path.is_dir() else 0o004), path
