@@ -116,11 +116,14 @@ def _upgrade(bundle: Path, machine: Machine, allow_downgrade: bool) -> Outcome:
         layout.remove_release(new)
         raise
     backup = machine.backup_dir / f"pre-upgrade-{running}-to-{new}-{machine.now():%Y%m%dT%H%M%S}.db"
+    made_folder = not machine.backup_dir.is_dir()
     try:
         _backup_folder(machine.backup_dir)
         machine.backup_record(backup)
     except Exception as error:
         layout.remove_release(new)
+        if made_folder:
+            shutil.rmtree(machine.backup_dir, ignore_errors=True)
         raise BundleRefused(f"the record could not be backed up ({error}): nothing changed; "
                             f"check the daemon (`pendock status`) and try again") from None
     machine.say(f"Record backed up to {backup}.")

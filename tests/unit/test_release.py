@@ -550,3 +550,16 @@ def test_a_release_is_readable_by_the_daemons_user_whatever_roots_umask(tmp_path
     for path in (release, release / "wheels", release / "wheels/flask-3.0.0-py3-none-any.whl",
                  release / "venv/bin/pendock"):
         assert path.stat().st_mode & 0o005 == (0o005 if path.is_dir() else 0o004), path
+
+
+def test_a_record_that_cannot_be_backed_up_refuses_and_changes_nothing(tmp_path):
+    dock = Dock(tmp_path)
+
+    def daemon_refuses(path):
+        raise RuntimeError("backup integrity: database disk image is malformed")
+
+    dock.machine.backup_record = daemon_refuses
+    before = dock.snapshot()
+    with pytest.raises(BundleRefused, match="could not be backed up"):
+        upgrade(make_bundle(tmp_path, "0.2.0"), dock.machine)
+    assert dock.snapshot() == before and dock.calls == []
