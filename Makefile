@@ -13,7 +13,7 @@ TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk mosquitto nginx-light
 # npm fetches axe-core for the browser tests; a nodejs from elsewhere (NodeSource) ships its
 # own npm and conflicts with Debian's package, so npm is asked for only when the command is missing.
 
-.PHONY: demo demo-clinic demo-chain lint test test-fast test-hil bench deps-system clean translations
+.PHONY: demo demo-clinic demo-chain lint test test-fast test-hil bench bundle deps-system clean translations
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -92,6 +92,12 @@ test-fast: $(STAMP) lint
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m tests.bench.run_all $(BENCH_ARGS)
+
+# A signed release bundle for `pendock upgrade` (README, Updates): this checkout's wheel
+# and its dependencies' wheels (pip wheel: PyPI or pip's cache), hashed and signed.
+bundle: $(STAMP)
+	@test -n "$(KEY)" || { echo "make bundle KEY=FILE: FILE is the release's Ed25519 private key (README, Updates)"; exit 2; }
+	$(VENV)/bin/python -m appliance.release.build --key "$(KEY)" --out dist
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info test-artifacts

@@ -15,6 +15,7 @@ from typing import Callable
 
 from appliance import cli_clock
 from appliance import cli_chain, cli_fleet
+from appliance import cli_release
 from appliance import cli_tls
 from appliance.core import inputs, paths
 from appliance.core.dates import long_date
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_clock.add_parser(sub, common)
     sub.add_parser("setup-code", parents=[common],
                    help="the one-time code of the page's first-run form (until a manager exists)")
+    cli_release.add_parser(sub, common)
     return parser
 
 
@@ -555,6 +557,8 @@ def _dispatch(argv: list[str] | None) -> int:
             return run_sim(args)
         if args.verb == "chain":
             return cli_chain.run(args)
+        if args.verb in cli_release.VERBS:
+            return cli_release.run(args, UsageError, lambda: client_for(args))
         return run_verb(args)
     except (UsageError, cli_fleet.FleetUsage) as error:
         print(f"pendock: {error}", file=sys.stderr)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from appliance import cli
+from appliance import cli, cli_release
 
-OWN_ENTRY = {"demo", "daemon", "web", "sim", "chain"}  # main() runs these itself
+# main() runs these itself (version and upgrade: appliance/cli_release.py)
+OWN_ENTRY = {"demo", "daemon", "web", "sim", "chain", *cli_release.VERBS}
 
 
 def test_every_parsed_verb_has_a_handler_and_no_handler_is_unreachable():
