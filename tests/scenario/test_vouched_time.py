@@ -101,20 +101,28 @@ def test_an_authenticated_source_re_anchors_what_a_forward_mistake_dated(demo):
     treat(demo, "CL-7")
 
 
+def future_docks_backup(tmp_path):
+    """A genuine backup of another dock whose clock stood in 2099 (not known to be right)
+    when it recorded one session for CL-9: every row covered by its own audit trail."""
+    from appliance.record.store import Store
+    from tests.unit.test_store import close, reading
+
+    started = datetime.fromisoformat("2099-12-08T08:00:00+00:00")
+    with Store.open(tmp_path / "future-dock") as other:
+        other.register_pen(reading(serial=4242), started - timedelta(days=30), "dock", True)
+        session = other.open_session(started_at=started, client_ref="CL-9", area="face", pen_serial=4242,
+                                     cartridge_serial=9099, strokes_start=1, motor_seconds_start=1,
+                                     clock_synced=False)
+        close(other, session, started + timedelta(minutes=30))
+        other.backup_to(tmp_path / "future.db")
+    return tmp_path / "future.db"
+
+
 def test_a_restored_record_dated_in_the_future_holds_no_other_client(demo, tmp_path):
     """Finding 2: restoring a backup holding one session dated 2099 held every pen after
     the next restart."""
     treat(demo, "CL-8")
-    backup = tmp_path / "future.db"
-    demo.ok("backup", str(backup))
-    db = sqlite3.connect(backup)
-    try:  # the backup as a dock with a clock in 2099 would have written it
-        db.execute("UPDATE sessions SET started_at = replace(started_at, substr(started_at, 1, 4), '2099'), "
-                   "vouched_at = replace(vouched_at, substr(vouched_at, 1, 4), '2099'), "
-                   "day = replace(day, substr(day, 1, 4), '2099'), client_ref = 'CL-9'")
-        db.commit()
-    finally:
-        db.close()
+    backup = future_docks_backup(tmp_path)
     demo.ok("restore", str(backup))
     demo.stop()
     demo.start()
