@@ -2,6 +2,7 @@
 # hw/install.sh: turn a Raspberry Pi OS machine into a pen dock (or undo it).
 #
 #   sudo hw/install.sh [--root DIR] [--no-venv] [--source PATH] [--offline DIR] [--tech NAME]... [--sshd]
+#                      [--simulated]
 #   sudo hw/install.sh --uninstall [--purge] [--root DIR]
 #
 # Install sets up: system groups gpio, spi (if missing), pendock, pendock-web, pendock-tech;
@@ -25,6 +26,11 @@
 # holds pen-dock's wheel and its dependencies' (`make wheels` builds them on a networked
 # machine); without --source, pen-dock's wheel in DIR is the one installed.
 #
+# --simulated: a dock without its Pi (a test machine, the system test's guest): a drop-in
+# sets PENDOCK_SIMULATED=yes for pendock.service, so the daemon runs on gpiozero's mock
+# pins with the simulated pen. Refused on a Raspberry Pi; every install without the flag
+# removes that drop-in again, so a clinic's dock never keeps it.
+#
 # Uninstall removes the units, the venv, the boot block, the users and the groups it made;
 # it keeps the records (/var/lib/pendock) and the config (/etc/pendock) unless --purge.
 #
@@ -43,6 +49,7 @@ readonly UNITS=(pendock.service pendock-web.service pendock-backup.service pendo
 readonly WATCHDOG_DROPIN=/etc/systemd/system.conf.d/pendock-watchdog.conf
 readonly SSHD_DROPIN=/etc/ssh/sshd_config.d/pendock.conf
 readonly PATH_LINK=/usr/local/bin/pendock
+readonly SIMULATED_DROPIN=/etc/systemd/system/pendock.service.d/simulated.conf
 readonly BLOCK_BEGIN="# BEGIN pen-dock"
 readonly BLOCK_END="# END pen-dock"
 
@@ -51,6 +58,7 @@ WANT_VENV=1
 MODE=install
 PURGE=0
 WANT_SSHD=0
+WANT_SIMULATED=0
 SOURCE=$REPO
 SOURCE_GIVEN=0
 OFFLINE=
@@ -74,6 +82,7 @@ parse_args() {
             --offline) [[ $# -ge 2 ]] || die "--offline needs the folder of wheels (make wheels)"; OFFLINE=$2; shift ;;
             --tech) [[ $# -ge 2 ]] || die "--tech needs a user name"; TECHS+=("$2"); shift ;;
             --sshd) WANT_SSHD=1 ;;
+            --simulated) WANT_SIMULATED=1 ;;
             --uninstall) MODE=uninstall ;;
             --purge) PURGE=1 ;;
             -h|--help) usage; exit 0 ;;
@@ -82,6 +91,7 @@ parse_args() {
         shift
     done
     [[ $PURGE == 0 || $MODE == uninstall ]] || die "--purge only goes with --uninstall"
+    [[ $WANT_SIMULATED == 0 || $MODE == install ]] || die "--simulated only goes with an install"
     [[ $EUID == 0 ]] || die "must run as root (users, groups and /etc): try 'sudo $0 $given'"
     [[ -d $ROOT ]] || die "--root $ROOT is not a folder"
     if [[ -n $OFFLINE ]]; then
@@ -344,6 +354,34 @@ install_path_command() {
     rm -f "$wrapper"
 }
 
+on_a_pi() { [[ -r /proc/device-tree/model ]] && grep -q 'Raspberry Pi' /proc/device-tree/model; }
+
+# PENDOCK_SIMULATED=yes (appliance/processes.py) only through --simulated, never by default.
+install_simulated_setting() {
+    local dest dropin
+    dest=$(at "$SIMULATED_DROPIN")
+    if ((!WANT_SIMULATED)); then
+        if [[ -e $dest ]]; then
+            rm -f -- "$dest"
+            fsync_paths "$(dirname "$dest")"
+            say "Removed $SIMULATED_DROPIN: the daemon drives this machine's pins (install with --simulated to keep it)."
+        fi
+        return 0
+    fi
+    ! on_a_pi || die "--simulated on a Raspberry Pi: the dock would not drive its own latch. Install without it."
+    dropin=$(mktemp)
+    cat >"$dropin" <<'EOF'
+# Written by pen-dock's hw/install.sh --simulated: no Pi here. The daemon runs on
+# gpiozero's mock pins with the simulated pen (README, "Running the installed dock
+# without its Pi"). Never on a clinic's dock: hw/install.sh without --simulated removes it.
+[Service]
+Environment=PENDOCK_SIMULATED=yes
+EOF
+    copy_file "$dropin" "$SIMULATED_DROPIN" 0644
+    rm -f "$dropin"
+    say "SIMULATED: pendock.service runs on mock pins with the simulated pen ($SIMULATED_DROPIN)."
+}
+
 boot_config_path() {
     local candidate
     for candidate in /boot/firmware/config.txt /boot/config.txt; do
@@ -441,6 +479,7 @@ do_install() {
     tighten_records
     install_units
     install_path_command
+    install_simulated_setting
     install_boot_lines
     install_sshd
     start_services
@@ -479,6 +518,7 @@ do_uninstall() {
     for unit in "${UNITS[@]}"; do remove_path "$UNIT_DIR/$unit" "unit $unit"; done
     remove_path "$WATCHDOG_DROPIN" "the hardware watchdog setting"
     remove_path "$PATH_LINK" "the pendock command on PATH"
+    remove_path "$SIMULATED_DROPIN" "the simulated-hardware setting"
     if [[ -e $(at "$SSHD_DROPIN") ]]; then
         remove_path "$SSHD_DROPIN" "the sshd drop-in"
         if systemd_live; then

@@ -435,3 +435,18 @@ def test_pendock_is_on_every_users_path_and_runs_the_venvs(source: Path, root: P
 
 def stat_mode(info: os.stat_result) -> int:
     return info.st_mode & 0o7777
+
+
+def test_the_simulated_setting_is_only_there_when_asked_for(source: Path, root: Path) -> None:
+    """PENDOCK_SIMULATED=yes (mock pins, simulated pen) never ships: no unit carries it, a
+    plain install writes no drop-in, and an install without --simulated removes one."""
+    dropin = root / "etc/systemd/system/pendock.service.d/simulated.conf"
+    for unit in UNITS:
+        assert "PENDOCK_SIMULATED" not in (REPO / "systemd" / unit).read_text()
+    install(source, root, "--no-venv")
+    assert not dropin.exists()
+    out = install(source, root, "--no-venv", "--simulated")
+    assert "Environment=PENDOCK_SIMULATED=yes" in dropin.read_text() and "SIMULATED" in out
+    out = install(source, root, "--no-venv")
+    assert not dropin.exists() and "Removed /etc/systemd/system/pendock.service.d/simulated.conf" in out
+    install(source, root, "--no-venv", "--simulated", "--uninstall", expect=2)
