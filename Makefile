@@ -13,7 +13,9 @@ TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk mosquitto
 # npm fetches axe-core for the browser tests; a nodejs from elsewhere (NodeSource) ships its
 # own npm and conflicts with Debian's package, so npm is asked for only when the command is missing.
 
-.PHONY: demo demo-clinic lint test test-fast test-hil bench deps-system clean
+SYSTEM_TEST_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils openssh-client e2fsprogs
+
+.PHONY: demo demo-clinic lint test test-fast test-hil test-system wheels bench deps-system clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -69,6 +71,22 @@ test-hil: $(STAMP)
 	    env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
 	fi
 	$(VENV)/bin/python -m tests.hil.run
+
+# The booted appliance (tests/bootimage): Debian 12 amd64 built with mmdebstrap from Debian's
+# archive (cached in /var/cache/pendock-system by its package list), this checkout installed
+# by hw/install.sh in it, booted with systemd under qemu (TCG), checked over SSH and the
+# serial console. Root only (mmdebstrap, apt-get). About 2 minutes to build the image once,
+# then 6-10 minutes a run (README, "The system test").
+test-system: $(STAMP)
+	@if [ "$$(id -u)" = 0 ]; then 	  missing=""; for p in $(SYSTEM_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; 	  if [ -n "$$missing" ]; then echo "installing Debian packages for the system test:$$missing"; 	    env DEBIAN_FRONTEND=noninteractive apt-get update -qq && 	    env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; 	fi
+	$(VENV)/bin/python -m tests.bootimage.run
+
+# pen-dock's wheel and its dependencies' for this machine's Python, in dist/wheels: what
+# `hw/install.sh --offline dist/wheels` installs on a dock without internet.
+wheels: $(STAMP)
+	rm -rf dist/wheels
+	$(VENV)/bin/python -m pip wheel -q --no-deps -w dist/wheels .
+	$(VENV)/bin/python -m pip download -q --only-binary=:all: -d dist/wheels dist/wheels/pen_dock-*.whl
 
 test-fast: $(STAMP) lint
 	PENDOCK_FAST=1 $(VENV)/bin/python -m pytest -m "not browser and not slow and not process" $(PYTEST_ARGS)
