@@ -59,6 +59,8 @@ test: $(STAMP) deps-system lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-hil; \
 	else echo "test-hil: skipped: the hardware-in-the-loop run needs root (make test-hil as root)"; fi
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-system; \
+	else echo "test-system: skipped: the booted image needs root (make test-system as root)"; fi
 
 # Hardware in the loop (tests/hil): Debian's kernel under qemu with a simulated GPIO chip,
 # the dock on it through lgpio. Root only: it installs the kernel headers, qemu and busybox
