@@ -220,9 +220,8 @@ ensure_dir() { # PATH MODE OWNER GROUP
 }
 
 copy_file() { # SOURCE DEST MODE: reports whether DEST changed
-    local src=$1 dest dest_dir
+    local src=$1 dest
     dest=$(at "$2")
-    dest_dir=$(dirname "$dest")
     if [[ -f $dest ]] && cmp -s "$src" "$dest"; then
         chmod "$3" "$dest"
         fsync_paths "$dest"
