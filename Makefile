@@ -13,7 +13,9 @@ TEST_PACKAGES := chromium openssh-server fuse3 systemd wrk mosquitto nginx-light
 # npm fetches axe-core for the browser tests; a nodejs from elsewhere (NodeSource) ships its
 # own npm and conflicts with Debian's package, so npm is asked for only when the command is missing.
 
-.PHONY: demo demo-clinic demo-chain lint test test-fast test-hil bench bundle deps-system clean translations
+SYSTEM_TEST_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils openssh-client e2fsprogs
+
+.PHONY: demo demo-clinic demo-chain lint test test-fast test-hil test-system wheels bench bundle deps-system clean translations
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -74,6 +76,8 @@ test: $(STAMP) deps-system lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-hil; \
 	else echo "test-hil: skipped: the hardware-in-the-loop run needs root (make test-hil as root)"; fi
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory test-system; \
+	else echo "test-system: skipped: the booted image needs root (make test-system as root)"; fi
 
 # Hardware in the loop (tests/hil): Debian's kernel under qemu with a simulated GPIO chip,
 # the dock on it through lgpio. Root only: it installs the kernel headers, qemu and busybox
@@ -86,6 +90,22 @@ test-hil: $(STAMP)
 	    env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
 	fi
 	$(VENV)/bin/python -m tests.hil.run
+
+# The booted appliance (tests/bootimage): Debian 12 amd64 built with mmdebstrap from Debian's
+# archive (cached in /var/cache/pendock-system by its package list), this checkout installed
+# by hw/install.sh in it, booted with systemd under qemu (TCG), checked over SSH and the
+# serial console. Root only (mmdebstrap, apt-get). About 2 minutes to build the image once,
+# then 6-10 minutes a run (README, "The system test").
+test-system: $(STAMP)
+	@if [ "$$(id -u)" = 0 ]; then 	  missing=""; for p in $(SYSTEM_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; 	  if [ -n "$$missing" ]; then echo "installing Debian packages for the system test:$$missing"; 	    env DEBIAN_FRONTEND=noninteractive apt-get update -qq && 	    env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; 	fi
+	$(VENV)/bin/python -m tests.bootimage.run
+
+# pen-dock's wheel and its dependencies' for this machine's Python, in dist/wheels: what
+# `hw/install.sh --offline dist/wheels` installs on a dock without internet.
+wheels: $(STAMP)
+	rm -rf dist/wheels
+	$(VENV)/bin/python -m pip wheel -q --no-deps -w dist/wheels .
+	$(VENV)/bin/python -m pip download -q --only-binary=:all: -d dist/wheels dist/wheels/pen_dock-*.whl
 
 test-fast: $(STAMP) lint
 	PENDOCK_FAST=1 $(VENV)/bin/python -m pytest -m "not browser and not slow and not process" $(PYTEST_ARGS)

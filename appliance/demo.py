@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 
 from appliance.children import python_command, python_env
@@ -99,6 +100,21 @@ def with_fleet_flags(config, args):
     return replace(config, fleet=replace(config.fleet, broker=flags.broker, dock_id=flags.dock_id))
 
 
+def demo_pen_serial(dock_id: str) -> int:
+    """A clinic's demo docks each hold a pen of their own: a serial made from the dock id
+    (1..2**32-1), so a second dock never mistakes the first one's pen for its own
+    (counter_rollback). The same id gives the same pen, run after run."""
+    return zlib.crc32(f"pendock-demo-pen/{dock_id}".encode()) or 1
+
+
+def give_the_pen_its_own_serial(pen_file: Path, dock_id: str) -> None:
+    """A new demo dock with a dock id starts with its own pen; a saved pen (sim-pen.json,
+    e.g. one `make demo-clinic` wrote with a serial of its own) is kept as it is."""
+    if not dock_id or pen_file.exists():
+        return
+    pen_file.write_text(json.dumps({"pen_serial": demo_pen_serial(dock_id)}), encoding="utf-8")
+
+
 def run_demo(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -123,6 +139,7 @@ def run_demo(args) -> int:
     except PinMapError as error:
         return refusal(error)
     prepare_process(data)
+    give_the_pen_its_own_serial(data / "sim-pen.json", config.fleet.dock_id)
     try:
         simulated = build_sim_dock(config, data, socket, pen_file=data / "sim-pen.json", pinmap=pinmap,
                                    config_source=resolve_config_path(args.config, os.environ),

@@ -34,6 +34,22 @@ def pinmap_path() -> Path | None:
     return Path(value) if value else None
 
 
+SIMULATED_ENV = "PENDOCK_SIMULATED"
+
+
+def simulated_hardware(environ) -> bool:
+    """PENDOCK_SIMULATED=yes: the installed daemon runs on gpiozero's MockFactory with the
+    simulated pen (a dock without its Pi: the system test's guest). Off unless exactly yes;
+    anything but yes, no or unset is refused, so a typo never decides which pins drive the latch."""
+    value = environ.get(SIMULATED_ENV)
+    if value in (None, "", "no"):
+        return False
+    if value == "yes":
+        return True
+    raise ValueError(f"{SIMULATED_ENV}={value!r} is not a setting: use yes (mock pins and the simulated "
+                     f"pen, never on a clinic's dock) or no, or leave it unset (the default: real pins)")
+
+
 def refusal(error: Exception | str) -> int:
     """A start-up refusal a technician can act on: say it, exit 2; nothing drove the latch."""
     print(f"pendock: {error}", file=sys.stderr)
@@ -62,20 +78,25 @@ def run(args) -> int:
         from appliance.record.store import StoreError
 
         try:
+            simulated = simulated_hardware(os.environ)
             data = paths.usable_data_dir(data)
-        except paths.UnusableDataDir as error:
+        except (ValueError, paths.UnusableDataDir) as error:
             return refusal(error)
         try:
             pinmap = load_pinmap(pinmap_path())
+            source = resolve_config_path(args.config, os.environ)
+            if simulated:
+                return run_simulated_daemon(config, data, socket, pinmap, source)
             clock = SystemClock(config.tz, offset_file=data / paths.CLOCK_OFFSET_NAME)
-            return run_daemon(config, data, socket, clock, pinmap=pinmap,
-                              config_source=resolve_config_path(args.config, os.environ))
+            return run_daemon(config, data, socket, clock, pinmap=pinmap, config_source=source)
         except (PinMapError, StoreError) as error:
             return refusal(error)
         except BadPinFactory as error:
             print(
                 f"pendock: no GPIO pin library works here ({error}). On a Raspberry Pi install "
-                "pen-dock with its [pi] extra (lgpio, RPi.GPIO); off the Pi use `pendock demo`.",
+                "pen-dock with its [pi] extra (lgpio, RPi.GPIO); off the Pi use `pendock demo`, "
+                f"or for an installed dock without its Pi set {SIMULATED_ENV}=yes (README, "
+                "\"Running the installed dock without its Pi\").",
                 file=sys.stderr,
             )
             return 2
@@ -92,6 +113,22 @@ def run(args) -> int:
     except OSError as error:  # the address is not this machine's, or the port is taken
         return refusal(f"the page cannot listen on {host} port {port}: {error.strerror or error}; "
                        f"choose another --host/--port (or web.host/web.port in the config)")
+
+
+def run_simulated_daemon(config, data: Path, socket: Path, pinmap, config_source: Path) -> int:
+    """`pendock daemon` under PENDOCK_SIMULATED=yes: the very run_daemon, handed the mock pins
+    with the simulated pen (its state kept in DATA/sim-pen.json, as `pendock demo` does)."""
+    from appliance.daemon.loop import run_daemon
+    from appliance.simdock import simulated_parts
+
+    logging.getLogger("pendock").warning("%s=yes: mock pins and the simulated pen, not this machine's GPIO",
+                                         SIMULATED_ENV)
+    parts = simulated_parts(config, data, pen_file=data / "sim-pen.json", pinmap=pinmap)
+    try:
+        return run_daemon(parts.config, data, socket, parts.clock, pinmap=pinmap, config_source=config_source,
+                          extensions=[parts.simulator.register], pin_factory=parts.factory)
+    finally:
+        parts.factory.close()
 
 
 def check_listen_address(host: str, port: int) -> None:

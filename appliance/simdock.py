@@ -53,13 +53,23 @@ def demo_maker(config, data_dir: Path) -> tuple[SimChips, object]:
     return chips, trusting
 
 
-def build_sim_dock(config, data_dir: Path, socket: Path, *, pen_file: Path | None = None,
-                   pinmap: PinMap | None = None,
-                   config_source: Path | None = None, start_at: time | None = None) -> SimulatedDock:
-    """Start the daemon's dock on mock pins with the simulated pen. `pen_file` keeps the
-    pen's state between runs (it stands for the physical pen); None keeps it in memory.
-    `start_at`: a new simulated dock's wall clock starts at that time of the dock's today
-    (a day that cannot run past midnight under a test); a saved clock wins."""
+@dataclass
+class SimulatedParts:
+    """The simulation's parts before any dock starts: the pins, the pen on them, its clock,
+    and the config trusting the demo maker."""
+
+    factory: SimFactory
+    simulator: Simulator
+    clock: SimClock
+    config: object
+
+
+def simulated_parts(config, data_dir: Path, *, pen_file: Path | None = None, pinmap: PinMap | None = None,
+                    start_at: time | None = None) -> SimulatedParts:
+    """Mock pins with the simulated pen on them. `pen_file` keeps the pen's state between
+    runs (it stands for the physical pen); None keeps it in memory. `start_at`: a new
+    simulated dock's wall clock starts at that time of the dock's today (a day that cannot
+    run past midnight under a test); a saved clock wins."""
     pinmap = pinmap or load_pinmap()
     chips, config = demo_maker(config, Path(data_dir))
     os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")  # see the module's docstring
@@ -73,10 +83,23 @@ def build_sim_dock(config, data_dir: Path, socket: Path, *, pen_file: Path | Non
             clock.wall_offset = (now.replace(hour=start_at.hour, minute=start_at.minute, second=0,
                                              microsecond=0) - now).total_seconds()
             simulator.save()
-        running = start_dock(config, Path(data_dir), Path(socket), clock, pinmap=pinmap,
-                             pin_factory=factory, extensions=[simulator.register],
-                             config_source=config_source)
     except BaseException:
         factory.close()
         raise
-    return SimulatedDock(running, simulator, factory, clock, pinmap)
+    return SimulatedParts(factory, simulator, clock, config)
+
+
+def build_sim_dock(config, data_dir: Path, socket: Path, *, pen_file: Path | None = None,
+                   pinmap: PinMap | None = None,
+                   config_source: Path | None = None, start_at: time | None = None) -> SimulatedDock:
+    """Start the daemon's dock on mock pins with the simulated pen (see simulated_parts)."""
+    pinmap = pinmap or load_pinmap()
+    parts = simulated_parts(config, data_dir, pen_file=pen_file, pinmap=pinmap, start_at=start_at)
+    try:
+        running = start_dock(parts.config, Path(data_dir), Path(socket), parts.clock, pinmap=pinmap,
+                             pin_factory=parts.factory, extensions=[parts.simulator.register],
+                             config_source=config_source)
+    except BaseException:
+        parts.factory.close()
+        raise
+    return SimulatedDock(running, parts.simulator, parts.factory, parts.clock, pinmap)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # hw/install.sh: turn a Raspberry Pi OS machine into a pen dock (or undo it).
 #
-#   sudo hw/install.sh [--root DIR] [--no-venv] [--source PATH] [--tech NAME]... [--sshd]
+#   sudo hw/install.sh [--root DIR] [--no-venv] [--source PATH] [--offline DIR] [--tech NAME]... [--sshd]
+#                      [--simulated]
 #   sudo hw/install.sh --uninstall [--purge] [--root DIR]
 #
 # Install sets up: system groups gpio, spi (if missing), pendock, pendock-web, pendock-tech;
@@ -13,8 +14,22 @@
 # and its backups folder (0700, files 0600): records are never changed, only their modes
 # tightened (the daemon migrates the schema when it starts); the
 # systemd units; the hardware watchdog feed; the boot config lines (SPI on, watchdog on)
-# in one marked block; then, on a running system, enables and (re)starts the services.
+# in one marked block; `pendock` on everyone's PATH (/usr/local/bin/pendock, which runs the
+# venv's); then, on a running system, enables and (re)starts the services.
 # Running it twice is the same as running it once.
+#
+# Every file is written durably (a temporary file beside it, fsync, rename, fsync of the
+# folder) and the installer ends with a flush (sync): "Installed." means it is on disk, so
+# a power cut right after it leaves a dock that boots (systemd/README.md).
+#
+# --offline DIR installs the program from the wheels in DIR alone (pip --no-index): DIR
+# holds pen-dock's wheel and its dependencies' (`make wheels` builds them on a networked
+# machine); without --source, pen-dock's wheel in DIR is the one installed.
+#
+# --simulated: a dock without its Pi (a test machine, the system test's guest): a drop-in
+# sets PENDOCK_SIMULATED=yes for pendock.service, so the daemon runs on gpiozero's mock
+# pins with the simulated pen. Refused on a Raspberry Pi; every install without the flag
+# removes that drop-in again, so a clinic's dock never keeps it.
 #
 # Uninstall removes the units, the venv, the boot block, the users and the groups it made;
 # it keeps the records (/var/lib/pendock) and the config (/etc/pendock) unless --purge.
@@ -33,6 +48,8 @@ readonly UNIT_DIR=/etc/systemd/system
 readonly UNITS=(pendock.service pendock-web.service pendock-backup.service pendock-backup.timer)
 readonly WATCHDOG_DROPIN=/etc/systemd/system.conf.d/pendock-watchdog.conf
 readonly SSHD_DROPIN=/etc/ssh/sshd_config.d/pendock.conf
+readonly PATH_LINK=/usr/local/bin/pendock
+readonly SIMULATED_DROPIN=/etc/systemd/system/pendock.service.d/simulated.conf
 readonly BLOCK_BEGIN="# BEGIN pen-dock"
 readonly BLOCK_END="# END pen-dock"
 
@@ -41,14 +58,17 @@ WANT_VENV=1
 MODE=install
 PURGE=0
 WANT_SSHD=0
+WANT_SIMULATED=0
 SOURCE=$REPO
+SOURCE_GIVEN=0
+OFFLINE=
 TECHS=()
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 2; }
 
 usage() {
-    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 
 parse_args() {
@@ -58,9 +78,11 @@ parse_args() {
             --root) [[ $# -ge 2 ]] || die "--root needs a folder"; ROOT=$2; shift ;;
             --root=*) ROOT=${1#--root=} ;;
             --no-venv) WANT_VENV=0 ;;
-            --source) [[ $# -ge 2 ]] || die "--source needs a wheel or project folder"; SOURCE=$2; shift ;;
+            --source) [[ $# -ge 2 ]] || die "--source needs a wheel or project folder"; SOURCE=$2; SOURCE_GIVEN=1; shift ;;
+            --offline) [[ $# -ge 2 ]] || die "--offline needs the folder of wheels (make wheels)"; OFFLINE=$2; shift ;;
             --tech) [[ $# -ge 2 ]] || die "--tech needs a user name"; TECHS+=("$2"); shift ;;
             --sshd) WANT_SSHD=1 ;;
+            --simulated) WANT_SIMULATED=1 ;;
             --uninstall) MODE=uninstall ;;
             --purge) PURGE=1 ;;
             -h|--help) usage; exit 0 ;;
@@ -69,8 +91,18 @@ parse_args() {
         shift
     done
     [[ $PURGE == 0 || $MODE == uninstall ]] || die "--purge only goes with --uninstall"
+    [[ $WANT_SIMULATED == 0 || $MODE == install ]] || die "--simulated only goes with an install"
     [[ $EUID == 0 ]] || die "must run as root (users, groups and /etc): try 'sudo $0 $given'"
     [[ -d $ROOT ]] || die "--root $ROOT is not a folder"
+    if [[ -n $OFFLINE ]]; then
+        [[ -d $OFFLINE ]] || die "--offline $OFFLINE is not a folder of wheels (make wheels builds one)"
+        OFFLINE=$(cd "$OFFLINE" && pwd)
+        if ((!SOURCE_GIVEN)); then
+            local wheels=("$OFFLINE"/pen_dock-*.whl)
+            [[ -f ${wheels[-1]} ]] || die "--offline $OFFLINE holds no pen_dock-*.whl: build it with make wheels, or name one with --source"
+            SOURCE=${wheels[-1]}
+        fi
+    fi
     ROOT=$(cd "$ROOT" && pwd)
     if [[ $ROOT != / ]]; then
         for f in passwd group shadow gshadow; do
@@ -98,6 +130,46 @@ gid_of() { field_of group "$1" 3; }
 in_group() {
     awk -F: -v g="$1" -v u="$2" '$1 == g { n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) found = 1 }
         END { exit !found }' "$(at /etc/group)"
+}
+
+# --- durable writes -----------------------------------------------------------------------
+# A file the installer wrote but the disk never got is 0 bytes after a power cut: a unit
+# cut to nothing is "masked", a dock that never starts. So each file goes to a temporary
+# name beside its place, is fsynced, renamed over the old one (never a half-written file
+# under the real name) and its folder fsynced (the rename itself); `sync FILE` is
+# coreutils' fsync. The installer ends with flush_to_disk before it says "Installed.".
+
+fsync_paths() { sync -- "$@"; }
+
+ensure_folder() { # PATH (inside ROOT already): mkdir -p, each new folder's entry made durable
+    local dir=$1 parent
+    [[ -d $dir ]] && return 0
+    parent=$(dirname "$dir")
+    ensure_folder "$parent"
+    mkdir "$dir"
+    fsync_paths "$parent"
+}
+
+write_durably() { # SOURCE DEST(inside ROOT) [MODE UID GID]: replace DEST atomically and durably
+    local src=$1 dest=$2 tmp
+    tmp="$(dirname "$dest")/.$(basename "$dest").pendock-new"
+    ensure_folder "$(dirname "$dest")"
+    rm -f -- "$tmp"
+    if (($# >= 5)); then
+        install -m "$3" -o "$4" -g "$5" "$src" "$tmp"
+    else # a FAT boot partition has no modes or owners: the bytes only
+        cat "$src" >"$tmp"
+    fi
+    fsync_paths "$tmp"
+    mv -f -- "$tmp" "$dest"
+    fsync_paths "$(dirname "$dest")"
+}
+
+flush_to_disk() {
+    # sync(2) waits on Linux until every file system has written its dirty data: the venv's
+    # thousands of files, the users and groups, the units' enable links.
+    sync
+    say "Flushed everything to disk (sync)."
 }
 
 # --- install steps ------------------------------------------------------------------------
@@ -139,23 +211,23 @@ ensure_dir() { # PATH MODE OWNER GROUP
             say "Gave $1 and everything in it to $3:$4 (it was left by an earlier install)."
         fi
     else
-        mkdir -p "$path"
+        ensure_folder "$path"
         say "Created $1."
     fi
     chown "$dir_uid:$dir_gid" "$path"
     chmod "$2" "$path"
+    fsync_paths "$path"
 }
 
 copy_file() { # SOURCE DEST MODE: reports whether DEST changed
-    local src=$1 dest dest_dir
+    local src=$1 dest
     dest=$(at "$2")
-    dest_dir=$(dirname "$dest")
-    mkdir -p "$dest_dir"
     if [[ -f $dest ]] && cmp -s "$src" "$dest"; then
         chmod "$3" "$dest"
+        fsync_paths "$dest"
         say "$2 is up to date."
     else
-        install -m "$3" -o 0 -g 0 "$src" "$dest"
+        write_durably "$src" "$dest" "$3" 0 0
         say "Installed $2."
     fi
 }
@@ -217,9 +289,11 @@ install_venv() {
             || die "could not create $VENV_DIR: sudo apt install python3-venv, then run this again"
         say "Created the venv $VENV_DIR."
     fi
-    "$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check --upgrade "$SOURCE" \
+    local offline=()
+    [[ -z $OFFLINE ]] || offline=(--no-index --find-links "$OFFLINE")
+    "$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check "${offline[@]}" --upgrade "$SOURCE" \
         || die "pip could not install $SOURCE into $VENV_DIR (see pip's message above)"
-    say "Installed the pendock program from $SOURCE into $VENV_DIR."
+    say "Installed the pendock program from $SOURCE into $VENV_DIR${OFFLINE:+ (offline, wheels from $OFFLINE)}."
     if [[ -r /proc/device-tree/model ]] && grep -q 'Raspberry Pi' /proc/device-tree/model \
         && ! "$VENV_DIR/bin/python" -c 'import lgpio' 2>/dev/null; then
         say "WARNING: this is a Raspberry Pi but the venv cannot import lgpio: sudo apt install python3-lgpio"
@@ -229,11 +303,11 @@ install_venv() {
 install_config() {
     local dest conf_gid
     dest=$(at "$CONFIG_FILE")
-    mkdir -p "$(at "$CONFIG_DIR")"
+    ensure_folder "$(at "$CONFIG_DIR")"
     chmod 0755 "$(at "$CONFIG_DIR")"
     # The trusted cartridge makers' public keys, one PEM a maker (hw/README.md): root's to
     # change, everyone's to read. Empty until the technician adds the makers' keys.
-    mkdir -p "$(at "$CONFIG_DIR")/makers"
+    ensure_folder "$(at "$CONFIG_DIR")/makers"
     chmod 0755 "$(at "$CONFIG_DIR")/makers"
     conf_gid=$(gid_of pendock)
     if [[ -e $dest ]]; then
@@ -242,7 +316,7 @@ install_config() {
         chmod 0640 "$dest"
         say "Kept the existing config $CONFIG_FILE (never overwritten)."
     elif [[ -f $REPO/appliance/core/pendock.toml ]]; then
-        install -m 0640 -o 0 -g "$conf_gid" "$REPO/appliance/core/pendock.toml" "$dest"
+        write_durably "$REPO/appliance/core/pendock.toml" "$dest" 0640 0 "$conf_gid"
         say "Wrote the default config to $CONFIG_FILE; edit it for this clinic."
     else
         say "No default config in $REPO/appliance/core/pendock.toml: the dock will run on built-in defaults."
@@ -265,6 +339,46 @@ RuntimeWatchdogSec=14s
 EOF
     copy_file "$dropin" "$WATCHDOG_DROPIN" 0644
     rm -f "$dropin"
+}
+
+# `pendock` for a technician's login shell (README: the first SSH step is `pendock status`):
+# a two-line wrapper in /usr/local/bin (on Debian's PATH for every user), not the venv's
+# bin on PATH, which would also put the venv's python and pip first.
+install_path_command() {
+    local wrapper
+    wrapper=$(mktemp)
+    printf '#!/bin/sh\n# Written by pen-dock'"'"'s hw/install.sh: the pendock CLI in its venv.\nexec %s/bin/pendock "$@"\n' \
+        "$VENV_DIR" >"$wrapper"
+    copy_file "$wrapper" "$PATH_LINK" 0755
+    rm -f "$wrapper"
+}
+
+on_a_pi() { [[ -r /proc/device-tree/model ]] && grep -q 'Raspberry Pi' /proc/device-tree/model; }
+
+# PENDOCK_SIMULATED=yes (appliance/processes.py) only through --simulated, never by default.
+install_simulated_setting() {
+    local dest dropin
+    dest=$(at "$SIMULATED_DROPIN")
+    if ((!WANT_SIMULATED)); then
+        if [[ -e $dest ]]; then
+            rm -f -- "$dest"
+            fsync_paths "$(dirname "$dest")"
+            say "Removed $SIMULATED_DROPIN: the daemon drives this machine's pins (install with --simulated to keep it)."
+        fi
+        return 0
+    fi
+    ! on_a_pi || die "--simulated on a Raspberry Pi: the dock would not drive its own latch. Install without it."
+    dropin=$(mktemp)
+    cat >"$dropin" <<'EOF'
+# Written by pen-dock's hw/install.sh --simulated: no Pi here. The daemon runs on
+# gpiozero's mock pins with the simulated pen (README, "Running the installed dock
+# without its Pi"). Never on a clinic's dock: hw/install.sh without --simulated removes it.
+[Service]
+Environment=PENDOCK_SIMULATED=yes
+EOF
+    copy_file "$dropin" "$SIMULATED_DROPIN" 0644
+    rm -f "$dropin"
+    say "SIMULATED: pendock.service runs on mock pins with the simulated pen ($SIMULATED_DROPIN)."
 }
 
 boot_config_path() {
@@ -310,7 +424,7 @@ EOF
     if cmp -s "$new" "$(at "$config")"; then
         say "Boot config $config already has the pen-dock lines (SPI on, watchdog on)."
     else
-        cat "$new" >"$(at "$config")"
+        write_durably "$new" "$(at "$config")"
         say "Wrote the pen-dock lines (SPI on, watchdog on) into $config: reboot once for them to take effect."
     fi
     rm -f "$block" "$new"
@@ -363,13 +477,16 @@ do_install() {
     ensure_dir "$DATA_DIR/backups" 00700 pendock pendock
     tighten_records
     install_units
+    install_path_command
+    install_simulated_setting
     install_boot_lines
     install_sshd
     install_time_sources
     bash "$REPO/hw/tls-setup.sh" "$ROOT" # the page over HTTPS: the dock's CA, its certificate, the front
     start_services
-    print_setup_code  # first run (issue 23): the one-time code of the page's setup form
-    say "Done."
+    print_setup_code  # first run: the one-time code of the page's setup form
+    flush_to_disk
+    say "Installed."
 }
 
 # --- first run: the setup code (appliance/daemon/first_run.py) -------------------------------
@@ -403,7 +520,7 @@ remove_boot_lines() {
     grep -q "^$BLOCK_BEGIN" "$(at "$config")" || return 0
     new=$(mktemp)
     rewrite_block "$(at "$config")" "" >"$new"
-    cat "$new" >"$(at "$config")"
+    write_durably "$new" "$(at "$config")"
     rm -f "$new"
     say "Removed the pen-dock lines from $config."
 }
@@ -418,6 +535,10 @@ do_uninstall() {
     for unit in "${UNITS[@]}"; do remove_path "$UNIT_DIR/$unit" "unit $unit"; done
     remove_path "$WATCHDOG_DROPIN" "the hardware watchdog setting"
     remove_time_sources
+    remove_path "$PATH_LINK" "the pendock command on PATH"
+    remove_path "$SIMULATED_DROPIN" "the simulated-hardware setting"
+    remove_path /etc/nginx/conf.d/pendock.conf "the page's HTTPS front (nginx)"
+    remove_path /etc/systemd/system/pendock-web.service.d/tls.conf "the page's TLS drop-in"
     if [[ -e $(at "$SSHD_DROPIN") ]]; then
         remove_path "$SSHD_DROPIN" "the sshd drop-in"
         if systemd_live; then
@@ -446,6 +567,7 @@ do_uninstall() {
         fi
     fi
     if systemd_live; then systemctl daemon-reload; fi
+    flush_to_disk
     say "Done."
 }
 

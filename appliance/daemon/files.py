@@ -4,21 +4,27 @@ page through the folder's group, read-only (quality bar S6).
 The record holds the users' password hashes and the API tokens' hashes, so it is never
 readable by other users, nor writable by a group. The installer makes /var/lib/pendock
 setgid (2750, group pendock, whose only member is the page): there the files are 0640.
+That folder's own mode is root's: the daemon's unit has RestrictSUIDSGID=yes, whose
+seccomp filter refuses any chmod carrying the setgid bit, so the daemon never sets it and
+only names a folder found wider than 2750 (systemd/README.md, "The data folder's mode").
 Anywhere else (a demo's folder, a test's) nobody else has a reason to read it: 0700 and
 0600. Backups are 0600 in a 0700 folder everywhere: the page never reads them.
 """
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from pathlib import Path
 
 BACKUPS = "backups"
+SHARED_FOLDER_MODE = 0o2750
+log = logging.getLogger(__name__)
 
 
 def folder_modes(shared_with_group: bool) -> tuple[int, int]:
     """(folder mode, file mode) for the data folder."""
-    return (0o2750, 0o640) if shared_with_group else (0o700, 0o600)
+    return (SHARED_FOLDER_MODE, 0o640) if shared_with_group else (0o700, 0o600)
 
 
 def secure_data_folder(data_dir: Path) -> None:
@@ -28,8 +34,15 @@ def secure_data_folder(data_dir: Path) -> None:
     info = data_dir.stat()
     if info.st_uid != os.geteuid():
         return
-    folder_mode, file_mode = folder_modes(bool(info.st_mode & stat.S_ISGID))
-    os.chmod(data_dir, folder_mode)
+    shared = bool(info.st_mode & stat.S_ISGID)
+    folder_mode, file_mode = folder_modes(shared)
+    if not shared:
+        os.chmod(data_dir, folder_mode)
+    elif stat.S_IMODE(info.st_mode) & ~SHARED_FOLDER_MODE:
+        log.warning("data folder %s has mode %o, wider than %o (group-writable or open to others); "
+                    "the daemon may not set a setgid mode (RestrictSUIDSGID): run "
+                    "`sudo hw/install.sh` again, or `sudo chmod 2750 %s`",
+                    data_dir, stat.S_IMODE(info.st_mode), SHARED_FOLDER_MODE, data_dir)
     _tighten_files(data_dir, file_mode)
     backups = data_dir / BACKUPS
     if backups.is_dir() and not backups.is_symlink() and backups.stat().st_uid == os.geteuid():

@@ -151,17 +151,18 @@ def install_signal_handlers(stop: threading.Event) -> None:
 
 
 def run_daemon(config, data_dir: Path, socket: Path, clock, *, pinmap: PinMap | None = None,
-               config_source: Path | None = None, extensions=()) -> int:
+               config_source: Path | None = None, extensions=(), pin_factory=None) -> int:
     """The real daemon under systemd (`pendock daemon`), on gpiozero's pin factory.
 
-    `extensions` as for `start_dock`: the hardware-in-the-loop test (tests/hil) adds the
-    simulated pen's verbs, so that this very function runs there on real GPIO lines."""
+    `extensions` and `pin_factory` as for `start_dock`: the hardware-in-the-loop test
+    (tests/hil) adds the simulated pen's verbs, so that this very function runs there on
+    real GPIO lines; PENDOCK_SIMULATED=yes (appliance/processes.py) hands it the mock pins."""
     notifier = Notifier()
     stop = threading.Event()
     install_signal_handlers(stop)
     prepare_process(data_dir)
     running = start_dock(config, data_dir, socket, clock, pinmap=pinmap, config_source=config_source,
-                         extensions=extensions)
+                         extensions=extensions, pin_factory=pin_factory)
     factory = running.dock.hw.factory_name
     notifier.ready(f"pen held; pins by {factory}; record at {data_dir}")
     log.info("pen-dock daemon ready (pins by %s, socket %s)", factory, socket)

@@ -47,7 +47,7 @@ def start_fleet(config, data_dir: Path, store: Store, clock, *, synchronous: str
             key = keys.load_private_key(path) if path.exists() else keys.new_private_key(path)
         keys_dir = Path(fleet.keys_dir) if fleet.keys_dir else data_dir.resolve().parent / DEMO_KEYS_DIR
         if not fleet.keys_dir:
-            keys.write_public(keys_dir, fleet.dock_id, key)
+            keys.claim_public(keys_dir, fleet.dock_id, key, data_dir / DEMO_KEY)
         keyring = keys.load_keyring(keys_dir)
     except keys.KeyError_ as error:
         raise FleetError(f"[fleet] {error}") from None

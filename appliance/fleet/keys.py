@@ -57,6 +57,27 @@ def write_public(folder: Path, dock_id: str, key: Ed25519PrivateKey) -> Path:
     return path
 
 
+def claim_public(folder: Path, dock_id: str, key: Ed25519PrivateKey, key_path: Path) -> Path:
+    """A demo dock's public key into the shared folder: written when absent, kept when it is
+    this key, and an error naming the file when it holds another key (an earlier demo of
+    the same dock id, with another data folder): never overwritten, never ignored, since
+    the docks already running trust the old one and would drop this dock's events."""
+    path = Path(folder) / f"{dock_id}.pub"
+    try:
+        held = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return write_public(Path(folder), dock_id, key)
+    except (OSError, UnicodeDecodeError) as error:
+        raise KeyError_(f"{path}: cannot read it ({error})") from None
+    if held != public_line(key):
+        raise KeyError_(
+            f"{path} holds another key than this dock's ({key_path}): a dock {dock_id!r} started "
+            f"earlier with another data folder left it, and the docks sharing {folder} trust that "
+            f"one. Start this dock with that data folder again, or delete {path} (the old dock's "
+            f"key) and restart every dock sharing the folder so they learn the new key")
+    return path
+
+
 def load_keyring(folder: Path) -> dict[str, Ed25519PublicKey]:
     """{dock_id: public key} from `<dock_id>.pub` files; a bad file is an error, not skipped."""
     folder = Path(folder)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives import serialization
 
 from appliance.fleet import events as ev
 from appliance.fleet import keys
@@ -386,12 +387,14 @@ class FleetLink:
                 try:
                     batch.extend(self._read(topic, raw))
                 except ev.Rejected as rejected:
-                    if "key ring" not in str(rejected) or not self._reread_keyring():
+                    if not _ring_may_be_behind(rejected) or not self._reread_keyring():
                         raise
-                    batch.extend(self._read(topic, raw))  # a dock added since start-up
+                    batch.extend(self._read(topic, raw))  # a dock added or re-keyed since start-up
             except ev.Rejected as rejected:
                 self.dropped[rejected.category] += 1
                 log.info("fleet: dropped a message on %s: %s", topic, rejected)
+                if "bad signature" in str(rejected):
+                    self._say_stale_key(topic)
             if len(batch) >= INGEST_BATCH:
                 self._ingest(batch)
                 batch = []
@@ -438,9 +441,24 @@ class FleetLink:
             return []
         raise ev.Rejected("malformed", f"unknown topic {topic[:80]!r}")
 
+    def _say_stale_key(self, topic: str) -> None:
+        """A peer's events that its key in the ring does not verify: never silent (a demo
+        dock started again with a new data folder has a new key; so would a forger)."""
+        parts = topic.split("/")
+        dock = parts[2] if len(parts) >= 3 else "?"
+        where = f"{self.keys_dir}/{dock}.pub" if self.keys_dir else f"the key ring's {dock}.pub"
+        error = (f"messages signed as {dock} do not verify with {where}: that file is stale ({dock} "
+                 f"runs with another key now, e.g. a demo started again with a new data folder) "
+                 f"or someone forges {dock}. Copy {dock}'s current public key there (pendock fleet "
+                 f"provision), then restart this dock")
+        if error != self.last_error:
+            self.last_error = error
+            log.error("fleet: %s", error)
+
     def _reread_keyring(self) -> bool:
-        """A technician may add a dock's key without restarting this one: look again, at
-        most every few seconds (a stranger cannot make the dock read the disk in a loop)."""
+        """A technician may add (or renew) a dock's key without restarting this one: look
+        again, at most every few seconds (a stranger cannot make the dock read the disk in a
+        loop). True when a key was added or changed."""
         if self.keys_dir is None or time.monotonic() - self._ring_read < 5:
             return False
         self._ring_read = time.monotonic()
@@ -450,13 +468,14 @@ class FleetLink:
             log.warning("fleet: %s", error)
             return False
         added = set(fresh) - set(self.keyring)
+        changed = {d for d in set(fresh) & set(self.keyring) if _raw(fresh[d]) != _raw(self.keyring[d])}
         self.keyring = fresh
         for dock in added - {self.dock_id}:
             self.peers.setdefault(dock, Peer(dock))
-        if added:
+        if added or changed:
             self._need_catchup = True  # what it sent before it was known was dropped
         self.peers.pop(CHAIN_ID, None)
-        return bool(added)
+        return bool(added or changed)
 
     def _heard(self, dock: str) -> None:
         peer = self.peers.get(dock)
@@ -574,3 +593,13 @@ class FleetLink:
 
     def _note(self, note: dict[str, Any]) -> bytes:
         return ev.sign_note(self.dock_id, note, self.key)
+
+
+def _ring_may_be_behind(rejected: ev.Rejected) -> bool:
+    """An unknown dock or a bad signature: the key ring on disk may be newer than ours."""
+    text = str(rejected)
+    return "key ring" in text or "bad signature" in text
+
+
+def _raw(public_key) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

@@ -48,11 +48,13 @@ class DemoProcess:
     """
 
     def __init__(self, data: Path, *, port: int | None = None, runtime: Path | None = None,
-                 data_flag: bool = False, cwd: Path = REPO, program: list[str] | None = None):
+                 data_flag: bool = False, cwd: Path = REPO, program: list[str] | None = None,
+                 demo_args: tuple[str, ...] = ()):
         self.data = Path(data)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_flag = data_flag  # also pass --data (else the demo finds PENDOCK_DATA)
+        self.demo_args = tuple(demo_args)  # more of `pendock demo`'s flags (--broker URL --dock-id ID)
         self.cwd = cwd
         self.program = program or [sys.executable, "-m", "appliance"]  # or an installed `pendock` script
         runtime = runtime or self.data.with_name(self.data.name + "-run")

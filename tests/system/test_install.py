@@ -412,3 +412,42 @@ def test_s6_an_upgrade_takes_technicians_out_of_the_record_and_tightens_old_file
     assert members(root, "pendock") == {"pendock-web"}
     assert record.stat().st_mode & 0o777 == 0o640 and backup.stat().st_mode & 0o777 == 0o600
     assert record.read_bytes() == b"SQLite format 3\x00 hashes", "an upgrade changed the record"
+
+
+def test_pendock_is_on_every_users_path_and_runs_the_venvs(source: Path, root: Path, tmp_path: Path) -> None:
+    """README's first SSH step is `pendock status`: /usr/local/bin (on Debian's PATH for
+    every login shell) gets a wrapper that runs the venv's pendock with its arguments."""
+    install(source, root, "--no-venv")
+    wrapper = root / "usr/local/bin/pendock"
+    info = wrapper.stat()
+    assert (stat_mode(info), info.st_uid) == (0o755, 0)
+    # Run it with the venv's path pointed at a stand-in that echoes its arguments.
+    fake = tmp_path / "venv-pendock"
+    fake.write_text('#!/bin/sh\necho "venv pendock: $*"\n')
+    fake.chmod(0o755)
+    text = wrapper.read_text().replace("/opt/pendock/venv/bin/pendock", str(fake))
+    assert text != wrapper.read_text()
+    (tmp_path / "wrapper").write_text(text)
+    ran = subprocess.run(["sh", str(tmp_path / "wrapper"), "status", "--json", "a b"], capture_output=True, text=True)
+    assert ran.stdout == "venv pendock: status --json a b\n"
+    install(source, root, "--uninstall")
+    assert not wrapper.exists()
+
+
+def stat_mode(info: os.stat_result) -> int:
+    return info.st_mode & 0o7777
+
+
+def test_the_simulated_setting_is_only_there_when_asked_for(source: Path, root: Path) -> None:
+    """PENDOCK_SIMULATED=yes (mock pins, simulated pen) never ships: no unit carries it, a
+    plain install writes no drop-in, and an install without --simulated removes one."""
+    dropin = root / "etc/systemd/system/pendock.service.d/simulated.conf"
+    for unit in UNITS:
+        assert "PENDOCK_SIMULATED" not in (REPO / "systemd" / unit).read_text()
+    install(source, root, "--no-venv")
+    assert not dropin.exists()
+    out = install(source, root, "--no-venv", "--simulated")
+    assert "Environment=PENDOCK_SIMULATED=yes" in dropin.read_text() and "SIMULATED" in out
+    out = install(source, root, "--no-venv")
+    assert not dropin.exists() and "Removed /etc/systemd/system/pendock.service.d/simulated.conf" in out
+    install(source, root, "--no-venv", "--simulated", "--uninstall", expect=2)

@@ -3,6 +3,10 @@ the daemon's user alone (0600 in 0700), or on an installed dock (a setgid 2750 f
 by the page's read-only group too (0640), never writable by a group nor readable by others."""
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
+import os
 import stat
 
 import pytest
@@ -55,13 +59,45 @@ def test_an_old_world_readable_folder_is_tightened_at_start(tmp_path, dock_in):
     assert mode(data / "backups") == 0o700 and mode(old_backup) == 0o600
 
 
+@contextlib.contextmanager
+def restrict_suid_sgid():
+    """What the unit's RestrictSUIDSGID=yes does: its seccomp filter refuses any chmod whose
+    mode carries a setuid or setgid bit (EPERM), even when the folder has that bit already."""
+    real_chmod = os.chmod
+    refused: list[tuple[str, str]] = []
+
+    def chmod(path, mode, *args, **kwargs):
+        if mode & (stat.S_ISUID | stat.S_ISGID):
+            refused.append((str(path), oct(mode)))
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+        return real_chmod(path, mode, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "chmod", chmod)
+        yield refused
+
+
 def test_an_installed_setgid_folder_lets_the_page_group_read_only(tmp_path, dock_in):
     data = tmp_path / "var-lib-pendock"
     data.mkdir()
-    data.chmod(0o2770)  # what the old installer made: group-writable
-    dock_in(data)
+    data.chmod(0o2750)  # what hw/install.sh (as root) and StateDirectoryMode=2750 make
+    with restrict_suid_sgid() as refused:
+        dock_in(data)  # under RestrictSUIDSGID=yes: must start
+    assert refused == []
     assert mode(data) == 0o2750
     assert all(mode(p) == 0o640 for p in record_files(data))
+
+
+def test_a_too_open_installed_folder_is_named_and_left_to_the_installer(tmp_path, dock_in, caplog):
+    data = tmp_path / "var-lib-pendock"
+    data.mkdir()
+    data.chmod(0o2770)  # what an old installer made: group-writable
+    with caplog.at_level(logging.WARNING), restrict_suid_sgid() as refused:
+        dock_in(data)
+    assert refused == []
+    assert mode(data) == 0o2770  # only root (hw/install.sh) may set a setgid mode
+    assert all(mode(p) == 0o640 for p in record_files(data))
+    assert any(str(data) in r.getMessage() and "hw/install.sh" in r.getMessage() for r in caplog.records)
 
 
 def test_a_backup_is_0600_from_the_start(tmp_path, dock_in):
