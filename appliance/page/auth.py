@@ -242,7 +242,9 @@ class Login:
 
 class SessionTable:
     """Server-side login sessions: the cookie holds only a random id, so logging out (or
-    a page restart) really ends the session, even for a copied cookie."""
+    a page restart) really ends the session, even for a copied cookie. A session is bound
+    to the client address it logged in from: the same cookie from another device on the
+    Wi-Fi is no login (README, "HTTPS"), so a copied cookie is worth nothing elsewhere."""
 
     def __init__(self, idle_seconds: float = 12 * 3600, max_sessions: int = 1000, clock=time.monotonic,
                  max_seconds: float = SESSION_HOURS * 3600):
@@ -253,33 +255,42 @@ class SessionTable:
         # sid -> (login, last seen, its idle limit, its absolute limit)
         self._sessions: OrderedDict[str, tuple[Login, float, float, float]] = OrderedDict()
         self._started: dict[str, float] = {}
+        self._addresses: dict[str, str] = {}  # sid -> the client address it logged in from
         self._lock = threading.Lock()
 
-    def start(self, login: Login, idle_seconds: float | None = None, max_seconds: float | None = None) -> str:
-        """A new session; `idle_seconds` and `max_seconds` override the table's for this one
-        (the wall display's read-only login, appliance/page/wall.py)."""
+    def start(self, login: Login, idle_seconds: float | None = None, max_seconds: float | None = None,
+              address: str = "") -> str:
+        """A new session from `address`; `idle_seconds` and `max_seconds` override the
+        table's for this one (the wall display's read-only login, appliance/page/wall.py)."""
         sid = secrets.token_urlsafe(32)
         with self._lock:
             self._sessions[sid] = (login, self.clock(), idle_seconds or self.idle_seconds,
                                    max_seconds or self.max_seconds)
             self._started[sid] = self.clock()
+            self._addresses[sid] = address
             while len(self._sessions) > self.max_sessions:
                 dropped, _ = self._sessions.popitem(last=False)
                 self._started.pop(dropped, None)
+                self._addresses.pop(dropped, None)
         return sid
 
-    def get(self, sid: str | None) -> Login | None:
+    def get(self, sid: str | None, address: str | None = None) -> Login | None:
+        """The session's login, if it is still alive and (when `address` is given) asked
+        for from the address it logged in from; another address leaves it for its owner."""
         if not sid:
             return None
         with self._lock:
             found = self._sessions.get(sid)
             if found is None:
                 return None
+            if address is not None and self._addresses.get(sid, "") != address:
+                return None  # a copied cookie, from another device
             login, seen, idle, most = found
             now = self.clock()
             if now - seen > idle or now - self._started.get(sid, now) > most:
                 del self._sessions[sid]
                 self._started.pop(sid, None)
+                self._addresses.pop(sid, None)
                 return None
             self._sessions[sid] = (login, now, idle, most)
             self._sessions.move_to_end(sid)
@@ -289,6 +300,7 @@ class SessionTable:
         with self._lock:
             self._sessions.pop(sid or "", None)
             self._started.pop(sid or "", None)
+            self._addresses.pop(sid or "", None)
 
     def end_user(self, name: str) -> None:
         """End every login of this user (removed, or a new password)."""
@@ -296,6 +308,7 @@ class SessionTable:
             for sid in [sid for sid, (login, *_) in self._sessions.items() if login.name == name]:
                 del self._sessions[sid]
                 self._started.pop(sid, None)
+                self._addresses.pop(sid, None)
 
 
 def verify_password(store, name: str, password: str) -> Login | None:

@@ -44,7 +44,7 @@ def identify():
     if request.endpoint in OPEN_ENDPOINTS:
         return None
     page = here()
-    login = page.logins.get(session.get("sid"))
+    login = page.logins.get(session.get("sid"), request.remote_addr or "")
     if login is not None and not auth.still_valid(page.record(), login):
         page.logins.end(session.get("sid"))  # removed, or a new password: that login is over
         login = None

@@ -55,7 +55,7 @@ def login():
     page.throttle.succeeded(name, address)
     page.logins.end(session.get("sid"))
     session.clear()
-    session["sid"] = page.logins.start(who)
+    session["sid"] = page.logins.start(who, address=address)
     session["csrf"] = auth.new_csrf_token()
     return redirect(next_path)
 

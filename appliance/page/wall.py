@@ -86,6 +86,6 @@ def wall_login():
     page.logins.end(session.get("sid"))
     session.clear()
     session["sid"] = page.logins.start(auth.Login("wall display", WALL_ROLE, token_hash),
-                                       idle_seconds=WALL_IDLE_S, max_seconds=WALL_IDLE_S)
+                                       idle_seconds=WALL_IDLE_S, max_seconds=WALL_IDLE_S, address=address)
     session["csrf"] = auth.new_csrf_token()
     return redirect(url_for("wall.wall"))

@@ -193,14 +193,19 @@ def test_an_override_after_a_flood_of_events_is_on_the_page_and_in_the_api(make_
     assert client.get("/api/events?date=2026-11-28&page=0", headers=bearer).status_code == 400
     # The page: the newest first, so the override heads page 1; the oldest are on the last page.
     assert attempt(client, "boss", records.PASSWORD, "192.168.1.10") == 302
+    client.environ_base["REMOTE_ADDR"] = "192.168.1.10"  # the same tablet goes on (a login is bound to it)
     html = client.get("/?date=2026-11-28").get_data(as_text=True)
-    assert "after the flood" in html and "Earlier events" in html
-    assert "page 1 of" in html
+    assert "after the flood" in html  # logins are left out of the day's list: the override stands out
+    logins = client.get("/?date=2026-11-28&kind=login").get_data(as_text=True)  # the technician's view
+    assert "Earlier events" in logins and "page 1 of" in logins  # every one of them, paged
+    last_page = client.get(f"/?date=2026-11-28&kind=login&events={-(-FLOOD // 200)}").get_data(as_text=True)
+    assert "Later events" in last_page and "Earlier events" not in last_page
 
 
 def test_an_equivocation_is_an_alarm_on_the_page_and_a_kicked_dock_says_so(make_app, daemon):
     client = make_app().test_client()
     assert attempt(client, "thera", records.PASSWORD, "192.168.1.11") == 302
+    client.environ_base["REMOTE_ADDR"] = "192.168.1.11"  # the same tablet goes on (a login is bound to it)
     assert "Clinic alarm" not in client.get("/").get_data(as_text=True)
     daemon.status["fleet"] = {"dock_id": "room-2", "peers": [{"dock_id": "room-1", "online": True}],
                               "connected": True, "stale": True, "kicked": 4, "equivocations": 1}
