@@ -89,6 +89,11 @@ def js_words(tr: Translator) -> str:
 
 # live.js draws these itself; they are extracted from here (keep in step with live.js).
 JS_MESSAGES = (
+    N_("; knocked off the broker {times} times lately (is another device using its login?)"),
+    N_("Clinic alarm"),
+    N_("ALARM: a clinic dock's key signed two different events for one place in its record "
+       "({count} seen): its key may be stolen. Both were merged; see `pendock fleet` and "
+       "ask the technician to provision that dock again."),
     N_("FREE"), N_("WAITING for you"), N_("STOP"), N_("IN USE"), N_("NOT ANSWERING"),
     N_("Free"), N_("Waiting"), N_("In use"), N_("No answer"),
     N_("Holds the pen"), N_("Overridden"), N_("Note"), N_("What to do: "),

@@ -438,17 +438,11 @@
     var panel = $("live");
     if (panel) {
       try { WORDS = JSON.parse(panel.getAttribute("data-words") || "{}"); } catch (e) { WORDS = {}; }
-      if (fleet.connected === false) text += "; not connected";
-      if (fleet.stale) text += "; history may be out of date";
-      if ((fleet.kicked || 0) >= 3) {
-        text += "; knocked off the broker " + fleet.kicked + " times lately (is another device using its login?)";
-      }
-      s.facts.push(["Clinic docks", text]);
-      if ((fleet.equivocations || 0) > 0) {  // as appliance/page/view.py's fleet_alarm
-        s.facts.push(["Clinic alarm", "ALARM: a clinic dock's key signed two different events for one place " +
-          "in its record (" + fleet.equivocations + " seen): its key may be stolen. Both were merged; see " +
-          "`pendock fleet` and ask the technician to provision that dock again."]);
-      }
+      try {
+        var table = JSON.parse(panel.getAttribute("data-rules") || "{}");
+        RED_CODES = table.stop || [];
+        OVERRIDABLE = table.overridable || [];
+      } catch (e) { RED_CODES = []; OVERRIDABLE = []; }
       try { DATES = JSON.parse(panel.getAttribute("data-dates") || "null"); } catch (e) { DATES = null; }
       try { I18N = JSON.parse(panel.getAttribute("data-i18n") || "{}"); } catch (e) { I18N = {}; }
       var seconds = $("timer-out");
