@@ -54,14 +54,13 @@ class DemoProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_flag = data_flag  # also pass --data (else the demo finds PENDOCK_DATA)
-        self.demo_args = tuple(demo_args)  # more of `pendock demo`'s flags (--broker URL --dock-id ID)
+        self.demo_args = list(demo_args)  # more of `pendock demo`'s flags (--broker URL --dock-id ID, --tls)
         self.cwd = cwd
         self.program = program or [sys.executable, "-m", "appliance"]  # or an installed `pendock` script
         runtime = runtime or self.data.with_name(self.data.name + "-run")
         self.env = dict(os.environ, PENDOCK_DATA=str(self.data), XDG_RUNTIME_DIR=str(runtime),
                         PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
         self.env.pop("PENDOCK_SOCKET", None)
-        self.demo_args: list[str] = []  # more of `pendock demo`'s options (--tls)
         self.proc: subprocess.Popen | None = None
         self.printed: deque[str] = deque(maxlen=2000)  # what the demo and its page printed, latest last
         self._ready = threading.Event()
