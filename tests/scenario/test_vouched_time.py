@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from tests.scenario.test_clinic_day import treat
 from tests.scenario.test_clock import CHECKLIST, client_is_held_by_interval
+from tests.scenario.test_restore import audit_actions
 
 DAY = 86400
 
@@ -26,14 +27,6 @@ def sessions_of(demo, ref: str) -> int:
     db = sqlite3.connect(f"file:{demo.data / 'pendock.db'}?mode=ro", uri=True)
     try:
         return db.execute("SELECT count(*) FROM sessions WHERE client_ref = ?", (ref,)).fetchone()[0]
-    finally:
-        db.close()
-
-
-def audit_actions(demo) -> list[str]:
-    db = sqlite3.connect(f"file:{demo.data / 'pendock.db'}?mode=ro", uri=True)
-    try:
-        return [row[0] for row in db.execute("SELECT action FROM audit ORDER BY id")]
     finally:
         db.close()
 

@@ -20,7 +20,9 @@ from tests.unit.test_release import Dock
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_checkouts_bundle_installs_offline_and_runs(tmp_path):
+def build_checkouts_bundle(tmp_path: Path) -> Ed25519PrivateKey:
+    """`make bundle`'s build of this checkout into tmp_path/dist, signed with a new key
+    (returned); skips the test when PyPI is out of reach."""
     key = Ed25519PrivateKey.generate()
     key_file = tmp_path / "release.key"
     key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -31,6 +33,11 @@ def test_the_checkouts_bundle_installs_offline_and_runs(tmp_path):
     if build.returncode != 0 and "No matching distribution" in build.stderr:
         pytest.skip("PyPI is out of reach here: pip wheel cannot gather the dependencies")
     assert build.returncode == 0, build.stderr
+    return key
+
+
+def test_the_checkouts_bundle_installs_offline_and_runs(tmp_path):
+    key = build_checkouts_bundle(tmp_path)
     bundle = tmp_path / "dist" / f"pendock-{__version__}.bundle"
 
     dock = Dock(tmp_path)  # running "0.1.0": move it below this checkout's version

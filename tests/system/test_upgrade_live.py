@@ -5,13 +5,9 @@ the two units, so "systemctl" here restarts that demo), and the health probe, th
 backup and the rollback are the real ones."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance import __version__
 from appliance.daemon.control import ControlClient
@@ -21,22 +17,14 @@ from appliance.release.machine import real_machine
 from appliance.release.slots import COMPLETE, Layout
 from appliance.release.upgrade import offline_venv, upgrade
 from tests.support.demo import DemoProcess
+from tests.system.test_bundle import build_checkouts_bundle
 from tests.unit.test_release import tiny_wheel
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_a_release_whose_daemon_exits_at_start_is_rolled_back_and_the_old_one_serves_again(tmp_path):
-    key = Ed25519PrivateKey.generate()
-    key_file = tmp_path / "release.key"
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    build = subprocess.run([sys.executable, "-m", "appliance.release.build", "--key", str(key_file),
-                            "--out", str(tmp_path / "dist"), "--checkout", str(REPO)],
-                           capture_output=True, text=True, timeout=600, cwd=REPO)
-    if build.returncode != 0 and "No matching distribution" in build.stderr:
-        pytest.skip("PyPI is out of reach here: pip wheel cannot gather the dependencies")
-    assert build.returncode == 0, build.stderr
+    key = build_checkouts_bundle(tmp_path)
 
     # The dock as the installer would leave it (README, Updates): this release in its slot.
     root = tmp_path / "root"
