@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from appliance.chain.provision import provision
+from appliance.children import python_command, python_env
 from appliance.core import paths
 from appliance.demo_clinic import _free_port, _wait_listening
 
@@ -97,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
                 env.pop("PENDOCK_CONFIG", None)
                 Path(env["XDG_RUNTIME_DIR"]).mkdir(exist_ok=True)
                 children.append(subprocess.Popen(
-                    [sys.executable, "-m", "appliance", "demo", "--port", str(page), "--broker",
-                     f"mqtt://127.0.0.1:{ports[clinic]}", "--dock-id", dock, "--clinic", clinic], env=env))
+                    python_command("appliance", "demo", "--port", str(page), "--broker",
+                                   f"mqtt://127.0.0.1:{ports[clinic]}", "--dock-id", dock, "--clinic", clinic),
+                    env=python_env(env)))
                 print(f"{clinic}/{dock}: http://127.0.0.1:{page}/   CLI: PENDOCK_DATA={data} pendock fleet",
                       flush=True)
                 page += 1
@@ -108,10 +110,9 @@ def main(argv: list[str] | None = None) -> int:
                 if (ring / f"{dock}.pub").exists():
                     shutil.copy(ring / f"{dock}.pub", registry / f"{dock}.pub")
         children.append(subprocess.Popen(
-            [sys.executable, "-m", "appliance", "chain", "ingest", "--broker",
-             f"mqtt://127.0.0.1:{central_port}", "--database", database, "--keys-dir",
-             str(files / "worker" / "keys")], stdout=open(folder / "worker.log", "ab"),
-            stderr=subprocess.STDOUT))
+            python_command("appliance", "chain", "ingest", "--broker", f"mqtt://127.0.0.1:{central_port}",
+                           "--database", database, "--keys-dir", str(files / "worker" / "keys")),
+            env=python_env(), stdout=open(folder / "worker.log", "ab"), stderr=subprocess.STDOUT))
         from appliance.chain.page import add_user
         from appliance.chain import store as chain_store
 
@@ -119,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             chain_store.create(conn)
         add_user(database, "owner", DEMO_PASSWORD)
         children.append(subprocess.Popen(
-            [sys.executable, "-m", "appliance", "chain", "page", "--database", database, "--port", str(page)],
-            stdout=open(folder / "page.log", "ab"), stderr=subprocess.STDOUT))
+            python_command("appliance", "chain", "page", "--database", database, "--port", str(page)),
+            env=python_env(), stdout=open(folder / "page.log", "ab"), stderr=subprocess.STDOUT))
         print(f"Ingest worker: log in {folder / 'worker.log'}.\nThe owner's page: http://127.0.0.1:{page}/ "
               f"(owner / {DEMO_PASSWORD}). The owner's report:\n"
               f"  pendock chain report --database '{database}'\nCtrl-C stops the chain.", flush=True)
