@@ -142,7 +142,7 @@ def test_each_reason_with_its_facts(open_page, demo):
     expect(page.locator("#live-reasons")).to_contain_text("charging in the cradle", timeout=LIVE_MS)
     assert re.search(r"Battery \d+% \(3\.30 V\), charging in the cradle: about \d+ minutes to go",
                      page.inner_text("#live-reasons"))
-    assert "dock it again" not in page.inner_text("#live-reasons")
+    assert "Charge the pen, then" not in page.inner_text("#live-reasons")
     assert "motor hours" in page.inner_text("#live-facts")
     shot(page, "reason-facts-battery-1024")
     demo.sim("fault", "clear")
