@@ -20,6 +20,9 @@ BATTERY_EMPTY_MV = 3300
 BATTERY_FULL_MV = 4200
 # What one 30-minute session takes from the cell, for "sessions left" (a rough guide).
 SESSION_DRAW_MV = 100
+# What the cradle's charger puts back while the pen is seated (hw/README "Charging"): about
+# 1 % of the cell's range a minute, for "about N minutes to go" (a rough guide, as above).
+CRADLE_CHARGE_MV_PER_MINUTE = 9
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,11 @@ def battery_share(battery_mv: int) -> int:
 def sessions_left(battery_mv: int, min_mv: int) -> int:
     """Whole sessions before the cell falls under the dock's minimum."""
     return max(0, (battery_mv - min_mv) // SESSION_DRAW_MV)
+
+
+def charge_minutes(battery_mv: int, min_mv: int) -> int:
+    """Whole minutes in the cradle before the cell reaches the dock's minimum (0: there)."""
+    return max(0, -(-(min_mv - battery_mv) // CRADLE_CHARGE_MV_PER_MINUTE))
 
 
 def motor_hours_since_service(reading: PenReading, history: History) -> float | None:
@@ -126,7 +134,8 @@ def detail(code: str, inputs: FactInputs) -> dict[str, Any]:
     if code == "battery_low":
         return {"battery_mv": reading.battery_mv, "battery_percent": battery_share(reading.battery_mv),
                 "min_mv": rules.battery_min_mv,
-                "sessions_left": sessions_left(reading.battery_mv, rules.battery_min_mv)}
+                "sessions_left": sessions_left(reading.battery_mv, rules.battery_min_mv),
+                "charge_minutes": charge_minutes(reading.battery_mv, rules.battery_min_mv)}
     if code == "service_due":
         hours = motor_hours_since_service(reading, history) or 0.0
         return {"motor_hours_since_service": round(hours, 1),
@@ -188,8 +197,9 @@ def sentence(code: str, facts: dict[str, Any]) -> str:
         return (f"{facts['similar_ref']} was treated on {facts['last_date']} ({facts['similar_area']}); "
                 f"is {facts['client_ref']} the same client?")
     if code == "battery_low" and "battery_percent" in facts:
-        return (f"Battery {facts['battery_percent']}% ({facts['battery_mv'] / 1000:.2f} V); "
-                f"{facts['sessions_left']} sessions left above the {facts['min_mv'] / 1000:.2f} V minimum.")
+        return (f"Battery {facts['battery_percent']}% ({facts['battery_mv'] / 1000:.2f} V), charging in the "
+                f"cradle: about {facts.get('charge_minutes', 0)} minutes to go to the "
+                f"{facts['min_mv'] / 1000:.2f} V minimum; the dock frees the pen by itself then.")
     if code == "service_due" and "motor_hours_since_service" in facts:
         return (f"{facts['motor_hours_since_service']} motor hours since the last service "
                 f"(service every {facts['service_interval_hours']} hours).")

@@ -89,7 +89,9 @@ DESCRIPTIONS: dict[str, CodeText] = {
         "lock", "The pen is due for its service.",
         "Call the technician to service the pen and reset its service counter."),
     "battery_low": CodeText(
-        "lock", "The pen's battery is too low for a full session.", "Charge the pen, then dock it again."),
+        "lock", "The pen's battery is too low for a full session.",
+        "Leave the pen charging in the cradle: the dock frees it by itself once the battery reaches "
+        "the minimum (the minutes to go are shown)."),
     "storage_error": CodeText(
         "lock", "The dock cannot write its records, so no session can start.",
         "Call the technician; the pen stays held until the records can be written."),

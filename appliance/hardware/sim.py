@@ -26,6 +26,7 @@ from gpiozero.pins.mock import MockFactory, MockSPIDevice, MockSPIInterface, Moc
 from appliance.hardware import frame, session_link, simchip
 from appliance.core.inputs import flag
 from appliance.core.model import FAULTS, PenReading
+from appliance.core.reason_facts import BATTERY_FULL_MV, CRADLE_CHARGE_MV_PER_MINUTE
 from appliance.hardware.pinmap import PinMap
 
 STROKES_PER_SECOND = 120  # a typical pen runs at 120 strokes a second
@@ -151,6 +152,18 @@ class PenState:
     chip_link: bool = True
     chip: dict = field(default_factory=dict)
     chip_counters: dict = field(default_factory=dict)  # genuine serial -> counter, for refits
+    charge_carry_mv: float = 0.0  # the part of a millivolt the charger put in, not reported yet
+
+    def charge(self, seconds: float) -> None:
+        """The cradle's charger (hw/README "Charging") while the pen is seated: the cell rises
+        at CRADLE_CHARGE_MV_PER_MINUTE up to full; out of the cradle nothing charges it."""
+        if not self.docked or self.battery_mv >= BATTERY_FULL_MV:
+            self.charge_carry_mv = 0.0
+            return
+        gained = self.charge_carry_mv + CRADLE_CHARGE_MV_PER_MINUTE * seconds / 60
+        whole = int(gained)
+        self.battery_mv = min(BATTERY_FULL_MV, self.battery_mv + whole)
+        self.charge_carry_mv = gained - whole if self.battery_mv < BATTERY_FULL_MV else 0.0
 
     def open_session(self, tag: int) -> bool:
         """A session-open from the dock: zero the session registers, keep the tag. A
@@ -438,6 +451,12 @@ class Simulator:
         state.chip_counters.pop(str(serial), None)
         return serial
 
+    def pass_time(self, seconds: float) -> None:
+        """`sim clock --advance`: both clocks move on, and a seated pen charges meanwhile."""
+        self.clock.advance(seconds)
+        with self.pen._lock:
+            self.pen.state.charge(seconds)
+
     def needle(self, minutes: float, depth_mm: float | None = None, strokes: int | None = None) -> None:
         state = self.pen.state
         if state.docked:
@@ -546,7 +565,7 @@ class Simulator:
 
         def sim_clock(args, peer):
             if args.get("advance") is not None:
-                self.clock.advance(parse_duration(args["advance"]))
+                self.pass_time(parse_duration(args["advance"]))
             elif args.get("jump") is not None:
                 self.clock.jump(parse_duration(args["jump"]))
             elif args.get("synced") is not None:

@@ -127,7 +127,8 @@ JS_MESSAGES = (
     N_("Last treated on {last} ({days} days ago); next eligible date {next}."),
     N_("Last treated on {last} ({days} days ago); recommended date was {date}."),
     N_("{count} treatments of this area in the last {days} days (a course is {course})."),
-    N_("Battery {percent}% ({volts} V); {left} sessions left above the {minimum} V minimum."),
+    N_("Battery {percent}% ({volts} V), charging in the cradle: about {minutes} minutes to go to the "
+       "{minimum} V minimum; the dock frees the pen by itself then."),
     N_("{hours} motor hours since the last service (service every {every} hours)."),
     N_("The pen reports: {faults} (at {celsius} °C)."), N_("Cartridge {serial} has {strokes} strokes on it."),
     N_("It was on session {session} on {date}."), N_("Not ticked: {items}."),

@@ -434,9 +434,10 @@ def facts_sentence(code: str, facts: dict, tr: Translator, locale: str) -> str:
             count=facts["treatments_in_window"], days=facts.get("course_window_days"),
             course=facts.get("course_max_treatments"))
     if code == "battery_low" and "battery_percent" in facts:
-        return tr("Battery {percent}% ({volts} V); {left} sessions left above the {minimum} V minimum.").format(
+        return tr("Battery {percent}% ({volts} V), charging in the cradle: about {minutes} minutes to go to the "
+                  "{minimum} V minimum; the dock frees the pen by itself then.").format(
             percent=facts["battery_percent"], volts=number(facts["battery_mv"] / 1000, locale, 2),
-            left=facts.get("sessions_left", 0), minimum=number(facts.get("min_mv", 0) / 1000, locale, 2))
+            minutes=facts.get("charge_minutes", 0), minimum=number(facts.get("min_mv", 0) / 1000, locale, 2))
     if code == "service_due" and "motor_hours_since_service" in facts:
         return tr("{hours} motor hours since the last service (service every {every} hours).").format(
             hours=number(facts["motor_hours_since_service"], locale), every=facts.get("service_interval_hours"))

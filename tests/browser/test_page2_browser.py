@@ -139,8 +139,10 @@ def test_each_reason_with_its_facts(open_page, demo):
     assert "too recently" in page.inner_text("#code option:checked")
     shot(page, "reason-facts-interval-1024")
     demo.sim("fault", "battery-low")
-    expect(page.locator("#live-reasons")).to_contain_text("sessions left", timeout=LIVE_MS)
-    assert re.search(r"Battery \d+% \(3\.30 V\)", page.inner_text("#live-reasons"))
+    expect(page.locator("#live-reasons")).to_contain_text("charging in the cradle", timeout=LIVE_MS)
+    assert re.search(r"Battery \d+% \(3\.30 V\), charging in the cradle: about \d+ minutes to go",
+                     page.inner_text("#live-reasons"))
+    assert "Charge the pen, then" not in page.inner_text("#live-reasons")
     assert "motor hours" in page.inner_text("#live-facts")
     shot(page, "reason-facts-battery-1024")
     demo.sim("fault", "clear")

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 from appliance.core.config import Config
 from appliance.core.model import History, NextClient, PenReading, PenRecord, Treatment
-from appliance.core.reason_facts import (CartridgeSeen, FactInputs, battery_share, detail, pen_facts,
-                                         sentence, sessions_left)
+from appliance.core.reason_facts import (CRADLE_CHARGE_MV_PER_MINUTE, CartridgeSeen, FactInputs, battery_share,
+                                         charge_minutes, detail, pen_facts, sentence, sessions_left)
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
 READING = PenReading(pen_serial=7, firmware="1.4", strokes=1000, motor_seconds=50 * 3600 + 360,
@@ -37,6 +37,23 @@ def test_battery_as_a_share_and_sessions_left():
     assert facts["battery_percent"] == battery_share(3450) == 17
     assert facts["sessions_left"] == 0 and sessions_left(3900, 3600) == 3
     assert "17%" in sentence("battery_low", facts)
+
+
+def test_a_low_pen_is_charging_in_the_cradle_with_the_minutes_to_go():
+    """3450 mV against the 3600 mV minimum, at the cradle's rate: 150 mV to go."""
+    facts = detail("battery_low", inputs())
+    assert facts["charge_minutes"] == charge_minutes(3450, 3600) == -(-150 // CRADLE_CHARGE_MV_PER_MINUTE)
+    assert charge_minutes(3600, 3600) == 0 and charge_minutes(3599, 3600) == 1
+    words = sentence("battery_low", facts)
+    assert "charging in the cradle" in words and f"about {facts['charge_minutes']} minutes to go" in words
+    assert "frees the pen by itself" in words
+
+
+def test_battery_low_says_to_leave_the_pen_charging_not_to_dock_it_again():
+    from appliance.core.rules import describe
+
+    text = describe("battery_low")
+    assert "dock it again" not in text.action and "charging in the cradle" in text.action
 
 
 def test_service_hours_and_pen_facts():

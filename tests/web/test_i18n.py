@@ -141,3 +141,21 @@ def test_a_german_clinics_export_has_german_headers_and_words(busy_record):  # n
     assert header.startswith("Raum,Sitzung,Beginn,Ende,UTC-Versatz,Buchungsnummer,Bereich,Behandlerin,")
     assert "Die Nadel war tiefer eingestellt" in text  # a warning in words, in German
     assert "2026-11-20 08:00:00" in text  # times and numbers stay in the documented dialect
+
+
+def test_a_german_clinic_reads_that_the_low_pen_is_charging_and_the_minutes_to_go():
+    from datetime import datetime, timezone
+
+    from appliance.core.model import PenReading
+    from appliance.core.reason_facts import FactInputs, detail
+    from appliance.page.view import facts_sentence
+
+    german = i18n.read_po(i18n.translations_folder() / "de" / "LC_MESSAGES" / "messages.po")
+    reading = PenReading(pen_serial=7, firmware="1.4", strokes=1, motor_seconds=1, cartridge_serial=4,
+                         cartridge_strokes=0, max_depth_mm=0.0, battery_mv=3300, temperature_c=24.5)
+    facts = detail("battery_low", FactInputs(config=Config(), now=datetime(2026, 12, 8, 9, tzinfo=timezone.utc),
+                                                  reading=reading))
+    words = facts_sentence("battery_low", facts, lambda text: german.get(text).string, "de-DE")
+    assert f"lädt in der Halterung: noch etwa {facts['charge_minutes']} Minuten" in words
+    assert "3,30 V" in words and "3,60 V" in words
+    assert "in der Halterung laden" in german.get(rules.describe("battery_low").action).string

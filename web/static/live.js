@@ -75,8 +75,9 @@
         { count: f.treatments_in_window, days: f.course_window_days, course: f.course_max_treatments });
     }
     if (code === "battery_low" && "battery_percent" in f) {
-      return t("Battery {percent}% ({volts} V); {left} sessions left above the {minimum} V minimum.",
-        { percent: f.battery_percent, volts: number(f.battery_mv / 1000, 2), left: f.sessions_left || 0,
+      return t("Battery {percent}% ({volts} V), charging in the cradle: about {minutes} minutes to go to the " +
+        "{minimum} V minimum; the dock frees the pen by itself then.",
+        { percent: f.battery_percent, volts: number(f.battery_mv / 1000, 2), minutes: f.charge_minutes || 0,
           minimum: number((f.min_mv || 0) / 1000, 2) });
     }
     if (code === "service_due" && "motor_hours_since_service" in f) {
