@@ -73,7 +73,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def gather_wheels(checkout: Path, into: Path) -> list[Path]:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+    subprocess.run([sys.executable, "-P", "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
                     "--wheel-dir", str(into), str(checkout)], check=True)
     return sorted(into.glob("*.whl"))
 

@@ -298,6 +298,6 @@ def _put_record_back(backup: Path, record: Path) -> None:
 
 def offline_venv(venv: Path, wheels: Path, requirement: str) -> None:
     """A venv from the bundle's wheels only (no index): what the installer builds, per release."""
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-P", "-m", "venv", "--system-site-packages", str(venv)], check=True)
     subprocess.run([str(venv / "bin/pip"), "install", "--quiet", "--disable-pip-version-check",
                     "--no-index", "--find-links", str(wheels), requirement], check=True)
