@@ -20,7 +20,7 @@ ROLES = ("therapist", "manager")  # who logs in to the page; technicians use the
 # (appliance/daemon/authority.py); the page only shows or hides its buttons by it.
 ROLE_ACTS: dict[str, frozenset[str]] = {
     "therapist": frozenset({"name_client"}),
-    "manager": frozenset({"name_client", "override", "add_manager"}),
+    "manager": frozenset({"name_client", "override", "add_manager", "set_clock"}),
 }
 MIN_REASON, MAX_REASON = 5, 500  # a written reason: long enough to say something, short enough to read
 

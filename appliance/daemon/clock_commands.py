@@ -15,9 +15,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from appliance.core import inputs, vouched
+from appliance.core import vouched
 from appliance.core.inputs import MAX_REASON, MIN_REASON
 from appliance.daemon import clockwatch
+from appliance.daemon import authority
 from appliance.daemon.control import BadRequest, Denied, Refused
 from appliance.hardware.clock import ClockSetError
 from appliance.record.errors import StorageError
@@ -89,12 +90,12 @@ def clock_setter(args: dict, peer, store) -> str:
         return peer.actor
     name, password = args.get("manager"), args.get("password")
     if isinstance(name, str) and isinstance(password, str) and name and password:
-        from appliance.record.passwords import check_password  # hashlib only when a manager asks (P4)
-
-        user = store.user(name) if inputs.valid_user_name(name) else None
-        if user is not None and user.get("role") == "manager" and check_password(password, user["password_hash"]):
-            return f"{name} (manager, via {peer.user})"
-        raise Denied(f"the clock was not set: {name[:64]!r} is not a manager with that password")
+        try:  # the one manager check (role table, password, wrong guesses capped)
+            manager = authority.manager_for({"manager": name, "manager_password": password}, peer, store,
+                                            "set_clock", page_may=False)
+        except Denied as error:
+            raise Denied(f"the clock was not set: {error}") from None
+        return f"{manager} (manager, via {peer.user})"
     raise Denied("setting the clock is for a manager (from the page, with their password) or a "
                  f"technician; {peer.user} is neither")
 
