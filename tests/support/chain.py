@@ -25,6 +25,7 @@ from pathlib import Path
 
 from appliance.chain.provision import provision
 from appliance.fleet import keys
+from tests.support.clinic import ip, join_hub
 from tests.support.demo import REPO
 from tests.support.waiting import wait_for  # noqa: F401  (the bench uses it too)
 
@@ -46,10 +47,6 @@ def skip_reason() -> str | None:
     if pg_bin() is None:
         return "needs Debian's postgresql (make test installs it)"
     return None
-
-
-def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True, timeout=20)
 
 
 class Postgres:
@@ -154,17 +151,9 @@ class Chain:
         ip("-n", self.central_ns, "link", "set", "lo", "up")
         ip("-n", self.central_ns, "addr", "add", f"{CENTRAL}/32", "dev", "lo")
         for i, clinic in enumerate(self.clinics, start=1):
-            ns, here, there = self.ns[clinic], f"chn{self.tag}{i}n", self.links[clinic]
-            ip("netns", "add", ns)
-            ip("-n", ns, "link", "set", "lo", "up")
-            ip("link", "add", here, "type", "veth", "peer", "name", there)
-            ip("link", "set", here, "netns", ns)
-            ip("link", "set", there, "netns", self.central_ns)
-            ip("-n", ns, "addr", "add", f"10.77.{i}.2/24", "dev", here)
-            ip("-n", ns, "link", "set", here, "up")
+            ns, here = self.ns[clinic], f"chn{self.tag}{i}n"
+            join_hub(ns, here, self.links[clinic], self.central_ns, f"10.77.{i}")
             ip("-n", ns, "route", "add", f"{CENTRAL}/32", "via", f"10.77.{i}.1")
-            ip("-n", self.central_ns, "addr", "add", f"10.77.{i}.1/24", "dev", there)
-            ip("-n", self.central_ns, "link", "set", there, "up")
         provision(self.files, f"mqtt://{CENTRAL}:{CENTRAL_PORT}",
                   [f"{c}=mqtt://127.0.0.1:{CLINIC_PORT}" for c in self.clinics], anonymous=True)
         chain_pub = (self.files / "chain.pub").read_text()

@@ -38,6 +38,19 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], check=check, capture_output=True, text=True, timeout=20)
 
 
+def join_hub(ns: str, here: str, there: str, hub_ns: str, net: str) -> None:
+    """A new namespace `ns` on a veth pair to `hub_ns`: `net`.2 on its side, `net`.1 on the hub's."""
+    ip("netns", "add", ns)
+    ip("-n", ns, "link", "set", "lo", "up")
+    ip("link", "add", here, "type", "veth", "peer", "name", there)
+    ip("link", "set", here, "netns", ns)
+    ip("link", "set", there, "netns", hub_ns)
+    ip("-n", ns, "addr", "add", f"{net}.2/24", "dev", here)
+    ip("-n", ns, "link", "set", here, "up")
+    ip("-n", hub_ns, "addr", "add", f"{net}.1/24", "dev", there)
+    ip("-n", hub_ns, "link", "set", there, "up")
+
+
 class Clinic:
     def __init__(self, root: Path, docks: tuple[str, ...] = ("room-1", "room-2", "room-3"), *,
                  stale_after_minutes: float = 0.05, extra_config: str = ""):
@@ -59,16 +72,7 @@ class Clinic:
         ip("netns", "add", self.broker_ns)
         ip("-n", self.broker_ns, "link", "set", "lo", "up")
         for i, dock in enumerate(self.docks, start=1):
-            ns, here, there = self.ns[dock], f"{self.tag}{i}a", self.links[dock]
-            ip("netns", "add", ns)
-            ip("-n", ns, "link", "set", "lo", "up")
-            ip("link", "add", here, "type", "veth", "peer", "name", there)
-            ip("link", "set", here, "netns", ns)
-            ip("link", "set", there, "netns", self.broker_ns)
-            ip("-n", ns, "addr", "add", f"10.88.{i}.2/24", "dev", here)
-            ip("-n", ns, "link", "set", here, "up")
-            ip("-n", self.broker_ns, "addr", "add", f"10.88.{i}.1/24", "dev", there)
-            ip("-n", self.broker_ns, "link", "set", there, "up")
+            join_hub(self.ns[dock], f"{self.tag}{i}a", self.links[dock], self.broker_ns, f"10.88.{i}")
         provision(self.files, list(self.docks), "mqtt://broker", port=BROKER_PORT, persistence=False)
         conf = self.files / "broker" / "mosquitto.conf"
         conf.write_text(conf.read_text() + "user root\n")  # the test's files belong to root
